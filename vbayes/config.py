@@ -1,0 +1,151 @@
+"""Frozen, hashable configs: built by experiments/ from flags, passed to the library.
+
+Nothing under vbayes/ reads flags; every function takes one of these (or plain
+arguments). Being frozen dataclasses they can be static arguments to `jax.jit`.
+"""
+
+import dataclasses
+import json
+from typing import Any
+
+DATASETS = ("binarized_mnist", "mnist", "4frames")
+BINARIZATIONS = ("fixed", "dynamic", "threshold", "none")
+LIKELIHOODS = ("bernoulli", "gaussian")
+ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
+OBJECTIVES = ("elbo",)
+KL_ESTIMATORS = ("analytic", "mc")
+
+# Which binarizations each dataset allows; the first is its default.
+DATASET_BINARIZATIONS = {
+    "binarized_mnist": ("fixed",),
+    "4frames": ("fixed",),
+    "mnist": ("dynamic", "threshold", "none"),
+}
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the field."""
+
+
+def _require(condition: bool, message: str):
+  if not condition:
+    raise ConfigError(message)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+  """Encoder q(z|x) = N(mu(x), diag sigma^2(x)), prior N(0, I), decoder p(x|z).
+
+  Defaults: a 784-500-500-L MLP encoder and its mirror as decoder, ReLU.
+  likelihood: "bernoulli" (binary pixels, logits out) or "gaussian" (grey pixels:
+  mean sigmoid(h), or h itself with gaussian_mean="identity"; one learned scale
+  per pixel, at least `min_scale`). hidden_sizes=() makes both networks linear.
+  """
+  data_dim: int = 784
+  latent_dim: int = 2
+  hidden_sizes: tuple[int, ...] = (500, 500)
+  activation: str = "relu"
+  likelihood: str = "bernoulli"
+  min_scale: float = 0.01
+  gaussian_mean: str = "sigmoid"
+
+  def __post_init__(self):
+    _require(self.data_dim > 0, f"data_dim must be positive, got {self.data_dim}")
+    _require(self.latent_dim > 0, f"latent_dim must be positive, got {self.latent_dim}")
+    _require(all(h > 0 for h in self.hidden_sizes),
+             f"hidden_sizes must all be positive, got {self.hidden_sizes}")
+    _require(self.activation in ACTIVATIONS,
+             f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+    _require(self.likelihood in LIKELIHOODS,
+             f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+    _require(self.min_scale > 0, f"min_scale must be positive, got {self.min_scale}")
+    _require(self.gaussian_mean in ("sigmoid", "identity"),
+             f"gaussian_mean must be sigmoid or identity, got {self.gaussian_mean!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataConfig:
+  """Which tfds dataset (or the generated 4frames) and how pixels become binary.
+
+  binarization: "fixed" (the dataset is binary already), "dynamic" (a fresh
+  Bernoulli(x / 255) draw each time an image is used, inside the jitted step),
+  "threshold" (x > 127) or "none" (x / 255, for a Gaussian decoder).
+  """
+  dataset: str = "binarized_mnist"
+  binarization: str = "fixed"
+
+  def __post_init__(self):
+    _require(self.dataset in DATASETS,
+             f"unknown dataset {self.dataset!r}: choose one of {DATASETS}")
+    allowed = DATASET_BINARIZATIONS[self.dataset]
+    _require(self.binarization in allowed,
+             f"binarization {self.binarization!r} does not apply to dataset "
+             f"{self.dataset!r}: choose one of {allowed}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+  """Everything that determines a training run's trajectory, plus its length.
+
+  A run is resumable only with the same config up to `RUN_LENGTH_FIELDS`
+  (training longer or evaluating differently does not change the steps taken).
+  """
+  model: ModelConfig = ModelConfig()
+  data: DataConfig = DataConfig()
+  objective: str = "elbo"
+  kl_estimator: str = "analytic"
+  batch_size: int = 100
+  learning_rate: float = 1e-3
+  epochs: int = 10
+  seed: int = 0
+  steps_per_call: int = 100
+  checkpoint_every_epochs: int = 1
+  eval_k: int = 5000
+  eval_batch_size: int = 100
+  quadrature_points: int = 512
+  quadrature_limit: float = 5.0
+
+  def __post_init__(self):
+    _require(self.objective in OBJECTIVES,
+             f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+    _require(self.kl_estimator in KL_ESTIMATORS,
+             f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
+    for name in ("batch_size", "epochs", "steps_per_call", "checkpoint_every_epochs",
+                 "eval_k", "eval_batch_size", "quadrature_points"):
+      value = getattr(self, name)
+      _require(value > 0, f"{name} must be positive, got {value}")
+    _require(self.learning_rate > 0,
+             f"learning_rate must be positive, got {self.learning_rate}")
+    _require(self.quadrature_limit > 0,
+             f"quadrature_limit must be positive, got {self.quadrature_limit}")
+    binary = self.data.binarization != "none"
+    _require(binary == (self.model.likelihood == "bernoulli"),
+             f"likelihood {self.model.likelihood!r} does not fit binarization "
+             f"{self.data.binarization!r}: use bernoulli for binary pixels and "
+             "gaussian for grey ones (binarization none)")
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    d = dict(d)
+    model = dict(d.pop("model"))
+    model["hidden_sizes"] = tuple(model["hidden_sizes"])
+    return cls(model=ModelConfig(**model), data=DataConfig(**d.pop("data")), **d)
+
+
+# Fields that may change between a run and its resumption.
+RUN_LENGTH_FIELDS = ("epochs", "eval_k", "eval_batch_size", "quadrature_points",
+                     "quadrature_limit", "checkpoint_every_epochs")
+
+
+def trajectory_fields(config: TrainConfig) -> dict[str, Any]:
+  """The config without the fields a resumed run may change."""
+  d = config.to_dict()
+  for name in RUN_LENGTH_FIELDS:
+    d.pop(name)
+  return d

@@ -1,0 +1,200 @@
+"""Datasets as whole uint8 arrays, ready to sit on the device.
+
+MNIST-family data comes through tensorflow-datasets exactly as an online user
+gets it; offline, tfds builds it from a local folder of the original files
+(`manual_dir`, laid out like ../shared/data). After the first preparation the
+splits are also kept as one .npz beside the tfds files, which loads in well
+under a second. 4frames (Mescheder et al. 2017) is generated.
+
+Images are flattened to [N, D] uint8. "threshold" is applied here; "dynamic" and
+"none" keep grey values and are turned into floats inside the jitted step by
+`to_float`.
+"""
+
+import dataclasses
+import gzip
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vbayes.config import DataConfig
+
+MANUAL_DIR_ENV = "VBAYES_MANUAL_DIR"
+DATA_DIR_ENV = "TFDS_DATA_DIR"
+
+# Files tfds needs in its manual dir, and where they sit in a folder like ../shared/data.
+MANUAL_FILES = {
+    "mnist": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    "binarized_mnist": ("binarized_mnist_train.amat.gz", "binarized_mnist_valid.amat.gz",
+                        "binarized_mnist_test.amat.gz"),
+}
+DOWNLOAD_HOSTS = {"mnist": "storage.googleapis.com", "binarized_mnist": "www.cs.toronto.edu"}
+
+
+class DataError(RuntimeError):
+  """Data that cannot be had: the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+  """Flattened images of one dataset. Arrays are numpy uint8 [N, D]; labels int32 or None."""
+  train: np.ndarray
+  test: np.ndarray
+  image_shape: tuple[int, int]
+  binarization: str
+  validation: np.ndarray | None = None
+  test_labels: np.ndarray | None = None
+
+  @property
+  def data_dim(self) -> int:
+    return self.train.shape[1]
+
+
+def default_data_dir() -> Path:
+  return Path(os.environ.get(DATA_DIR_ENV, Path.home() / "tensorflow_datasets"))
+
+
+def default_manual_dir() -> Path | None:
+  value = os.environ.get(MANUAL_DIR_ENV)
+  return Path(value) if value else None
+
+
+def four_frames(copies: int = 250) -> np.ndarray:
+  """The four 2x2 binary images with one pixel on, each repeated `copies` times: [4 * copies, 4].
+
+  The data distribution is uniform over the four images, so the best possible
+  log-likelihood is -log 4 nats.
+  """
+  return np.tile(np.eye(4, dtype=np.uint8), (copies, 1))
+
+
+def to_float(key: jax.Array, x_uint8: jax.Array, binarization: str) -> jax.Array:
+  """Stored pixels -> model input, inside jit.
+
+  fixed/threshold: already {0, 1}; dynamic: x ~ Bernoulli(pixel / 255), a fresh
+  draw per call; none: pixel / 255 in [0, 1].
+  """
+  if binarization in ("fixed", "threshold"):
+    return x_uint8.astype(jnp.float32)
+  grey = x_uint8.astype(jnp.float32) / 255.0
+  if binarization == "dynamic":
+    return jax.random.bernoulli(key, grey).astype(jnp.float32)
+  if binarization == "none":
+    return grey
+  raise ValueError(f"unknown binarization {binarization!r}")
+
+
+def load(config: DataConfig, *, data_dir: str | Path | None = None,
+         manual_dir: str | Path | None = None) -> ImageData:
+  """Loads the dataset `config` names, preparing it with tfds the first time."""
+  if config.dataset == "4frames":
+    return ImageData(train=four_frames(), test=four_frames(1), image_shape=(2, 2),
+                     binarization="fixed", test_labels=np.arange(4, dtype=np.int32))
+  data_dir = Path(data_dir) if data_dir else default_data_dir()
+  manual_dir = Path(manual_dir) if manual_dir else default_manual_dir()
+  splits = load_tfds_arrays(config.dataset, data_dir=data_dir, manual_dir=manual_dir)
+  images = {name: arr for name, arr in splits.items() if not name.endswith("_labels")}
+  if config.binarization == "threshold":
+    images = {name: (arr > 127).astype(np.uint8) for name, arr in images.items()}
+  return ImageData(train=images["train"], test=images["test"],
+                   validation=images.get("validation"), image_shape=(28, 28),
+                   binarization=config.binarization, test_labels=splits.get("test_labels"))
+
+
+def cache_path(name: str, data_dir: Path) -> Path:
+  return Path(data_dir) / "vbayes_arrays" / f"{name}.npz"
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]):
+  """Writes the .npz atomically (a reader never sees half a file)."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(".tmp.npz")
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)
+
+
+def load_tfds_arrays(name: str, *, data_dir: Path, manual_dir: Path | None) -> dict[str, np.ndarray]:
+  """{"train": uint8 [N, 784], "test": ..., ["validation"], ["<split>_labels"]}."""
+  path = cache_path(name, data_dir)
+  if path.exists():
+    try:
+      with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+    except Exception as e:  # A damaged cache is rebuilt from the tfds files.
+      print(f"vbayes: ignoring unreadable cache {path} ({e}); rebuilding it")
+  arrays = _read_tfds(name, data_dir=data_dir, manual_dir=manual_dir)
+  save_arrays(path, arrays)
+  return arrays
+
+
+def _read_tfds(name, *, data_dir: Path, manual_dir: Path | None):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  builder = tfds.builder(name, data_dir=str(data_dir), file_format="array_record")
+  if not builder.is_prepared():
+    _prepare(builder, name, data_dir=data_dir, manual_dir=manual_dir)
+  arrays = {}
+  for split, source in builder.as_data_source().items():
+    records = source.__getitems__(list(range(len(source))))
+    arrays[split] = np.stack([r["image"].reshape(-1) for r in records]).astype(np.uint8)
+    if "label" in records[0]:
+      arrays[f"{split}_labels"] = np.array([r["label"] for r in records], np.int32)
+  return arrays
+
+
+def _prepare(builder, name: str, *, data_dir: Path, manual_dir: Path | None):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  if manual_dir is not None:
+    tfds_manual_dir = _manual_files(name, Path(manual_dir), data_dir)
+    config = tfds.download.DownloadConfig(manual_dir=str(tfds_manual_dir))
+  else:
+    host = DOWNLOAD_HOSTS[name]
+    if not _reachable(host):
+      raise DataError(
+          f"dataset {name!r} is not prepared in {data_dir} and {host} cannot be reached. "
+          f"Offline, pass --manual_dir (or set {MANUAL_DIR_ENV}) to a folder laid out like "
+          f"../shared/data, holding {name}/ with {', '.join(MANUAL_FILES[name])}.")
+    config = tfds.download.DownloadConfig()
+  print(f"vbayes: preparing tfds dataset {name!r} in {data_dir} (once)")
+  builder.download_and_prepare(download_config=config)
+
+
+def _manual_files(name: str, manual_dir: Path, data_dir: Path) -> Path:
+  """Checks `manual_dir/name/` and returns the folder tfds should read.
+
+  tfds wants binarized MNIST's .amat files uncompressed: they are unpacked into
+  the data dir, never into manual_dir (which may be read-only).
+  """
+  folder = manual_dir / name
+  missing = [f for f in MANUAL_FILES[name] if not (folder / f).is_file()]
+  if missing:
+    raise DataError(
+        f"manual dir {folder} lacks {', '.join(missing)}: it must hold the original "
+        f"{name} files ({', '.join(MANUAL_FILES[name])}), as ../shared/data/{name}/ does.")
+  if name != "binarized_mnist":
+    return folder
+  unpacked = data_dir / "vbayes_manual" / name
+  unpacked.mkdir(parents=True, exist_ok=True)
+  for f in MANUAL_FILES[name]:
+    target = unpacked / f.removesuffix(".gz")
+    if not target.exists():
+      tmp = target.with_suffix(".partial")
+      with gzip.open(folder / f) as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+      os.replace(tmp, target)
+  return unpacked
+
+
+def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+  try:
+    socket.create_connection((host, port), timeout=timeout).close()
+    return True
+  except OSError:
+    return False

@@ -1,0 +1,173 @@
+"""Held-out evaluation: importance-sampled log p(x), grid quadrature for 2-D
+latents, ELBO and its parts, active units.
+
+Memory stays bounded for any number of samples k: the k samples are drawn in
+chunks inside a `lax.scan` that carries a running log-sum-exp, and images go
+through in batches.
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vbayes import data as data_lib
+from vbayes import distributions, models
+from vbayes.config import ModelConfig
+
+# Decoder rows (samples x images) evaluated at once: 32768 x 784 float32 = 100 MB of logits.
+MAX_ROWS_PER_CHUNK = 32768
+
+
+def largest_divisor_at_most(n: int, cap: int) -> int:
+  return max(d for d in range(1, min(n, max(cap, 1)) + 1) if n % d == 0)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "k", "chunk"))
+def importance_sampled_log_likelihood(params, key, x_BxD, *, model: ModelConfig, k: int,
+                                      chunk: int):
+  """log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)  (Burda et al. 2016).
+
+  Also returns the k-sample mean of log p(x|z_i), the reconstruction term of the
+  ELBO. `chunk` must divide k. Returns (log_px_B, mean_log_lik_B).
+  """
+  if k % chunk:
+    raise ValueError(f"chunk {chunk} must divide k {k}")
+  mean_BxL, log_var_BxL = jax.vmap(models.encode, in_axes=(None, None, 0))(params, model, x_BxD)
+  log_lik_fn = jax.vmap(jax.vmap(models.log_likelihood, in_axes=(None, None, 0, 0)),
+                        in_axes=(None, None, 0, None))  # over samples, then images
+
+  def body(carry, i):
+    log_sum_B, lik_sum_B = carry
+    eps_CxBxL = jax.random.normal(jax.random.fold_in(key, i), (chunk, *mean_BxL.shape))
+    z_CxBxL = mean_BxL + jnp.exp(0.5 * log_var_BxL) * eps_CxBxL
+    log_lik_CxB = log_lik_fn(params, model, z_CxBxL, x_BxD)
+    log_w_CxB = (log_lik_CxB + distributions.std_normal_log_prob(z_CxBxL)
+                 - distributions.diag_normal_log_prob(mean_BxL, log_var_BxL, z_CxBxL))
+    log_sum_B = jnp.logaddexp(log_sum_B, jax.nn.logsumexp(log_w_CxB, axis=0))
+    return (log_sum_B, lik_sum_B + jnp.sum(log_lik_CxB, axis=0)), None
+
+  batch = x_BxD.shape[0]
+  init = (jnp.full((batch,), -jnp.inf), jnp.zeros((batch,)))
+  (log_sum_B, lik_sum_B), _ = jax.lax.scan(body, init, jnp.arange(k // chunk))
+  return log_sum_B - math.log(k), lik_sum_B / k
+
+
+def latent_grid(limit: float, points: int):
+  """A points x points grid of midpoints of cells tiling [-limit, limit]^2.
+
+  Returns (z_Gx2, log cell area). Cell midpoints make the sum a midpoint rule.
+  """
+  width = 2.0 * limit / points
+  axis = -limit + width * (jnp.arange(points) + 0.5)
+  z1, z2 = jnp.meshgrid(axis, axis, indexing="xy")
+  return jnp.stack([z1.ravel(), z2.ravel()], axis=-1), 2.0 * math.log(width)
+
+
+def _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D):
+  """log p(x_b, z_c) = log p(x_b | z_c) + log p(z_c): [B, C]."""
+  return (models.log_likelihood_matrix(params, model, z_Cx2, x_BxD, pixel_mask_D)
+          + distributions.std_normal_log_prob(z_Cx2)[None, :])
+
+
+def _grid_chunks(limit: float, points: int, batch: int):
+  """The grid split into chunks of C points, C dividing G, with about B * C <= 4M entries."""
+  z_Gx2, log_area = latent_grid(limit, points)
+  chunk = largest_divisor_at_most(points * points, max(1, (1 << 22) // batch))
+  return z_Gx2.reshape(-1, chunk, 2), log_area
+
+
+@functools.partial(jax.jit, static_argnames=("model", "limit", "points"))
+def log_joint_on_grid(params, x_BxD, *, model: ModelConfig, limit: float, points: int,
+                      pixel_mask_D=None):
+  """log p(x_b, z_g) on the 2-D latent grid of `latent_grid`: [B, G], g row-major.
+
+  The decoder runs once per grid point. Normalized over g it is the grid
+  posterior p(z | x) (of the observed pixels, with `pixel_mask_D`).
+  """
+  z_NxCx2, _ = _grid_chunks(limit, points, x_BxD.shape[0])
+  out_NxBxC = jax.lax.map(
+      lambda z_Cx2: _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D), z_NxCx2)
+  return jnp.moveaxis(out_NxBxC, 0, 1).reshape(x_BxD.shape[0], -1)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "limit", "points"))
+def quadrature_log_likelihood(params, x_BxD, *, model: ModelConfig, limit: float = 5.0,
+                              points: int = 512, pixel_mask_D=None):
+  """log p(x) = log int p(x|z) p(z) dz ~= logsumexp_g log p(x, z_g) + log(cell area).
+
+  Midpoint rule on `latent_grid`: exact up to the grid, for 2-D latents only. The
+  prior mass outside [-limit, limit]^2 is left out (1.1e-6 of it for limit 5). A
+  running log-sum-exp over grid chunks keeps memory at O(B * chunk).
+  """
+  if model.latent_dim != 2:
+    raise ValueError(f"grid quadrature needs latent_dim 2, got {model.latent_dim}")
+  z_NxCx2, log_area = _grid_chunks(limit, points, x_BxD.shape[0])
+
+  def body(log_sum_B, z_Cx2):
+    log_joint_BxC = _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D)
+    return jnp.logaddexp(log_sum_B, jax.nn.logsumexp(log_joint_BxC, axis=1)), None
+
+  log_sum_B, _ = jax.lax.scan(body, jnp.full((x_BxD.shape[0],), -jnp.inf), z_NxCx2)
+  return log_sum_B + log_area
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _encoder_means(params, x_BxD, *, model):
+  return jax.vmap(models.encode, in_axes=(None, None, 0))(params, model, x_BxD)
+
+
+def _batches(images: np.ndarray, batch_size: int):
+  """Yields (batch, number of real rows); the last batch is padded by repetition."""
+  for start in range(0, len(images), batch_size):
+    batch = images[start:start + batch_size]
+    n = len(batch)
+    if n < batch_size:
+      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
+    yield batch, n
+
+
+def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binarization: str,
+             k: int, batch_size: int = 100, quadrature: dict | None = None) -> dict:
+  """Test-set metrics in nats per image (averaged over images).
+
+  nll: -log p(x) by k-sample importance sampling with q(z|x) as proposal;
+  elbo = recon - kl, with recon = E_q log p(x|z) over the same k samples and the
+  analytic KL; active_units: #{i : Var_x E_q[z_i] > 0.01} (Burda et al. 2016).
+  With `quadrature` ({"limit", "points"}) and a 2-D latent, also nll_quadrature.
+  Dynamically binarized data is binarized once, with `key`, for the whole test.
+  """
+  binarize_key, sample_key = jax.random.split(key)
+  chunk = largest_divisor_at_most(k, max(1, MAX_ROWS_PER_CHUNK // batch_size))
+  log_px, recon, kl, means, xs = [], [], [], [], []
+  for i, (batch, n) in enumerate(_batches(images_NxD, batch_size)):
+    x = data_lib.to_float(jax.random.fold_in(binarize_key, i), jnp.asarray(batch), binarization)
+    xs.append(x[:n])
+    lp, rec = importance_sampled_log_likelihood(
+        params, jax.random.fold_in(sample_key, i), x, model=model, k=k, chunk=chunk)
+    mean, log_var = _encoder_means(params, x, model=model)
+    log_px.append(lp[:n]); recon.append(rec[:n]); means.append(mean[:n])
+    kl.append(jax.vmap(distributions.kl_diag_normal_std_normal)(mean, log_var)[:n])
+  log_px, recon, kl, means = (np.concatenate(jax.device_get(a)) for a in (log_px, recon, kl, means))
+  results = {
+      "test_nll": float(-log_px.mean()),
+      "test_nll_stderr": float(log_px.std() / math.sqrt(len(log_px))),
+      "test_elbo": float((recon - kl).mean()),
+      "test_recon": float(recon.mean()),
+      "test_kl": float(kl.mean()),
+      "active_units": active_units(means),
+      "eval_k": k,
+      "num_test_images": int(len(log_px)),
+  }
+  if quadrature is not None and model.latent_dim == 2:
+    log_px_grid = quadrature_log_likelihood(params, jnp.concatenate(xs), model=model,
+                                            **quadrature)
+    results["test_nll_quadrature"] = float(-jnp.mean(log_px_grid))
+  return results
+
+
+def active_units(means_NxL: np.ndarray, threshold: float = 0.01) -> int:
+  """A_u = Cov_x(E_{q(u|x)}[u]) > threshold, counted over latent dimensions (Burda et al. 2016)."""
+  return int(np.sum(np.var(np.asarray(means_NxL), axis=0) > threshold))

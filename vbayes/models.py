@@ -1,0 +1,124 @@
+"""Encoder and decoder MLPs as pure functions over plain parameter dicts.
+
+    params = init(key, config)            # {"encoder": ..., "decoder": ...}
+    mean_L, log_var_L = encode(params, config, x_D)
+    log_p = log_likelihood(params, config, z_L, x_D)   # log p(x | z)
+
+Every function acts on one example; callers `jax.vmap` over batches and samples.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from vbayes import distributions
+from vbayes.config import ModelConfig
+
+Params = dict
+
+ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "softplus": jax.nn.softplus,
+    "elu": jax.nn.elu,
+    "gelu": jax.nn.gelu,
+}
+
+
+def dense_init(key: jax.Array, fan_in: int, fan_out: int) -> Params:
+  """LeCun-normal weights w ~ N(0, 1 / fan_in) (truncated at 2 sd), zero bias."""
+  w = jax.nn.initializers.lecun_normal()(key, (fan_in, fan_out), jnp.float32)
+  return {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
+
+
+def mlp_init(key: jax.Array, sizes: tuple[int, ...]) -> Params:
+  """Layers sizes[0] -> sizes[1] -> ... ; named layer_0, layer_1, ... (last is the output)."""
+  keys = jax.random.split(key, len(sizes) - 1)
+  return {f"layer_{i}": dense_init(k, n_in, n_out)
+          for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:]))}
+
+
+def mlp_apply(params: Params, x: jax.Array, activation: str) -> jax.Array:
+  """h_{i+1} = act(h_i W_i + b_i) for hidden layers; the last layer is linear."""
+  act = ACTIVATIONS[activation]
+  n = len(params)
+  for i in range(n):
+    layer = params[f"layer_{i}"]
+    x = x @ layer["w"] + layer["b"]
+    if i < n - 1:
+      x = act(x)
+  return x
+
+
+def init(key: jax.Array, config: ModelConfig) -> Params:
+  """Parameters of q(z|x) (outputs mean and log-variance) and of p(x|z)."""
+  enc_key, dec_key = jax.random.split(key)
+  hidden = tuple(config.hidden_sizes)
+  params = {
+      "encoder": mlp_init(enc_key, (config.data_dim, *hidden, 2 * config.latent_dim)),
+      "decoder": mlp_init(dec_key, (config.latent_dim, *hidden[::-1], config.data_dim)),
+  }
+  if config.likelihood == "gaussian":
+    # scale = min_scale + softplus(raw); raw = 0 gives about 0.7.
+    params["decoder_raw_scale"] = jnp.zeros((config.data_dim,), jnp.float32)
+  return params
+
+
+def encode(params: Params, config: ModelConfig, x_D: jax.Array):
+  """q(z|x) = N(mean(x), diag exp(log_var(x))); returns (mean_L, log_var_L)."""
+  out = mlp_apply(params["encoder"], x_D, config.activation)
+  mean_L, log_var_L = jnp.split(out, 2, axis=-1)
+  return mean_L, log_var_L
+
+
+def decode(params: Params, config: ModelConfig, z_L: jax.Array) -> jax.Array:
+  """The decoder network's output: Bernoulli logits, or pre-sigmoid Gaussian means."""
+  return mlp_apply(params["decoder"], z_L, config.activation)
+
+
+def decoder_scale(params: Params, config: ModelConfig) -> jax.Array:
+  """Per-pixel standard deviation of the Gaussian decoder: min_scale + softplus(raw)."""
+  return config.min_scale + jax.nn.softplus(params["decoder_raw_scale"])
+
+
+def gaussian_mean(config: ModelConfig, out_D: jax.Array) -> jax.Array:
+  return jax.nn.sigmoid(out_D) if config.gaussian_mean == "sigmoid" else out_D
+
+
+def log_likelihood(params: Params, config: ModelConfig, z_L, x_D) -> jax.Array:
+  """log p(x | z): Bernoulli(sigmoid(f(z))) or N(m(f(z)), diag s^2)."""
+  out_D = decode(params, config, z_L)
+  if config.likelihood == "bernoulli":
+    return distributions.bernoulli_log_prob(out_D, x_D)
+  log_scale = jnp.log(decoder_scale(params, config))
+  return distributions.gaussian_log_prob(gaussian_mean(config, out_D), log_scale, x_D)
+
+
+def mean_image(params: Params, config: ModelConfig, z_L) -> jax.Array:
+  """E[x | z] for either likelihood."""
+  out_D = decode(params, config, z_L)
+  if config.likelihood == "bernoulli":
+    return jax.nn.sigmoid(out_D)
+  return gaussian_mean(config, out_D)
+
+
+def log_likelihood_matrix(params: Params, config: ModelConfig, z_GxL, x_BxD,
+                          pixel_mask_D=None) -> jax.Array:
+  """log p(x_b | z_g) for every image b and latent point g: [B, G].
+
+  Each z_g is decoded once and the pixel sums become matrix products:
+    Bernoulli: log p(x|z) = x . l(z) - sum_d softplus(l_d(z));
+    Gaussian:  log p(x|z) = -sum_d [(x_d - m_d)^2 / (2 s_d^2) + log s_d + log(2 pi)/2],
+               expanded as x^2 . a - 2 x . (a m) + (a m^2) summed, with a = 1 / (2 s^2).
+  pixel_mask_D (0/1), if given, keeps only the observed pixels' terms.
+  """
+  out_GxD = jax.vmap(decode, in_axes=(None, None, 0))(params, config, z_GxL)
+  mask = jnp.ones((config.data_dim,), jnp.float32) if pixel_mask_D is None else pixel_mask_D
+  x_BxD = x_BxD * mask
+  if config.likelihood == "bernoulli":
+    return x_BxD @ out_GxD.T - (jax.nn.softplus(out_GxD) @ mask)[None, :]
+  scale_D = decoder_scale(params, config)
+  a_D = 0.5 / scale_D**2
+  m_GxD = gaussian_mean(config, out_GxD)
+  const = jnp.sum(mask * (jnp.log(scale_D) + 0.5 * distributions.LOG_2PI))
+  quad = (x_BxD**2 @ a_D)[:, None] - 2.0 * x_BxD @ (m_GxD * a_D).T + ((m_GxD**2 * a_D) @ mask)[None, :]
+  return -quad - const

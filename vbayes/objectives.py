@@ -1,0 +1,58 @@
+"""Training objectives. Each has the signature
+
+    loss(params, key, x_BxD) -> (scalar loss to minimize, dict of scalar metrics)
+
+so the training loop never knows which one it runs. The per-example quantity is
+written for one image and `jax.vmap`-ed over the batch with one key per image.
+"""
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from vbayes import distributions, models
+from vbayes.config import ModelConfig, TrainConfig
+
+Objective = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def elbo(params, key, x_D, *, model: ModelConfig, kl_estimator: str = "analytic"):
+  """One-sample ELBO of one image (Kingma & Welling 2014, eq. 7 and 10).
+
+      ELBO(x) = E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z)),  z = mu + sigma * eps.
+
+  kl_estimator "analytic" uses the closed-form Gaussian KL; "mc" the one-sample
+  estimate log q(z|x) - log p(z) at the same z.
+  Returns {"elbo", "log_likelihood", "kl"}, each a scalar.
+  """
+  mean_L, log_var_L = models.encode(params, model, x_D)
+  z_L = distributions.diag_normal_sample(key, mean_L, log_var_L)
+  log_lik = models.log_likelihood(params, model, z_L, x_D)
+  if kl_estimator == "analytic":
+    kl = distributions.kl_diag_normal_std_normal(mean_L, log_var_L)
+  elif kl_estimator == "mc":
+    kl = (distributions.diag_normal_log_prob(mean_L, log_var_L, z_L)
+          - distributions.std_normal_log_prob(z_L))
+  else:
+    raise ValueError(f"unknown kl_estimator {kl_estimator!r}")
+  return {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl}
+
+
+def elbo_loss(params, key, x_BxD, *, model: ModelConfig, kl_estimator: str = "analytic"):
+  """-mean_b ELBO(x_b), with independent noise per image."""
+  keys = jax.random.split(key, x_BxD.shape[0])
+  per_example = jax.vmap(
+      functools.partial(elbo, model=model, kl_estimator=kl_estimator),
+      in_axes=(None, 0, 0))(params, keys, x_BxD)
+  metrics = {name: jnp.mean(value) for name, value in per_example.items()}
+  return -metrics["elbo"], metrics
+
+
+def get_objective(config: TrainConfig) -> Objective:
+  """The objective named by `config.objective`, closed over its settings."""
+  if config.objective == "elbo":
+    return functools.partial(elbo_loss, model=config.model,
+                             kl_estimator=config.kl_estimator)
+  raise ValueError(f"unknown objective {config.objective!r}")
