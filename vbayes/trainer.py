@@ -41,7 +41,7 @@ class TrainingDiverged(RuntimeError):
 
 
 def check_workdir(config: TrainConfig, workdir: Path):
-  """Refuses a workdir holding a run with another config; writes config.json otherwise.
+  """Refuses a workdir holding a run with another config, or anything else.
 
   Fields in config.RUN_LENGTH_FIELDS (epochs, evaluation settings) may differ: a
   run can be resumed to train longer or be evaluated with another k.
@@ -60,9 +60,12 @@ def check_workdir(config: TrainConfig, workdir: Path):
   elif any(workdir.iterdir()):
     raise WorkdirError(f"workdir {workdir} is not empty and holds no {CONFIG_FILE}; "
                        "use an empty or new --workdir")
-  tmp = path.with_suffix(".tmp")
+
+
+def write_config(config: TrainConfig, workdir: Path):
+  tmp = workdir / (CONFIG_FILE + ".tmp")
   tmp.write_text(config.to_json())
-  os.replace(tmp, path)
+  os.replace(tmp, workdir / CONFIG_FILE)
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> str:
@@ -108,12 +111,15 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
   optimizer = train_lib.make_optimizer(config)
   state = train_lib.init_state(init_key, config, optimizer)
   checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints")
-  writer = metrics_io.MetricWriter(workdir)
+  writer = None
   try:
+    # Nothing in the workdir is written before the checkpoint has been read back.
     if checkpointer.latest_step() is not None:
       state, train_key = checkpointer.restore(state, train_key)
       metrics_io.truncate_after(workdir, int(state["step"]))
       log(f"resumed from step {int(state['step'])} in {checkpointer.directory}")
+    write_config(config, workdir)
+    writer = metrics_io.MetricWriter(workdir)
     state = train_lib.replicate(state, mesh)
     images = train_lib.replicate(jnp.asarray(data.train), mesh)
     train_chunk = train_lib.make_train_chunk(
@@ -138,7 +144,8 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
     return results
   finally:
     checkpointer.close()
-    writer.close()
+    if writer is not None:
+      writer.close()
 
 
 def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps, steps_per_epoch,

@@ -1,0 +1,53 @@
+"""Run by test_train.py in a process with 8 CPU devices: the same training chunk on
+one device and data-parallel over a mesh of 8 must give the same parameters."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vbayes import config as config_lib, objectives
+from vbayes import train as train_lib
+
+
+def main():
+  assert jax.device_count() == 8, jax.devices()
+  config = config_lib.TrainConfig(
+      model=config_lib.ModelConfig(data_dim=20, latent_dim=3, hidden_sizes=(32,)),
+      data=config_lib.DataConfig(dataset="mnist", binarization="dynamic"), batch_size=16,
+      steps_per_call=5, learning_rate=1e-3)
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.integers(0, 256, size=(64, 20)), jnp.uint8)
+  optimizer = train_lib.make_optimizer(config)
+  objective = objectives.get_objective(config)
+  results, hlo = {}, {}
+  for name, mesh in (("single", None), ("sharded", train_lib.make_mesh())):
+    chunk = train_lib.make_train_chunk(objective, optimizer, batch_size=16, steps_per_call=2,
+                                       steps_per_epoch=4, binarization="dynamic", mesh=mesh)
+    state = train_lib.replicate(train_lib.init_state(jax.random.key(0), config, optimizer), mesh)
+    data = train_lib.replicate(images, mesh)
+    hlo[name] = chunk.lower(state, data, jax.random.key(1), jax.random.key(2)).compile().as_text()
+    for _ in range(3):
+      state, _ = chunk(state, data, jax.random.key(1), jax.random.key(2))
+    results[name] = state
+  init = train_lib.init_state(jax.random.key(0), config, optimizer)
+  diffs = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                       results["single"]["params"], results["sharded"]["params"])
+  moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                       init["params"], results["single"]["params"])
+  leaf = jax.tree.leaves(results["sharded"]["params"])[0]
+  print(json.dumps({
+      "devices": jax.device_count(),
+      "param_devices": len(leaf.sharding.device_set),
+      "params_replicated": leaf.sharding.is_fully_replicated,
+      # Data parallelism shows as a gradient all-reduce across the 8 devices.
+      "sharded_all_reduce": "all-reduce" in hlo["sharded"],
+      "single_all_reduce": "all-reduce" in hlo["single"],
+      "max_abs_diff": max(jax.tree.leaves(diffs)),
+      "params_changed": max(jax.tree.leaves(moved)),
+  }))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,171 @@
+"""experiments.train end to end, as a user runs it: tiny generated data, bad inputs,
+and a run killed with SIGKILL that resumes to the same parameters."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from vbayes import checkpoint, config as config_lib, data as data_lib
+from vbayes import train as train_lib
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["--hidden_sizes=32", "--eval_k=10", "--quadrature_points=64", "--steps_per_call=5"]
+
+
+def cli(*args, data_dir=None, wait=True):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+  env.pop(data_lib.MANUAL_DIR_ENV, None)
+  if data_dir is not None:
+    env[data_lib.DATA_DIR_ENV] = str(data_dir)
+  cmd = [sys.executable, "-m", "experiments.train", *map(str, args)]
+  if not wait:
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+  return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                        check=False)
+
+
+@pytest.fixture
+def fake_mnist_dir(tmp_path):
+  """A tfds data dir whose binarized_mnist cache holds tiny random binary images."""
+  rng = np.random.default_rng(0)
+  arrays = {split: (rng.random((n, 784)) < 0.13).astype(np.uint8)
+            for split, n in (("train", 400), ("validation", 50), ("test", 30))}
+  data_lib.save_arrays(data_lib.cache_path("binarized_mnist", tmp_path / "tfds"), arrays)
+  return tmp_path / "tfds"
+
+
+def snapshot(folder: Path) -> dict:
+  return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_end_to_end_on_tiny_mnist_like_data(tmp_path, fake_mnist_dir):
+  workdir = tmp_path / "run"
+  out = cli(f"--workdir={workdir}", "--epochs=2", "--batch_size=20", *TINY,
+            data_dir=fake_mnist_dir)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "steps/s" in out.stdout and "ETA" in out.stdout
+  records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  train = [r for r in records if "train_loss" in r]
+  assert [r["step"] for r in train] == list(range(5, 41, 5))
+  assert all({"epoch", "train_loss", "steps_per_s", "wall_time"} <= set(r) for r in train)
+  final = records[-1]
+  assert final["eval_k"] == 10 and final["num_test_images"] == 30
+  # The k-sample bound is at least the ELBO (Burda et al. 2016): NLL <= -ELBO.
+  assert 0 < final["test_nll"] < -final["test_elbo"] + 0.5
+  assert abs(final["test_nll"] - final["test_nll_quadrature"]) < 5
+  assert 0 <= final["active_units"] <= 2
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["model"]["latent_dim"] == 2 and config["data"]["dataset"] == "binarized_mnist"
+  assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+  assert (workdir / "checkpoints" / "40").is_dir()
+  for name, min_size in (("reconstructions", 400), ("training_curves", 400),
+                         ("latent_grid_walk", 600)):
+    with Image.open(workdir / "figures" / f"{name}.png") as im:
+      assert min(im.size) >= min_size * 0.2 and max(im.size) >= min_size, (name, im.size)
+
+
+def test_four_frames_learns(tmp_path):
+  out = cli(f"--workdir={tmp_path / 'run'}", "--dataset=4frames", "--epochs=6",
+            "--batch_size=20", "--hidden_sizes=32", "--eval_k=200", "--quadrature_points=128",
+            "--learning_rate=0.01", "--steps_per_call=25")
+  assert out.returncode == 0, out.stderr[-3000:]
+  records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  losses = [r["train_loss"] for r in records if "train_loss" in r]
+  assert losses[-1] < losses[0]
+  # 4frames is uniform over 4 images: no model beats log 4 nats.
+  assert records[-1]["test_nll_quadrature"] > np.log(4) - 1e-3
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--dataset=cifar", "dataset"),
+    ("--batch_size=-5", "batch_size must be positive"),
+    ("--latent_dim=0", "latent_dim must be positive"),
+    ("--binarization=dynamic", "binarization 'dynamic' does not apply"),
+])
+def test_bad_flags_give_one_clear_error(tmp_path, flag, message):
+  out = cli(f"--workdir={tmp_path / 'run'}", flag)
+  assert out.returncode != 0
+  assert message in out.stderr
+  assert "Traceback" not in out.stderr
+  assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_missing_offline_data_names_the_files(tmp_path):
+  (tmp_path / "empty").mkdir()
+  out = cli(f"--workdir={tmp_path / 'run'}", f"--manual_dir={tmp_path / 'empty'}",
+            data_dir=tmp_path / "tfds")
+  assert out.returncode != 0 and "Traceback" not in out.stderr
+  assert "binarized_mnist_train.amat.gz" in out.stderr
+
+
+def test_workdir_with_another_config_is_refused_untouched(tmp_path, fake_mnist_dir):
+  workdir = tmp_path / "run"
+  assert cli(f"--workdir={workdir}", "--epochs=1", "--batch_size=20", *TINY,
+             data_dir=fake_mnist_dir).returncode == 0
+  before = snapshot(workdir)
+  out = cli(f"--workdir={workdir}", "--epochs=1", "--batch_size=20", "--latent_dim=3", *TINY,
+            data_dir=fake_mnist_dir)
+  assert out.returncode != 0 and "Traceback" not in out.stderr
+  assert "different config" in out.stderr and "latent_dim" in out.stderr
+  assert snapshot(workdir) == before
+
+
+def test_corrupt_checkpoint_is_reported_and_kept(tmp_path, fake_mnist_dir):
+  workdir = tmp_path / "run"
+  assert cli(f"--workdir={workdir}", "--epochs=1", "--batch_size=20", *TINY,
+             data_dir=fake_mnist_dir).returncode == 0
+  for f in (workdir / "checkpoints" / "20").rglob("*"):
+    if f.is_file():
+      f.write_bytes(b"\x00garbage" * 10)
+  before = snapshot(workdir)
+  out = cli(f"--workdir={workdir}", "--epochs=2", "--batch_size=20", *TINY,
+            data_dir=fake_mnist_dir)
+  assert out.returncode != 0 and "Traceback" not in out.stderr
+  assert "cannot be read" in out.stderr and "checkpoints/20" in out.stderr
+  assert snapshot(workdir) == before
+
+
+def _restore_params(workdir: Path):
+  config = config_lib.TrainConfig.from_dict(json.loads((workdir / "config.json").read_text()))
+  optimizer = train_lib.make_optimizer(config)
+  like = train_lib.init_state(jax.random.key(0), config, optimizer)
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints")
+  state, _ = ckpt.restore(like, jax.random.key(0))
+  ckpt.close()
+  return state
+
+
+def test_run_killed_with_sigkill_resumes_to_the_same_parameters(tmp_path, fake_mnist_dir):
+  args = ["--epochs=30", "--batch_size=20", "--hidden_sizes=256,256", "--eval_k=2",
+          "--quadrature_points=16", "--steps_per_call=5"]
+  straight = cli(f"--workdir={tmp_path / 'straight'}", *args, data_dir=fake_mnist_dir)
+  assert straight.returncode == 0, straight.stderr[-3000:]
+
+  workdir = tmp_path / "killed"
+  proc = cli(f"--workdir={workdir}", *args, data_dir=fake_mnist_dir, wait=False)
+  deadline = time.time() + 240
+  while not (workdir / "checkpoints" / "40").is_dir():  # 2 epochs done
+    assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  steps_at_kill = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
+  assert max(steps_at_kill) < 600, "the run finished before the kill"
+
+  resumed = cli(f"--workdir={workdir}", *args, data_dir=fake_mnist_dir)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "resumed from step" in resumed.stdout
+  a, b = _restore_params(tmp_path / "straight"), _restore_params(workdir)
+  assert int(a["step"]) == int(b["step"]) == 600
+  jax.tree.map(np.testing.assert_array_equal, a, b)

@@ -1,0 +1,99 @@
+"""Data loading: generated data, binarization, the offline errors, the cache, and
+(when ../shared/data is there) tfds preparation from the original files."""
+
+import math
+import os
+import socket
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vbayes import config as config_lib
+from vbayes import data as data_lib
+
+SHARED_DATA = Path(os.environ.get(
+    data_lib.MANUAL_DIR_ENV, Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+  def refuse(*args, **kwargs):
+    raise AssertionError(f"a test tried to reach the network: {args}")
+  monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_four_frames_is_uniform_over_four_one_hot_images():
+  x = data_lib.four_frames(5)
+  assert x.shape == (20, 4) and x.dtype == np.uint8
+  assert np.all(x.sum(axis=1) == 1)
+  np.testing.assert_array_equal(x.sum(axis=0), [5, 5, 5, 5])
+  loaded = data_lib.load(config_lib.DataConfig(dataset="4frames"))
+  assert loaded.image_shape == (2, 2) and loaded.data_dim == 4
+
+
+def test_dynamic_binarization_draws_bernoulli_of_grey_level():
+  grey = jnp.full((200, 784), 51, jnp.uint8)  # p = 0.2
+  x = data_lib.to_float(jax.random.key(0), grey, "dynamic")
+  assert set(np.unique(np.asarray(x))) == {0.0, 1.0}
+  n, p = x.size, 0.2
+  assert abs(float(x.mean()) - p) < 4 * math.sqrt(p * (1 - p) / n)
+  y = data_lib.to_float(jax.random.key(1), grey, "dynamic")
+  assert not np.array_equal(x, y)  # a fresh draw for another key
+
+
+def test_grey_and_threshold_values():
+  pixels = jnp.array([[0, 127, 128, 255]], jnp.uint8)
+  np.testing.assert_allclose(data_lib.to_float(None, pixels, "none"), pixels / 255.0)
+  np.testing.assert_array_equal(np.asarray(pixels > 127, np.float32),
+                                data_lib.to_float(None, (pixels > 127).astype(np.uint8),
+                                                  "threshold"))
+
+
+def test_missing_manual_files_give_one_clear_error(tmp_path):
+  (tmp_path / "manual" / "binarized_mnist").mkdir(parents=True)
+  with pytest.raises(data_lib.DataError, match="binarized_mnist_test.amat.gz"):
+    data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path / "tfds",
+                  manual_dir=tmp_path / "manual")
+
+
+def test_offline_without_manual_dir_says_what_to_do(tmp_path, monkeypatch):
+  monkeypatch.delenv(data_lib.MANUAL_DIR_ENV, raising=False)
+  monkeypatch.setattr(data_lib, "_reachable", lambda host: False)
+  with pytest.raises(data_lib.DataError, match="--manual_dir"):
+    data_lib.load(config_lib.DataConfig(dataset="mnist", binarization="dynamic"),
+                  data_dir=tmp_path / "tfds")
+
+
+def test_cached_arrays_load_without_tfds(tmp_path, monkeypatch):
+  arrays = {"train": np.full((3, 784), 200, np.uint8), "test": np.zeros((2, 784), np.uint8),
+            "test_labels": np.array([1, 2], np.int32)}
+  data_lib.save_arrays(data_lib.cache_path("mnist", tmp_path), arrays)
+  monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: pytest.fail("tfds was called"))
+  loaded = data_lib.load(config_lib.DataConfig(dataset="mnist", binarization="threshold"),
+                         data_dir=tmp_path)
+  np.testing.assert_array_equal(loaded.train, np.ones((3, 784), np.uint8))
+  np.testing.assert_array_equal(loaded.test_labels, [1, 2])
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(),
+                    reason=f"no offline MNIST files at {SHARED_DATA}")
+def test_tfds_prepares_both_datasets_offline_from_the_original_files(tmp_path, monkeypatch):
+  bm = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path,
+                     manual_dir=SHARED_DATA)
+  assert bm.train.shape == (50000, 784) and bm.validation.shape == (10000, 784)
+  assert bm.test.shape == (10000, 784)
+  assert abs(bm.train.mean() - 0.13056) < 5e-5 and abs(bm.test.mean() - 0.13251) < 5e-5
+  mnist = data_lib.load(config_lib.DataConfig(dataset="mnist", binarization="dynamic"),
+                        data_dir=tmp_path, manual_dir=SHARED_DATA)
+  assert mnist.train.shape == (60000, 784) and mnist.test.shape == (10000, 784)
+  assert mnist.train.max() == 255
+  np.testing.assert_array_equal(np.bincount(mnist.test_labels),
+                                [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+  # The second load reads the cache, not tfds.
+  monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: pytest.fail("tfds was called"))
+  again = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
+  np.testing.assert_array_equal(again.test, bm.test)

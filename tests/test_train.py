@@ -1,0 +1,108 @@
+"""The jitted training chunk: compiled once, epoch order, learning, resume, sharding."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vbayes import checkpoint, config as config_lib, data as data_lib, objectives, trainer
+from vbayes import train as train_lib
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def small_config(**overrides) -> config_lib.TrainConfig:
+  model = config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(16,))
+  defaults = dict(model=model, data=config_lib.DataConfig(dataset="4frames"), batch_size=20,
+                  epochs=2, steps_per_call=10, eval_k=8, quadrature_points=32,
+                  learning_rate=3e-3)
+  return config_lib.TrainConfig(**{**defaults, **overrides})
+
+
+def make_chunk(config, steps_per_epoch, objective=None):
+  optimizer = train_lib.make_optimizer(config)
+  chunk = train_lib.make_train_chunk(
+      objective or objectives.get_objective(config), optimizer, batch_size=config.batch_size,
+      steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,
+      binarization="fixed")
+  return chunk, train_lib.init_state(jax.random.key(0), config, optimizer)
+
+
+def test_train_chunk_is_traced_once_and_lowers_the_loss():
+  config = small_config()
+  images = jnp.asarray(data_lib.four_frames())
+  chunk, state = make_chunk(config, steps_per_epoch=len(images) // config.batch_size)
+  losses = []
+  for _ in range(5):
+    state, metrics = chunk(state, images, jax.random.key(1), jax.random.key(2))
+    losses.append(float(metrics["loss"].mean()))
+  assert chunk._cache_size() == 1  # pylint: disable=protected-access
+  assert int(state["step"]) == 5 * config.steps_per_call
+  assert losses[-1] < losses[0] - 0.1
+
+
+def test_each_epoch_visits_every_image_once():
+  n, bits = 60, 6
+  index_images = ((np.arange(n)[:, None] >> np.arange(bits)) & 1).astype(np.uint8)  # row i = i
+
+  def record_rows(params, key, x_BxD):
+    del key
+    loss = jnp.sum(params["encoder"]["layer_0"]["b"] ** 2)
+    return loss, {"rows": x_BxD}
+
+  config = small_config(model=config_lib.ModelConfig(data_dim=bits, hidden_sizes=()),
+                        batch_size=6, steps_per_call=5)
+  chunk, state = make_chunk(config, steps_per_epoch=10, objective=record_rows)
+  seen = []
+  for _ in range(4):  # two epochs of two calls each
+    state, metrics = chunk(state, jnp.asarray(index_images), jax.random.key(1), jax.random.key(2))
+    rows = np.asarray(metrics["rows"]).reshape(-1, bits).astype(int)
+    seen.append(rows @ (1 << np.arange(bits)))
+  epoch0, epoch1 = np.concatenate(seen[:2]), np.concatenate(seen[2:])
+  assert sorted(epoch0) == list(range(n)) and sorted(epoch1) == list(range(n))
+  assert not np.array_equal(epoch0, epoch1)  # reshuffled each epoch
+
+
+def _final_params(workdir, config):
+  ckpt = checkpoint.Checkpointer(Path(workdir) / "checkpoints")
+  optimizer = train_lib.make_optimizer(config)
+  like = train_lib.init_state(jax.random.key(0), config, optimizer)
+  state, _ = ckpt.restore(like, jax.random.key(0))
+  ckpt.close()
+  return state
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+  full = small_config(epochs=4)
+  trainer.run(full, tmp_path / "full", log=lambda _: None)
+  trainer.run(dataclasses.replace(full, epochs=2), tmp_path / "split", log=lambda _: None)
+  trainer.run(full, tmp_path / "split", log=lambda _: None)  # resumes at epoch 2
+  a, b = _final_params(tmp_path / "full", full), _final_params(tmp_path / "split", full)
+  assert int(a["step"]) == int(b["step"]) == 4 * 50
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  steps = [r["step"] for r in
+           map(json.loads, (tmp_path / "split" / "metrics.jsonl").read_text().splitlines())
+           if "train_loss" in r]
+  assert steps == sorted(set(steps))  # no step logged twice after the resume
+
+
+def test_sharded_step_equals_single_device_step():
+  """Runs tests/sharded_check.py on 8 fake CPU devices (a fresh process: the device
+  count is fixed when JAX starts)."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "8",
+         "PYTHONPATH": str(REPO)}
+  out = subprocess.run([sys.executable, str(REPO / "tests" / "sharded_check.py")], env=env,
+                       capture_output=True, text=True, timeout=300, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  assert result["devices"] == 8
+  assert result["param_devices"] == 8 and result["params_replicated"]
+  assert result["sharded_all_reduce"] and not result["single_all_reduce"]
+  assert result["max_abs_diff"] < 1e-5, result
+  assert result["params_changed"] > 1e-3
