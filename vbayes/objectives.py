@@ -18,17 +18,17 @@ from vbayes.config import ModelConfig, TrainConfig
 Objective = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
 
-def elbo(params, key, x_D, *, model: ModelConfig, kl_estimator: str = "analytic"):
+def elbo_from_noise(params, eps_L, x_D, *, model: ModelConfig, kl_estimator: str = "analytic"):
   """One-sample ELBO of one image (Kingma & Welling 2014, eq. 7 and 10).
 
-      ELBO(x) = E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z)),  z = mu + sigma * eps.
+      ELBO(x) = E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z)),  z = mu(x) + sigma(x) * eps.
 
   kl_estimator "analytic" uses the closed-form Gaussian KL; "mc" the one-sample
   estimate log q(z|x) - log p(z) at the same z.
   Returns {"elbo", "log_likelihood", "kl"}, each a scalar.
   """
   mean_L, log_var_L = models.encode(params, model, x_D)
-  z_L = distributions.diag_normal_sample(key, mean_L, log_var_L)
+  z_L = mean_L + jnp.exp(0.5 * log_var_L) * eps_L
   log_lik = models.log_likelihood(params, model, z_L, x_D)
   if kl_estimator == "analytic":
     kl = distributions.kl_diag_normal_std_normal(mean_L, log_var_L)
@@ -40,12 +40,22 @@ def elbo(params, key, x_D, *, model: ModelConfig, kl_estimator: str = "analytic"
   return {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl}
 
 
+def elbo(params, key, x_D, *, model: ModelConfig, kl_estimator: str = "analytic"):
+  """`elbo_from_noise` with eps ~ N(0, I) drawn from `key`."""
+  eps_L = jax.random.normal(key, (model.latent_dim,))
+  return elbo_from_noise(params, eps_L, x_D, model=model, kl_estimator=kl_estimator)
+
+
 def elbo_loss(params, key, x_BxD, *, model: ModelConfig, kl_estimator: str = "analytic"):
-  """-mean_b ELBO(x_b), with independent noise per image."""
-  keys = jax.random.split(key, x_BxD.shape[0])
+  """-mean_b ELBO(x_b), with independent noise per image.
+
+  The batch's noise is one [B, L] draw from `key` (one RNG call, cheaper than B
+  keys); the per-image ELBO is vmapped over it.
+  """
+  eps_BxL = jax.random.normal(key, (x_BxD.shape[0], model.latent_dim))
   per_example = jax.vmap(
-      functools.partial(elbo, model=model, kl_estimator=kl_estimator),
-      in_axes=(None, 0, 0))(params, keys, x_BxD)
+      functools.partial(elbo_from_noise, model=model, kl_estimator=kl_estimator),
+      in_axes=(None, 0, 0))(params, eps_BxL, x_BxD)
   metrics = {name: jnp.mean(value) for name, value in per_example.items()}
   return -metrics["elbo"], metrics
 
