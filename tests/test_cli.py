@@ -74,6 +74,23 @@ def test_end_to_end_on_tiny_mnist_like_data(tmp_path, fake_mnist_dir):
       assert min(im.size) >= min_size * 0.2 and max(im.size) >= min_size, (name, im.size)
 
 
+@pytest.mark.parametrize("binarization", ["dynamic", "none"])
+def test_grey_mnist_with_dynamic_binarization_or_gaussian_decoder(tmp_path, binarization):
+  rng = np.random.default_rng(1)
+  arrays = {split: rng.integers(0, 256, size=(n, 784)).astype(np.uint8)
+            for split, n in (("train", 200), ("test", 20))}
+  arrays["test_labels"] = rng.integers(0, 10, size=20).astype(np.int32)
+  data_lib.save_arrays(data_lib.cache_path("mnist", tmp_path / "tfds"), arrays)
+  workdir = tmp_path / "run"
+  out = cli(f"--workdir={workdir}", "--dataset=mnist", f"--binarization={binarization}",
+            "--epochs=1", "--batch_size=20", "--latent_dim=3", *TINY, data_dir=tmp_path / "tfds")
+  assert out.returncode == 0, out.stderr[-3000:]
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["model"]["likelihood"] == ("gaussian" if binarization == "none" else "bernoulli")
+  final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
+  assert np.isfinite(final["test_nll"]) and "test_nll_quadrature" not in final
+
+
 def test_four_frames_learns(tmp_path):
   out = cli(f"--workdir={tmp_path / 'run'}", "--dataset=4frames", "--epochs=6",
             "--batch_size=20", "--hidden_sizes=32", "--eval_k=200", "--quadrature_points=128",
