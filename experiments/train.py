@@ -21,13 +21,20 @@ from vbayes import data as data_lib
 from vbayes import trainer
 
 FLAGS = flags.FLAGS
+DEFAULT_K = {"iwae": 50, "prior_is": 128}
 flags.DEFINE_string("workdir", None, "Folder for config, metrics, checkpoints and figures.",
                     required=True)
 flags.DEFINE_enum("dataset", "binarized_mnist", config_lib.DATASETS, "Dataset.")
 flags.DEFINE_enum("binarization", "auto", ("auto", *config_lib.BINARIZATIONS),
                   "auto: fixed for binarized_mnist and 4frames, dynamic for mnist.")
-flags.DEFINE_enum("likelihood", "auto", ("auto", *config_lib.LIKELIHOODS),
+flags.DEFINE_enum("decoder", "auto", ("auto", *config_lib.LIKELIHOODS),
                   "Decoder p(x|z). auto: gaussian for --binarization=none, else bernoulli.")
+flags.DEFINE_enum("objective", "elbo", config_lib.OBJECTIVES,
+                  "elbo; iwae (encoder as proposal, --k samples); prior_is (decoder alone, "
+                  "--k prior samples).")
+flags.DEFINE_integer("k", None, "Samples per image for iwae and prior_is (default 50 and 128).")
+flags.DEFINE_enum("estimator", "reparam", config_lib.ESTIMATORS,
+                  "Encoder gradient estimator for iwae: reparam, stl or dreg.")
 flags.DEFINE_integer("latent_dim", 2, "Latent dimension L.")
 flags.DEFINE_list("hidden_sizes", ["500", "500"], "Encoder hidden sizes; the decoder mirrors them.")
 flags.DEFINE_enum("activation", "relu", config_lib.ACTIVATIONS, "Hidden activation.")
@@ -51,7 +58,7 @@ def build_config() -> config_lib.TrainConfig:
   binarization = FLAGS.binarization
   if binarization == "auto":
     binarization = config_lib.DATASET_BINARIZATIONS[FLAGS.dataset][0]
-  likelihood = FLAGS.likelihood
+  likelihood = FLAGS.decoder
   if likelihood == "auto":
     likelihood = "gaussian" if binarization == "none" else "bernoulli"
   try:
@@ -63,7 +70,9 @@ def build_config() -> config_lib.TrainConfig:
       hidden_sizes=hidden, activation=FLAGS.activation, likelihood=likelihood)
   return config_lib.TrainConfig(
       model=model, data=config_lib.DataConfig(dataset=FLAGS.dataset, binarization=binarization),
-      kl_estimator=FLAGS.kl_estimator, batch_size=FLAGS.batch_size,
+      objective=FLAGS.objective,
+      k=FLAGS.k if FLAGS.k is not None else DEFAULT_K.get(FLAGS.objective, 1),
+      estimator=FLAGS.estimator, kl_estimator=FLAGS.kl_estimator, batch_size=FLAGS.batch_size,
       learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs, seed=FLAGS.seed,
       steps_per_call=FLAGS.steps_per_call, eval_k=FLAGS.eval_k,
       quadrature_points=FLAGS.quadrature_points)

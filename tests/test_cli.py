@@ -103,14 +103,33 @@ def test_four_frames_learns(tmp_path):
   assert records[-1]["test_nll_quadrature"] > np.log(4) - 1e-3
 
 
+@pytest.mark.parametrize("objective", ["--objective=iwae --k=5 --estimator=dreg",
+                                       "--objective=iwae --k=3 --estimator=stl",
+                                       "--objective=prior_is --k=16"])
+def test_importance_weighted_objectives_run_end_to_end(tmp_path, objective):
+  workdir = tmp_path / "run"
+  out = cli(f"--workdir={workdir}", "--dataset=4frames", "--epochs=2", "--batch_size=20",
+            "--hidden_sizes=16", "--eval_k=50", "--quadrature_points=64", *objective.split())
+  assert out.returncode == 0, out.stderr[-3000:]
+  config = json.loads((workdir / "config.json").read_text())
+  assert f"--objective={config['objective']}" in objective and f"--k={config['k']}" in objective
+  final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
+  assert final["test_nll_quadrature"] > np.log(4) - 1e-3
+  assert final["proposal"] == ("prior" if "prior_is" in objective else "encoder")
+  assert (workdir / "figures" / "latent_grid_walk.png").exists()
+
+
 @pytest.mark.parametrize("flag, message", [
     ("--dataset=cifar", "dataset"),
     ("--batch_size=-5", "batch_size must be positive"),
     ("--latent_dim=0", "latent_dim must be positive"),
     ("--binarization=dynamic", "binarization 'dynamic' does not apply"),
+    ("--k=5", "k=5 applies to the iwae and prior_is objectives only"),
+    ("--estimator=dreg", "estimator 'dreg' applies to the iwae objective only"),
+    ("--objective=iwae --k=0", "k must be positive"),
 ])
 def test_bad_flags_give_one_clear_error(tmp_path, flag, message):
-  out = cli(f"--workdir={tmp_path / 'run'}", flag)
+  out = cli(f"--workdir={tmp_path / 'run'}", *flag.split())
   assert out.returncode != 0
   assert message in out.stderr
   assert "Traceback" not in out.stderr

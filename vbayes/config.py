@@ -12,7 +12,8 @@ DATASETS = ("binarized_mnist", "mnist", "4frames")
 BINARIZATIONS = ("fixed", "dynamic", "threshold", "none")
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
-OBJECTIVES = ("elbo",)
+OBJECTIVES = ("elbo", "iwae", "prior_is")
+ESTIMATORS = ("reparam", "stl", "dreg")
 KL_ESTIMATORS = ("analytic", "mc")
 
 # Which binarizations each dataset allows; the first is its default.
@@ -94,6 +95,8 @@ class TrainConfig:
   data: DataConfig = DataConfig()
   objective: str = "elbo"
   kl_estimator: str = "analytic"
+  k: int = 1
+  estimator: str = "reparam"
   batch_size: int = 100
   learning_rate: float = 1e-3
   epochs: int = 10
@@ -110,7 +113,13 @@ class TrainConfig:
              f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
     _require(self.kl_estimator in KL_ESTIMATORS,
              f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
-    for name in ("batch_size", "epochs", "steps_per_call", "checkpoint_every_epochs",
+    _require(self.estimator in ESTIMATORS,
+             f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+    _require(self.estimator == "reparam" or self.objective == "iwae",
+             f"estimator {self.estimator!r} applies to the iwae objective only")
+    _require(self.k == 1 or self.objective in ("iwae", "prior_is"),
+             f"k={self.k} applies to the iwae and prior_is objectives only")
+    for name in ("k", "batch_size", "epochs", "steps_per_call", "checkpoint_every_epochs",
                  "eval_k", "eval_batch_size", "quadrature_points"):
       value = getattr(self, name)
       _require(value > 0, f"{name} must be positive, got {value}")

@@ -30,7 +30,8 @@ def importance_sampled_log_likelihood(params, key, x_BxD, *, model: ModelConfig,
                                       chunk: int):
   """log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)  (Burda et al. 2016).
 
-  Also returns the k-sample mean of log p(x|z_i), the reconstruction term of the
+  For a model without an encoder q is the prior, and this is prior importance
+  sampling, log (1/k) sum_i p(x|z_i). Also returns the k-sample mean of log p(x|z_i), the reconstruction term of the
   ELBO. `chunk` must divide k. Returns (log_px_B, mean_log_lik_B).
   """
   if k % chunk:
@@ -133,9 +134,10 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binariz
              k: int, batch_size: int = 100, quadrature: dict | None = None) -> dict:
   """Test-set metrics in nats per image (averaged over images).
 
-  nll: -log p(x) by k-sample importance sampling with q(z|x) as proposal;
-  elbo = recon - kl, with recon = E_q log p(x|z) over the same k samples and the
-  analytic KL; active_units: #{i : Var_x E_q[z_i] > 0.01} (Burda et al. 2016).
+  nll: -log p(x) by k-sample importance sampling with q(z|x) as proposal (the
+  prior for a model without an encoder); elbo = recon - kl, with recon = E_q log
+  p(x|z) over the same k samples and the analytic KL; active_units: #{i : Var_x
+  E_q[z_i] > 0.01} (Burda et al. 2016), None without an encoder.
   With `quadrature` ({"limit", "points"}) and a 2-D latent, also nll_quadrature.
   Dynamically binarized data is binarized once, with `key`, for the whole test.
   """
@@ -157,7 +159,8 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binariz
       "test_elbo": float((recon - kl).mean()),
       "test_recon": float(recon.mean()),
       "test_kl": float(kl.mean()),
-      "active_units": active_units(means),
+      "active_units": active_units(means) if models.has_encoder(params) else None,
+      "proposal": "encoder" if models.has_encoder(params) else "prior",
       "eval_k": k,
       "num_test_images": int(len(log_px)),
   }

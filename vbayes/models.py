@@ -49,22 +49,34 @@ def mlp_apply(params: Params, x: jax.Array, activation: str) -> jax.Array:
   return x
 
 
-def init(key: jax.Array, config: ModelConfig) -> Params:
-  """Parameters of q(z|x) (outputs mean and log-variance) and of p(x|z)."""
+def init(key: jax.Array, config: ModelConfig, encoder: bool = True) -> Params:
+  """Parameters of q(z|x) (outputs mean and log-variance) and of p(x|z).
+
+  encoder=False leaves q out, for models trained by prior importance sampling.
+  """
   enc_key, dec_key = jax.random.split(key)
   hidden = tuple(config.hidden_sizes)
-  params = {
-      "encoder": mlp_init(enc_key, (config.data_dim, *hidden, 2 * config.latent_dim)),
-      "decoder": mlp_init(dec_key, (config.latent_dim, *hidden[::-1], config.data_dim)),
-  }
+  params = {"decoder": mlp_init(dec_key, (config.latent_dim, *hidden[::-1], config.data_dim))}
+  if encoder:
+    params["encoder"] = mlp_init(enc_key, (config.data_dim, *hidden, 2 * config.latent_dim))
   if config.likelihood == "gaussian":
     # scale = min_scale + softplus(raw); raw = 0 gives about 0.7.
     params["decoder_raw_scale"] = jnp.zeros((config.data_dim,), jnp.float32)
   return params
 
 
+def has_encoder(params: Params) -> bool:
+  return "encoder" in params
+
+
 def encode(params: Params, config: ModelConfig, x_D: jax.Array):
-  """q(z|x) = N(mean(x), diag exp(log_var(x))); returns (mean_L, log_var_L)."""
+  """q(z|x) = N(mean(x), diag exp(log_var(x))); returns (mean_L, log_var_L).
+
+  A model without an encoder proposes from the prior: mean 0, log-variance 0.
+  """
+  if not has_encoder(params):
+    zeros = jnp.zeros((*x_D.shape[:-1], config.latent_dim), x_D.dtype)
+    return zeros, zeros
   out = mlp_apply(params["encoder"], x_D, config.activation)
   mean_L, log_var_L = jnp.split(out, 2, axis=-1)
   return mean_L, log_var_L

@@ -12,7 +12,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from vbayes import distributions, models
+from vbayes import distributions, importance_weighted, models
 from vbayes.config import ModelConfig, TrainConfig
 
 Objective = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
@@ -65,4 +65,9 @@ def get_objective(config: TrainConfig) -> Objective:
   if config.objective == "elbo":
     return functools.partial(elbo_loss, model=config.model,
                              kl_estimator=config.kl_estimator)
+  if config.objective == "iwae":
+    return functools.partial(importance_weighted.iwae_loss, model=config.model, k=config.k,
+                             estimator=config.estimator)
+  if config.objective == "prior_is":
+    return functools.partial(importance_weighted.prior_is_loss, model=config.model, k=config.k)
   raise ValueError(f"unknown objective {config.objective!r}")

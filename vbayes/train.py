@@ -34,7 +34,7 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 def init_state(key: jax.Array, config: TrainConfig,
                optimizer: optax.GradientTransformation) -> TrainState:
-  params = models.init(key, config.model)
+  params = models.init(key, config.model, encoder=config.objective != "prior_is")
   return {"params": params, "opt_state": optimizer.init(params),
           "step": jnp.zeros((), jnp.int32)}
 

@@ -211,12 +211,13 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
   log(f"evaluated {results['num_test_images']} test images with k={config.eval_k} "
       f"in {results['eval_seconds']:.1f}s")
 
-  x = np.asarray(data_lib.to_float(jax.random.fold_in(eval_key, 99), jnp.asarray(data.test[:10]),
-                                   data.binarization))
-  mean_z, _ = jax.vmap(models.encode, in_axes=(None, None, 0))(params, model, x)
-  recon = jax.vmap(models.mean_image, in_axes=(None, None, 0))(params, model, mean_z)
-  plots.save_reconstructions(x, np.asarray(recon), data.image_shape,
-                             figures / "reconstructions.png")
+  if models.has_encoder(params):
+    x = np.asarray(data_lib.to_float(jax.random.fold_in(eval_key, 99),
+                                     jnp.asarray(data.test[:10]), data.binarization))
+    mean_z, _ = jax.vmap(models.encode, in_axes=(None, None, 0))(params, model, x)
+    recon = jax.vmap(models.mean_image, in_axes=(None, None, 0))(params, model, mean_z)
+    plots.save_reconstructions(x, np.asarray(recon), data.image_shape,
+                               figures / "reconstructions.png")
   if model.latent_dim == 2:
     points, limit = 20, 3.0
     z = jnp.asarray(plots.latent_walk_points(points, limit))
