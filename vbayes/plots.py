@@ -71,3 +71,35 @@ def latent_walk_points(points: int, limit: float) -> np.ndarray:
   axis = np.linspace(-limit, limit, points)
   z1, z2 = np.meshgrid(axis, axis[::-1], indexing="xy")
   return np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
+
+
+def save_grid_walks(walks: dict, image_shape, points: int, limit: float, path: str | Path):
+  """Latent grid walks of several models side by side (one panel each, same grid)."""
+  half = limit / max(points - 1, 1)
+  fig, axes = plt.subplots(1, len(walks), figsize=(5 * len(walks), 5.4))
+  for ax, (name, means) in zip(np.atleast_1d(axes), walks.items()):
+    ax.imshow(tile(means, image_shape, points, points), cmap="gray", vmin=0, vmax=1,
+              extent=(-limit - half, limit + half, -limit - half, limit + half))
+    ax.set_title(name)
+    ax.set_xlabel("$z_1$")
+  np.atleast_1d(axes)[0].set_ylabel("$z_2$")
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+def save_nll_curves(curves: dict, path: str | Path, ylabel: str):
+  """Held-out NLL against training seconds, one line per model."""
+  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  for name, points in curves.items():
+    if points:
+      seconds, nll = zip(*points)
+      ax.plot(seconds, nll, marker="o", markersize=3, label=name)
+  ax.set_xscale("log")
+  ax.set_xlabel("training time (s, evaluation excluded)")
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

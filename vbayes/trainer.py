@@ -83,9 +83,13 @@ def _diff(old: dict, new: dict, prefix: str = "") -> str:
 
 def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | None = None,
         data_dir=None, manual_dir=None, log: Callable[[str], None] = print,
-        mesh: jax.sharding.Mesh | None = None) -> dict:
+        mesh: jax.sharding.Mesh | None = None,
+        epoch_hook: Callable[[int, dict], dict] | None = None) -> dict:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint), then evaluates.
 
+  epoch_hook(step, params) -> dict, if given, runs at every checkpoint (epoch
+  end); its numbers join that step's metrics record. Its time is not counted in
+  `train_seconds`, the training time summed over all sessions of the run.
   Returns the final metrics record (also the last line of metrics.jsonl).
   """
   workdir = Path(workdir)
@@ -129,9 +133,12 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
     log(f"training {config.objective} for {config.epochs} epochs = {total_steps} steps "
         f"({steps_per_epoch} per epoch, batch {config.batch_size}) on {mesh.size} "
         f"{jax.default_backend()} device(s)")
+    previous = [r for r in metrics_io.read_metrics(workdir) if "train_seconds" in r]
     state = _train_loop(state, train_chunk, images, train_key, data_key, total_steps=total_steps,
                         steps_per_epoch=steps_per_epoch, checkpoint_every=checkpoint_every,
-                        checkpointer=checkpointer, writer=writer, log=log)
+                        checkpointer=checkpointer, writer=writer, log=log,
+                        epoch_hook=epoch_hook,
+                        seconds_before=previous[-1]["train_seconds"] if previous else 0.0)
     checkpointer.wait()
     results = _evaluate_and_plot(config, state["params"], data, eval_key, workdir, log)
     results = {"step": int(state["step"]), "epoch": int(state["step"]) / steps_per_epoch,
@@ -149,18 +156,19 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
 
 
 def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps, steps_per_epoch,
-                checkpoint_every, checkpointer, writer, log):
+                checkpoint_every, checkpointer, writer, log, epoch_hook=None, seconds_before=0.0):
   """Runs chunks until total_steps; logs each chunk's mean metrics while the next one runs."""
   step = int(state["step"])
   start_step, start_time = step, time.perf_counter()
   pending = None  # (step, metrics) of the chunk in flight, read after the next is dispatched
   first = None  # (step, time) when the first chunk's metrics came back
+  hook_seconds = 0.0  # time spent in epoch_hook, left out of train_seconds
 
   def flush(pending):
     nonlocal first
     end_step, metrics = pending
     means = {k: float(v) for k, v in jax.device_get(jax.tree.map(jnp.mean, metrics)).items()}
-    now = time.perf_counter()
+    now = time.perf_counter() - hook_seconds
     if first is None:  # the first chunk's rate includes compilation
       rate = (end_step - start_step) / (now - start_time)
       first = (end_step, now)
@@ -174,7 +182,8 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
     record = {"step": end_step, "epoch": end_step / steps_per_epoch,
               "train_loss": means.pop("loss"),
               **{f"train_{k}": v for k, v in means.items()},
-              "steps_per_s": rate, "wall_time": now - start_time}
+              "steps_per_s": rate, "wall_time": now + hook_seconds - start_time,
+              "train_seconds": seconds_before + now - start_time}
     writer.write(record)
     log(f"epoch {record['epoch']:.2f} step {end_step}/{total_steps} loss "
         f"{record['train_loss']:.3f} {rate:.1f} steps/s ETA {eta:.0f}s")
@@ -189,6 +198,11 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
       flush(pending)  # never checkpoint a diverged state
       pending = None
       checkpointer.save(step, state, train_key)
+      if epoch_hook is not None:
+        hook_start = time.perf_counter()
+        extra = epoch_hook(step, state["params"])
+        writer.write({"step": step, "epoch": step / steps_per_epoch, **extra})
+        hook_seconds += time.perf_counter() - hook_start
   if pending is not None:
     flush(pending)
   if step > start_step:
@@ -225,3 +239,15 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
     plots.save_latent_grid_walk(np.asarray(means), data.image_shape, points, limit,
                                 figures / "latent_grid_walk.png")
   return results
+
+
+def restore_params(workdir: str | Path, config: TrainConfig):
+  """The parameters of the latest checkpoint in a run's workdir."""
+  optimizer = train_lib.make_optimizer(config)
+  like = train_lib.init_state(jax.random.key(0), config, optimizer)
+  checkpointer = checkpoint_lib.Checkpointer(Path(workdir) / "checkpoints")
+  try:
+    state, _ = checkpointer.restore(like, jax.random.key(0))
+  finally:
+    checkpointer.close()
+  return state["params"]
