@@ -1,0 +1,93 @@
+r"""IWAE training throughput at k=5 and k=50, and k=5000 evaluation throughput, each
+as a fraction of the float32 matmul peak measured in the same run.
+
+    python bench/iwae_throughput.py
+
+Model: the 784-500-500-50 VAE of train_throughput.py, Bernoulli decoder, batch 100.
+Training: vbayes' jitted chunk with the iwae objective (reparam estimator), Adam.
+Evaluation: evaluate.importance_sampled_log_likelihood on 100 images, k=5000 in
+chunks, as the main job runs it. Only matmul FLOPs are counted: the encoder runs
+on B rows, the decoder on B*k rows (its input gradient is needed in training).
+Last line: one JSON object with iwae_k5_fraction_of_peak,
+iwae_k50_fraction_of_peak, eval_k5000_fraction_of_peak and the raw rates.
+"""
+
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+import common  # bench/common.py, beside this script
+from vbayes import config as config_lib, evaluate, models, objectives
+from vbayes import train as train_lib
+
+flags.DEFINE_integer("calls", 3, "Timed calls per measurement (the best is reported).")
+FLAGS = flags.FLAGS
+BATCH = 100
+ENCODER = (784, 500, 500, 100)
+DECODER = (50, 500, 500, 784)
+
+
+def train_rate(k: int, images) -> float:
+  """Best steps/s of the IWAE-k training chunk."""
+  steps = max(10, 2000 // k)
+  config = config_lib.TrainConfig(
+      model=config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500)), objective="iwae",
+      k=k, batch_size=BATCH, steps_per_call=steps)
+  optimizer = train_lib.make_optimizer(config)
+  chunk = train_lib.make_train_chunk(objectives.get_objective(config), optimizer,
+                                     batch_size=BATCH, steps_per_call=steps,
+                                     steps_per_epoch=steps * 10, binarization="fixed")
+  state = train_lib.init_state(jax.random.key(0), config, optimizer)
+  keys = jax.random.key(1), jax.random.key(2)
+  state, metrics = chunk(state, images, *keys)
+  jax.block_until_ready(metrics)
+  best = float("inf")
+  for _ in range(FLAGS.calls):
+    start = time.perf_counter()
+    state, metrics = chunk(state, images, *keys)
+    jax.block_until_ready(metrics)
+    best = min(best, time.perf_counter() - start)
+  return steps / best
+
+
+def eval_rate(images) -> float:
+  """Best images/s of the k=5000 importance-sampled log-likelihood."""
+  model = config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500))
+  params = models.init(jax.random.key(0), model)
+  x = images[:BATCH].astype(jnp.float32)
+  chunk = evaluate.largest_divisor_at_most(5000, evaluate.MAX_ROWS_PER_CHUNK // BATCH)
+  seconds = common.time_best(
+      lambda: evaluate.importance_sampled_log_likelihood(params, jax.random.key(3), x,
+                                                         model=model, k=5000, chunk=chunk),
+      repeats=FLAGS.calls)
+  return BATCH / seconds
+
+
+def main(argv):
+  del argv
+  jax.config.update("jax_default_matmul_precision", "highest")
+  peak = common.matmul_peak_gflops()
+  images = jnp.asarray((np.random.default_rng(0).random((10_000, 784)) < 0.13).astype(np.uint8))
+  out = {"peak_gflops": round(peak, 1), "backend": jax.default_backend()}
+  for k in (5, 50):
+    rate = train_rate(k, images)
+    flops = (common.mlp_train_flops(ENCODER, BATCH)
+             + common.mlp_train_flops(DECODER, BATCH * k, input_gradient=True))
+    out[f"iwae_k{k}_steps_per_s"] = round(rate, 2)
+    out[f"iwae_k{k}_gflops"] = round(rate * flops / 1e9, 1)
+    out[f"iwae_k{k}_fraction_of_peak"] = round(rate * flops / 1e9 / peak, 3)
+  rate = eval_rate(images)
+  macs = lambda sizes: sum(m * n for m, n in zip(sizes[:-1], sizes[1:]))
+  flops_per_image = 2.0 * (macs(ENCODER) + 5000 * macs(DECODER))
+  out["eval_k5000_images_per_s"] = round(rate, 2)
+  out["eval_k5000_gflops"] = round(rate * flops_per_image / 1e9, 1)
+  out["eval_k5000_fraction_of_peak"] = round(rate * flops_per_image / 1e9 / peak, 3)
+  print(json.dumps(out))
+
+
+if __name__ == "__main__":
+  app.run(main)
