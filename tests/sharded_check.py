@@ -2,6 +2,7 @@
 one device and data-parallel over a mesh of 8 must give the same parameters."""
 
 import json
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,9 +12,11 @@ from vbayes import config as config_lib, objectives
 from vbayes import train as train_lib
 
 
-def main():
+def main(objective: str):
   assert jax.device_count() == 8, jax.devices()
-  config = config_lib.TrainConfig(
+  extra = {"elbo": {}, "iwae": {"objective": "iwae", "k": 4, "estimator": "dreg"},
+           "prior_is": {"objective": "prior_is", "k": 4}}[objective]
+  config = config_lib.TrainConfig(**extra,
       model=config_lib.ModelConfig(data_dim=20, latent_dim=3, hidden_sizes=(32,)),
       data=config_lib.DataConfig(dataset="mnist", binarization="dynamic"), batch_size=16,
       steps_per_call=5, learning_rate=1e-3)
@@ -50,4 +53,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  main(sys.argv[1] if len(sys.argv) > 1 else "elbo")

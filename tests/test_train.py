@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from vbayes import checkpoint, config as config_lib, data as data_lib, objectives, trainer
 from vbayes import train as train_lib
@@ -92,12 +93,14 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   assert steps == sorted(set(steps))  # no step logged twice after the resume
 
 
-def test_sharded_step_equals_single_device_step():
+@pytest.mark.parametrize("objective", ["elbo", "iwae", "prior_is"])
+def test_sharded_step_equals_single_device_step(objective):
   """Runs tests/sharded_check.py on 8 fake CPU devices (a fresh process: the device
   count is fixed when JAX starts)."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "8",
          "PYTHONPATH": str(REPO)}
-  out = subprocess.run([sys.executable, str(REPO / "tests" / "sharded_check.py")], env=env,
+  out = subprocess.run([sys.executable, str(REPO / "tests" / "sharded_check.py"), objective],
+                       env=env,
                        capture_output=True, text=True, timeout=300, check=False)
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out.stdout.strip().splitlines()[-1])
