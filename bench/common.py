@@ -17,6 +17,30 @@ def time_best(fn, *args, repeats: int = 5) -> float:
   return best
 
 
+def training_steps_per_s(config, images, calls: int, steps_per_epoch: int) -> float:
+  """Best steps/s of vbayes' training chunk for `config` (one compile, then `calls` timed).
+
+  The state is donated from call to call, as in a real run.
+  """
+  from vbayes import objectives, train as train_lib  # pylint: disable=g-import-not-at-top
+  optimizer = train_lib.make_optimizer(config)
+  chunk = train_lib.make_train_chunk(
+      objectives.get_objective(config), optimizer, batch_size=config.batch_size,
+      steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,
+      binarization="fixed")
+  state = train_lib.init_state(jax.random.key(0), config, optimizer)
+  keys = jax.random.key(1), jax.random.key(2)
+  state, metrics = chunk(state, images, *keys)  # compile
+  jax.block_until_ready(metrics)
+  best = float("inf")
+  for _ in range(calls):
+    start = time.perf_counter()
+    state, metrics = chunk(state, images, *keys)
+    jax.block_until_ready(metrics)
+    best = min(best, time.perf_counter() - start)
+  return config.steps_per_call / best
+
+
 def matmul_peak_gflops(sizes=(1024, 2048), chain: int = 8) -> float:
   """The best float32 GFLOP/s of chained n x n matmuls inside one jit (no dispatch cost).
 

@@ -13,7 +13,6 @@ iwae_k50_fraction_of_peak, eval_k5000_fraction_of_peak and the raw rates.
 """
 
 import json
-import time
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +20,7 @@ import numpy as np
 from absl import app, flags
 
 import common  # bench/common.py, beside this script
-from vbayes import config as config_lib, evaluate, models, objectives
-from vbayes import train as train_lib
+from vbayes import config as config_lib, evaluate, models
 
 flags.DEFINE_integer("calls", 3, "Timed calls per measurement (the best is reported).")
 FLAGS = flags.FLAGS
@@ -37,21 +35,7 @@ def train_rate(k: int, images) -> float:
   config = config_lib.TrainConfig(
       model=config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500)), objective="iwae",
       k=k, batch_size=BATCH, steps_per_call=steps)
-  optimizer = train_lib.make_optimizer(config)
-  chunk = train_lib.make_train_chunk(objectives.get_objective(config), optimizer,
-                                     batch_size=BATCH, steps_per_call=steps,
-                                     steps_per_epoch=steps * 10, binarization="fixed")
-  state = train_lib.init_state(jax.random.key(0), config, optimizer)
-  keys = jax.random.key(1), jax.random.key(2)
-  state, metrics = chunk(state, images, *keys)
-  jax.block_until_ready(metrics)
-  best = float("inf")
-  for _ in range(FLAGS.calls):
-    start = time.perf_counter()
-    state, metrics = chunk(state, images, *keys)
-    jax.block_until_ready(metrics)
-    best = min(best, time.perf_counter() - start)
-  return steps / best
+  return common.training_steps_per_s(config, images, FLAGS.calls, steps_per_epoch=steps * 10)
 
 
 def eval_rate(images) -> float:

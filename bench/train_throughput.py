@@ -11,16 +11,13 @@ Matmuls run at float32 ("highest") precision on every backend, peak included.
 """
 
 import json
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
 import common  # bench/common.py, beside this script
-from vbayes import config as config_lib, objectives
-from vbayes import train as train_lib
+from vbayes import config as config_lib
 
 flags.DEFINE_integer("steps_per_call", 500, "Steps fused per jitted call.")
 flags.DEFINE_integer("calls", 5, "Timed calls (the best is reported).")
@@ -35,21 +32,7 @@ def main(argv):
       model=config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500)), batch_size=100,
       steps_per_call=FLAGS.steps_per_call)
   images = jnp.asarray((np.random.default_rng(0).random((50_000, 784)) < 0.13).astype(np.uint8))
-  optimizer = train_lib.make_optimizer(config)
-  chunk = train_lib.make_train_chunk(
-      objectives.get_objective(config), optimizer, batch_size=100,
-      steps_per_call=FLAGS.steps_per_call, steps_per_epoch=500, binarization="fixed")
-  state = train_lib.init_state(jax.random.key(0), config, optimizer)
-  keys = jax.random.key(1), jax.random.key(2)
-  state, metrics = chunk(state, images, *keys)  # compile
-  jax.block_until_ready(metrics)
-  best = float("inf")
-  for _ in range(FLAGS.calls):
-    start = time.perf_counter()
-    state, metrics = chunk(state, images, *keys)
-    jax.block_until_ready(metrics)
-    best = min(best, time.perf_counter() - start)
-  steps_per_s = FLAGS.steps_per_call / best
+  steps_per_s = common.training_steps_per_s(config, images, FLAGS.calls, steps_per_epoch=500)
   # Encoder 784-500-500-(50 means, 50 log-variances); the decoder's input gradient
   # (with respect to z) is needed for the reparameterized encoder gradient.
   flops = (common.mlp_train_flops((784, 500, 500, 100), 100)

@@ -1,0 +1,30 @@
+"""The benchmark scripts run and print their JSON line (timings are not asserted)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("script, args, keys", [
+    ("train_throughput.py", ["--steps_per_call=10", "--calls=1"],
+     {"steps_per_s", "gflops", "peak_gflops", "fraction_of_peak"}),
+    ("iwae_throughput.py", ["--calls=1"],
+     {"iwae_k5_fraction_of_peak", "iwae_k50_fraction_of_peak", "eval_k5000_fraction_of_peak",
+      "iwae_k50_steps_per_s", "eval_k5000_images_per_s"}),
+])
+def test_benchmark_prints_its_json_line(script, args, keys):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+  out = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], env=env,
+                       capture_output=True, text=True, timeout=600, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  assert keys <= set(result)
+  for key in keys:
+    assert result[key] > 0
+  assert all(v < 1.5 for k, v in result.items() if k.endswith("fraction_of_peak"))
