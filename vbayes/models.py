@@ -96,13 +96,21 @@ def gaussian_mean(config: ModelConfig, out_D: jax.Array) -> jax.Array:
   return jax.nn.sigmoid(out_D) if config.gaussian_mean == "sigmoid" else out_D
 
 
-def log_likelihood(params: Params, config: ModelConfig, z_L, x_D) -> jax.Array:
-  """log p(x | z): Bernoulli(sigmoid(f(z))) or N(m(f(z)), diag s^2)."""
+def log_likelihood(params: Params, config: ModelConfig, z_L, x_D, pixel_mask_D=None) -> jax.Array:
+  """log p(x | z): Bernoulli(sigmoid(f(z))) or N(m(f(z)), diag s^2), summed over pixels.
+
+  pixel_mask_D (0/1), if given, sums only the observed pixels: log p(x_obs | z).
+  """
   out_D = decode(params, config, z_L)
   if config.likelihood == "bernoulli":
-    return distributions.bernoulli_log_prob(out_D, x_D)
-  log_scale = jnp.log(decoder_scale(params, config))
-  return distributions.gaussian_log_prob(gaussian_mean(config, out_D), log_scale, x_D)
+    per_pixel = x_D * out_D - jax.nn.softplus(out_D)
+  else:
+    log_scale = jnp.log(decoder_scale(params, config))
+    standardized = (x_D - gaussian_mean(config, out_D)) * jnp.exp(-log_scale)
+    per_pixel = -(0.5 * standardized**2 + log_scale + 0.5 * distributions.LOG_2PI)
+  if pixel_mask_D is not None:
+    per_pixel = per_pixel * pixel_mask_D
+  return jnp.sum(per_pixel, axis=-1)
 
 
 def mean_image(params: Params, config: ModelConfig, z_L) -> jax.Array:
