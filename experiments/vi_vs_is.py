@@ -111,7 +111,7 @@ def main(argv):
 def write_outputs(workdir: Path, configs, results, params, image_shape):
   (workdir / "figures").mkdir(parents=True, exist_ok=True)
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
-  rows = ["| model | held-out NLL, quadrature | held-out NLL, IS k=%d (proposal) | test ELBO |"
+  rows = ["| model | held-out NLL, quadrature | held-out NLL, IS k=%d (proposal) | test −ELBO |"
           " s/step | training s |" % FLAGS.eval_k, "| --- | --- | --- | --- | --- | --- |"]
   for name, r in results.items():
     elbo = "—" if r["is_proposal"] == "prior" else f"{-r['test_elbo']:.2f}"
