@@ -6,8 +6,9 @@ as a fraction of the float32 matmul peak measured in the same run.
 Model: the 784-500-500-50 VAE of train_throughput.py, Bernoulli decoder, batch 100.
 Training: vbayes' jitted chunk with the iwae objective (reparam estimator), Adam.
 Evaluation: evaluate.importance_sampled_log_likelihood on 100 images, k=5000 in
-chunks, as the main job runs it. Only matmul FLOPs are counted: the encoder runs
-on B rows, the decoder on B*k rows (its input gradient is needed in training).
+chunks of evaluate.MAX_ROWS_PER_CHUNK decoder rows, as the main job runs it.
+Only matmul FLOPs are counted: the encoder runs on B rows, the decoder on B*k
+rows (its input gradient is needed in training).
 Last line: one JSON object with iwae_k5_fraction_of_peak,
 iwae_k50_fraction_of_peak, eval_k5000_fraction_of_peak and the raw rates.
 """

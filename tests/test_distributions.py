@@ -25,6 +25,13 @@ def test_bernoulli_log_prob_is_finite_for_extreme_logits():
                              atol=1e-6)
 
 
+def test_softplus_and_its_gradient_match_jax_nn():
+  l = jnp.array([-800.0, -30.0, -1.5, -1e-3, 0.0, 1e-3, 2.0, 40.0, 900.0])
+  np.testing.assert_allclose(distributions.softplus(l), jax.nn.softplus(l), rtol=1e-6)
+  grad = jax.vmap(jax.grad(distributions.softplus))(l)
+  np.testing.assert_allclose(grad, jax.nn.sigmoid(l), rtol=1e-6, atol=1e-30)
+
+
 def test_gaussian_log_prob_matches_scipy():
   mean, log_scale, x = jnp.array([0.1, -1.0]), jnp.array([0.3, -0.7]), jnp.array([0.5, 0.2])
   expected = jnp.sum(jax.scipy.stats.norm.logpdf(x, mean, jnp.exp(log_scale)))

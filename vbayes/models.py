@@ -103,7 +103,7 @@ def log_likelihood(params: Params, config: ModelConfig, z_L, x_D, pixel_mask_D=N
   """
   out_D = decode(params, config, z_L)
   if config.likelihood == "bernoulli":
-    per_pixel = x_D * out_D - jax.nn.softplus(out_D)
+    per_pixel = x_D * out_D - distributions.softplus(out_D)
   else:
     log_scale = jnp.log(decoder_scale(params, config))
     standardized = (x_D - gaussian_mean(config, out_D)) * jnp.exp(-log_scale)
@@ -135,7 +135,7 @@ def log_likelihood_matrix(params: Params, config: ModelConfig, z_GxL, x_BxD,
   mask = jnp.ones((config.data_dim,), jnp.float32) if pixel_mask_D is None else pixel_mask_D
   x_BxD = x_BxD * mask
   if config.likelihood == "bernoulli":
-    return x_BxD @ out_GxD.T - (jax.nn.softplus(out_GxD) @ mask)[None, :]
+    return x_BxD @ out_GxD.T - (distributions.softplus(out_GxD) @ mask)[None, :]
   scale_D = decoder_scale(params, config)
   a_D = 0.5 / scale_D**2
   m_GxD = gaussian_mean(config, out_GxD)
