@@ -29,18 +29,26 @@ def _softplus_jvp(primals, tangents):
   return softplus(l), jax.nn.sigmoid(l) * dl
 
 
-def bernoulli_log_prob(logits_D: jax.Array, x_D: jax.Array) -> jax.Array:
-  """log p(x | l) = sum_d [x_d l_d - softplus(l_d)], with p(x_d = 1) = sigmoid(l_d).
+def _masked_sum(terms_D, mask_D):
+  return jnp.sum(terms_D if mask_D is None else terms_D * mask_D, axis=-1)
+
+
+def bernoulli_log_prob(logits_D: jax.Array, x_D: jax.Array, mask_D=None) -> jax.Array:
+  """log p(x | l) = sum_d m_d [x_d l_d - softplus(l_d)], with p(x_d = 1) = sigmoid(l_d).
 
   Uses log sigmoid(l) = l - softplus(l) and log(1 - sigmoid(l)) = -softplus(l).
+  The 0/1 mask m (all ones if None) keeps the observed pixels: log p(x_obs | l).
   """
-  return jnp.sum(x_D * logits_D - softplus(logits_D), axis=-1)
+  return _masked_sum(x_D * logits_D - softplus(logits_D), mask_D)
 
 
-def gaussian_log_prob(mean_D, log_scale_D, x_D) -> jax.Array:
-  """log N(x; m, diag(s^2)) = -sum_d [ (x_d - m_d)^2 / (2 s_d^2) + log s_d + log(2 pi) / 2 ]."""
+def gaussian_log_prob(mean_D, log_scale_D, x_D, mask_D=None) -> jax.Array:
+  """log N(x; m, diag(s^2)) = -sum_d [ (x_d - m_d)^2 / (2 s_d^2) + log s_d + log(2 pi) / 2 ].
+
+  The 0/1 mask (all ones if None) keeps only the observed coordinates' terms.
+  """
   standardized = (x_D - mean_D) * jnp.exp(-log_scale_D)
-  return -jnp.sum(0.5 * standardized**2 + log_scale_D + 0.5 * LOG_2PI, axis=-1)
+  return -_masked_sum(0.5 * standardized**2 + log_scale_D + 0.5 * LOG_2PI, mask_D)
 
 
 def std_normal_log_prob(z_L: jax.Array) -> jax.Array:

@@ -33,8 +33,9 @@ def importance_sampled_log_likelihood(params, key, x_BxD, *, model: ModelConfig,
   """log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)  (Burda et al. 2016).
 
   For a model without an encoder q is the prior, and this is prior importance
-  sampling, log (1/k) sum_i p(x|z_i). Also returns the k-sample mean of log p(x|z_i), the reconstruction term of the
-  ELBO. `chunk` must divide k. Returns (log_px_B, mean_log_lik_B).
+  sampling, log (1/k) sum_i p(x|z_i). Also returns the k-sample mean of
+  log p(x|z_i), the reconstruction term of the ELBO. `chunk` must divide k.
+  Returns (log_px_B, mean_log_lik_B).
   """
   if k % chunk:
     raise ValueError(f"chunk {chunk} must divide k {k}")

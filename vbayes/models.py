@@ -7,6 +7,8 @@
 Every function acts on one example; callers `jax.vmap` over batches and samples.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -103,14 +105,10 @@ def log_likelihood(params: Params, config: ModelConfig, z_L, x_D, pixel_mask_D=N
   """
   out_D = decode(params, config, z_L)
   if config.likelihood == "bernoulli":
-    per_pixel = x_D * out_D - distributions.softplus(out_D)
-  else:
-    log_scale = jnp.log(decoder_scale(params, config))
-    standardized = (x_D - gaussian_mean(config, out_D)) * jnp.exp(-log_scale)
-    per_pixel = -(0.5 * standardized**2 + log_scale + 0.5 * distributions.LOG_2PI)
-  if pixel_mask_D is not None:
-    per_pixel = per_pixel * pixel_mask_D
-  return jnp.sum(per_pixel, axis=-1)
+    return distributions.bernoulli_log_prob(out_D, x_D, pixel_mask_D)
+  log_scale = jnp.log(decoder_scale(params, config))
+  return distributions.gaussian_log_prob(gaussian_mean(config, out_D), log_scale, x_D,
+                                         pixel_mask_D)
 
 
 def mean_image(params: Params, config: ModelConfig, z_L) -> jax.Array:
@@ -130,15 +128,20 @@ def log_likelihood_matrix(params: Params, config: ModelConfig, z_GxL, x_BxD,
     Gaussian:  log p(x|z) = -sum_d [(x_d - m_d)^2 / (2 s_d^2) + log s_d + log(2 pi)/2],
                expanded as x^2 . a - 2 x . (a m) + (a m^2) summed, with a = 1 / (2 s^2).
   pixel_mask_D (0/1), if given, keeps only the observed pixels' terms.
+  The pixel sums run at full float32 precision on every backend: they add
+  hundreds of terms of size ~10, where bfloat16 passes (a TPU's default) would
+  cost nats.
   """
   out_GxD = jax.vmap(decode, in_axes=(None, None, 0))(params, config, z_GxL)
   mask = jnp.ones((config.data_dim,), jnp.float32) if pixel_mask_D is None else pixel_mask_D
   x_BxD = x_BxD * mask
+  dot = functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
   if config.likelihood == "bernoulli":
-    return x_BxD @ out_GxD.T - (distributions.softplus(out_GxD) @ mask)[None, :]
+    return dot(x_BxD, out_GxD.T) - dot(distributions.softplus(out_GxD), mask)[None, :]
   scale_D = decoder_scale(params, config)
   a_D = 0.5 / scale_D**2
   m_GxD = gaussian_mean(config, out_GxD)
   const = jnp.sum(mask * (jnp.log(scale_D) + 0.5 * distributions.LOG_2PI))
-  quad = (x_BxD**2 @ a_D)[:, None] - 2.0 * x_BxD @ (m_GxD * a_D).T + ((m_GxD**2 * a_D) @ mask)[None, :]
+  quad = (dot(x_BxD**2, a_D)[:, None] - 2.0 * dot(x_BxD, (m_GxD * a_D).T)
+          + dot(m_GxD**2 * a_D, mask)[None, :])
   return -quad - const

@@ -3,7 +3,8 @@
     loss(params, key, x_BxD) -> (scalar loss to minimize, dict of scalar metrics)
 
 so the training loop never knows which one it runs. The per-example quantity is
-written for one image and `jax.vmap`-ed over the batch with one key per image.
+written for one image, as a function of its noise, and `jax.vmap`-ed over the
+batch; the batch's noise is one draw from `key`.
 """
 
 import functools
