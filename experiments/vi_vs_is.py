@@ -30,7 +30,7 @@ from absl import app, flags, logging
 
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import evaluate, metrics_io, models, plots, trainer
+from vbayes import grid, metrics_io, models, plots, trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Output folder.", required=True)
@@ -80,7 +80,7 @@ def main(argv):
 
   def held_out_nll(step, params, model):
     del step
-    log_px = evaluate.quadrature_log_likelihood(params, curve_x, model=model,
+    log_px = grid.quadrature_log_likelihood(params, curve_x, model=model,
                                                 limit=first.quadrature_limit,
                                                 points=first.quadrature_points)
     return {"heldout_nll_quadrature": float(-jnp.mean(log_px))}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests import linear_gaussian
-from vbayes import distributions, evaluate, models, objectives
+from vbayes import distributions, evaluate, grid, models, objectives
 
 
 def _elbos(model, params, x_BxD, n_keys, kl_estimator):
@@ -59,7 +59,7 @@ def test_importance_sampling_converges_to_log_marginal(lg_model):
   for k in (1, 10, 5000):
     est = np.stack([np.asarray(evaluate.importance_sampled_log_likelihood(
         params, jax.random.key(s), x, model=lg_model.config, k=k,
-        chunk=evaluate.largest_divisor_at_most(k, 1000))[0]) for s in range(20)])
+        chunk=grid.largest_divisor_at_most(k, 1000))[0]) for s in range(20)])
     errors[k] = float(np.mean(log_px - est.mean(axis=0)))
   assert errors[1] > errors[10] > abs(errors[5000])
   assert abs(errors[5000]) < 0.01
@@ -82,21 +82,3 @@ def test_chunked_running_logsumexp_equals_one_big_logmeanexp(lg_model):
   log_q = distributions.diag_normal_log_prob(mean, log_var, z)
   expected = jax.nn.logsumexp(log_joint - log_q, axis=0) - math.log(k)
   np.testing.assert_allclose(got, expected, rtol=1e-5)
-
-
-def test_quadrature_matches_log_marginal(lg_model):
-  x = lg_model.sample(jax.random.key(4), 6)
-  got = evaluate.quadrature_log_likelihood(lg_model.params(), x, model=lg_model.config,
-                                           limit=6.0, points=256)
-  np.testing.assert_allclose(got, lg_model.log_marginal(x), atol=1e-3)
-
-
-def test_grid_posterior_normalizes_to_the_exact_posterior(lg_model):
-  x = lg_model.sample(jax.random.key(5), 2)
-  limit, points = 5.0, 200
-  log_joint = evaluate.log_joint_on_grid(lg_model.params(), x, model=lg_model.config,
-                                         limit=limit, points=points)
-  z, _ = evaluate.latent_grid(limit, points)
-  posterior = jax.nn.softmax(log_joint, axis=1)  # [B, G]
-  p_mean, _ = lg_model.posterior(np.asarray(x))
-  np.testing.assert_allclose(posterior @ z, p_mean, atol=1e-3)

@@ -1,5 +1,5 @@
 """Held-out evaluation: importance-sampled log p(x), grid quadrature for 2-D
-latents, ELBO and its parts, active units.
+latents (from `grid`), ELBO and its parts, active units.
 
 Memory stays bounded for any number of samples k: the k samples are drawn in
 chunks inside a `lax.scan` that carries a running log-sum-exp, and images go
@@ -14,17 +14,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes import data as data_lib
-from vbayes import distributions, models
+from vbayes import distributions, grid, models
 from vbayes.config import ModelConfig
 
 # Decoder rows (samples x images) evaluated at once: 10000 x 784 float32 = 31 MB of
 # logits. On the 2-core CPU, 10000 rows ran 20% faster than 25000 (the logits stay in
 # cache for the likelihood that reads them); accelerators may want more (rows_per_chunk).
 MAX_ROWS_PER_CHUNK = 10_000
-
-
-def largest_divisor_at_most(n: int, cap: int) -> int:
-  return max(d for d in range(1, min(n, max(cap, 1)) + 1) if n % d == 0)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "k", "chunk"))
@@ -59,65 +55,6 @@ def importance_sampled_log_likelihood(params, key, x_BxD, *, model: ModelConfig,
   return log_sum_B - math.log(k), lik_sum_B / k
 
 
-def latent_grid(limit: float, points: int):
-  """A points x points grid of midpoints of cells tiling [-limit, limit]^2.
-
-  Returns (z_Gx2, log cell area). Cell midpoints make the sum a midpoint rule.
-  """
-  width = 2.0 * limit / points
-  axis = -limit + width * (jnp.arange(points) + 0.5)
-  z1, z2 = jnp.meshgrid(axis, axis, indexing="xy")
-  return jnp.stack([z1.ravel(), z2.ravel()], axis=-1), 2.0 * math.log(width)
-
-
-def _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D):
-  """log p(x_b, z_c) = log p(x_b | z_c) + log p(z_c): [B, C]."""
-  return (models.log_likelihood_matrix(params, model, z_Cx2, x_BxD, pixel_mask_D)
-          + distributions.std_normal_log_prob(z_Cx2)[None, :])
-
-
-def _grid_chunks(limit: float, points: int, batch: int):
-  """The grid split into chunks of C points, C dividing G, with about B * C <= 4M entries."""
-  z_Gx2, log_area = latent_grid(limit, points)
-  chunk = largest_divisor_at_most(points * points, max(1, (1 << 22) // batch))
-  return z_Gx2.reshape(-1, chunk, 2), log_area
-
-
-@functools.partial(jax.jit, static_argnames=("model", "limit", "points"))
-def log_joint_on_grid(params, x_BxD, *, model: ModelConfig, limit: float, points: int,
-                      pixel_mask_D=None):
-  """log p(x_b, z_g) on the 2-D latent grid of `latent_grid`: [B, G], g row-major.
-
-  The decoder runs once per grid point. Normalized over g it is the grid
-  posterior p(z | x) (of the observed pixels, with `pixel_mask_D`).
-  """
-  z_NxCx2, _ = _grid_chunks(limit, points, x_BxD.shape[0])
-  out_NxBxC = jax.lax.map(
-      lambda z_Cx2: _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D), z_NxCx2)
-  return jnp.moveaxis(out_NxBxC, 0, 1).reshape(x_BxD.shape[0], -1)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "limit", "points"))
-def quadrature_log_likelihood(params, x_BxD, *, model: ModelConfig, limit: float = 5.0,
-                              points: int = 512, pixel_mask_D=None):
-  """log p(x) = log int p(x|z) p(z) dz ~= logsumexp_g log p(x, z_g) + log(cell area).
-
-  Midpoint rule on `latent_grid`: exact up to the grid, for 2-D latents only. The
-  prior mass outside [-limit, limit]^2 is left out (1.1e-6 of it for limit 5). A
-  running log-sum-exp over grid chunks keeps memory at O(B * chunk).
-  """
-  if model.latent_dim != 2:
-    raise ValueError(f"grid quadrature needs latent_dim 2, got {model.latent_dim}")
-  z_NxCx2, log_area = _grid_chunks(limit, points, x_BxD.shape[0])
-
-  def body(log_sum_B, z_Cx2):
-    log_joint_BxC = _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D)
-    return jnp.logaddexp(log_sum_B, jax.nn.logsumexp(log_joint_BxC, axis=1)), None
-
-  log_sum_B, _ = jax.lax.scan(body, jnp.full((x_BxD.shape[0],), -jnp.inf), z_NxCx2)
-  return log_sum_B + log_area
-
-
 @functools.partial(jax.jit, static_argnames=("model",))
 def _encoder_means(params, x_BxD, *, model):
   return jax.vmap(models.encode, in_axes=(None, None, 0))(params, model, x_BxD)
@@ -146,7 +83,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binariz
   Dynamically binarized data is binarized once, with `key`, for the whole test.
   """
   binarize_key, sample_key = jax.random.split(key)
-  chunk = largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
+  chunk = grid.largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
   log_px, recon, kl, means, xs = [], [], [], [], []
   for i, (batch, n) in enumerate(_batches(images_NxD, batch_size)):
     x = data_lib.to_float(jax.random.fold_in(binarize_key, i), jnp.asarray(batch), binarization)
@@ -169,7 +106,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binariz
       "num_test_images": int(len(log_px)),
   }
   if quadrature is not None and model.latent_dim == 2:
-    log_px_grid = quadrature_log_likelihood(params, jnp.concatenate(xs), model=model,
+    log_px_grid = grid.quadrature_log_likelihood(params, jnp.concatenate(xs), model=model,
                                             **quadrature)
     results["test_nll_quadrature"] = float(-jnp.mean(log_px_grid))
   return results
