@@ -78,6 +78,17 @@ def test_cached_arrays_load_without_tfds(tmp_path, monkeypatch):
   np.testing.assert_array_equal(loaded.test_labels, [1, 2])
 
 
+def test_match_labels_finds_the_original_of_each_binarized_image():
+  rng = np.random.default_rng(0)
+  grey = (rng.random((300, 784)) ** 3 * 255).astype(np.uint8)  # mostly dark, like digits
+  labels = rng.integers(0, 10, size=300).astype(np.int32)
+  order = rng.permutation(300)[:120]
+  binary = (rng.random((120, 784)) < grey[order] / 255.0).astype(np.uint8)
+  got, margin = data_lib.match_labels(binary, grey, labels, chunk=50)
+  np.testing.assert_array_equal(got, labels[order])
+  assert got.dtype == np.int32 and margin.shape == (120,) and np.all(margin > 0)
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(),
                     reason=f"no offline MNIST files at {SHARED_DATA}")
@@ -93,6 +104,13 @@ def test_tfds_prepares_both_datasets_offline_from_the_original_files(tmp_path, m
   assert mnist.train.max() == 255
   np.testing.assert_array_equal(np.bincount(mnist.test_labels),
                                 [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+  # binarized_mnist's test labels, recovered from mnist's test split: MNIST's class
+  # counts, and no label in doubt (every margin is tens of nats).
+  labelled = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path,
+                           labels=True)
+  np.testing.assert_array_equal(np.bincount(labelled.test_labels), np.bincount(mnist.test_labels))
+  with np.load(data_lib.cache_path("binarized_mnist_test_labels", tmp_path)) as f:
+    assert f["margins"].min() > 20
   # The second load reads the cache, not tfds.
   monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: pytest.fail("tfds was called"))
   again = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)

@@ -91,8 +91,12 @@ def to_float(key: jax.Array, x_uint8: jax.Array, binarization: str) -> jax.Array
 
 
 def load(config: DataConfig, *, data_dir: str | Path | None = None,
-         manual_dir: str | Path | None = None) -> ImageData:
-  """Loads the dataset `config` names, preparing it with tfds the first time."""
+         manual_dir: str | Path | None = None, labels: bool = False) -> ImageData:
+  """Loads the dataset `config` names, preparing it with tfds the first time.
+
+  Test labels come with mnist and 4frames. binarized_mnist has none in tfds;
+  `labels=True` recovers them from mnist's test split (`binarized_mnist_test_labels`).
+  """
   if config.dataset == "4frames":
     return ImageData(train=four_frames(), test=four_frames(1), image_shape=(2, 2),
                      binarization="fixed", test_labels=np.arange(4, dtype=np.int32))
@@ -102,9 +106,59 @@ def load(config: DataConfig, *, data_dir: str | Path | None = None,
   images = {name: arr for name, arr in splits.items() if not name.endswith("_labels")}
   if config.binarization == "threshold":
     images = {name: (arr > 127).astype(np.uint8) for name, arr in images.items()}
+  test_labels = splits.get("test_labels")
+  if test_labels is None and labels:
+    test_labels = binarized_mnist_test_labels(images["test"], data_dir=data_dir,
+                                              manual_dir=manual_dir)
   return ImageData(train=images["train"], test=images["test"],
                    validation=images.get("validation"), image_shape=(28, 28),
-                   binarization=config.binarization, test_labels=splits.get("test_labels"))
+                   binarization=config.binarization, test_labels=test_labels)
+
+
+def match_labels(binary_NxD: np.ndarray, grey_MxD: np.ndarray, labels_M: np.ndarray,
+                 chunk: int = 1000):
+  """Labels for binary images drawn once as x ~ Bernoulli(grey / 255) from labelled grey ones.
+
+  Each binary image takes the label of the grey image m under which it is most
+  likely, argmax_m sum_d [x_d log p_md + (1 - x_d) log(1 - p_md)] with
+  p = clip(grey / 255, 1e-3, 1 - 1e-3). Returns (labels_N, margin_N): the margin
+  is the log-likelihood of the best grey image minus that of the best grey image
+  with another label, so a large margin means the label is not in doubt (two
+  near-identical originals with the same label do not lower it).
+  """
+  p = np.clip(np.asarray(grey_MxD, np.float32) / 255.0, 1e-3, 1 - 1e-3)
+  log_p, log_not_p = np.log(p).T, np.log1p(-p).T  # [D, M]
+  classes = np.unique(labels_M)
+  labels, margins = [], []
+  for start in range(0, len(binary_NxD), chunk):
+    x = np.asarray(binary_NxD[start:start + chunk], np.float32)
+    score_NxM = x @ log_p + (1.0 - x) @ log_not_p
+    best_per_class = np.stack([score_NxM[:, labels_M == c].max(axis=1) for c in classes], 1)
+    top2 = np.sort(np.pad(best_per_class, ((0, 0), (1, 0)), constant_values=-np.inf), 1)[:, -2:]
+    labels.append(classes[np.argmax(best_per_class, axis=1)])
+    margins.append(top2[:, 1] - top2[:, 0])  # inf when all grey images share one label
+  return np.concatenate(labels).astype(np.int32), np.concatenate(margins)
+
+
+def binarized_mnist_test_labels(test_NxD: np.ndarray, *, data_dir: Path,
+                                manual_dir: Path | None) -> np.ndarray:
+  """Digit labels for binarized MNIST's test split, which tfds ships without them.
+
+  Larochelle's test images are the 10000 MNIST test images, each binarized once
+  by a Bernoulli draw; `match_labels` finds each one's original in tfds `mnist`
+  (prepared like any dataset here) and takes its label. On the real data every
+  label's margin is large (the README gives the numbers) and the class counts
+  equal MNIST's. Cached beside the image cache.
+  """
+  path = cache_path("binarized_mnist_test_labels", data_dir)
+  if path.exists():
+    with np.load(path) as f:
+      if len(f["labels"]) == len(test_NxD):
+        return f["labels"]
+  mnist = load_tfds_arrays("mnist", data_dir=data_dir, manual_dir=manual_dir)
+  labels, margins = match_labels(test_NxD, mnist["test"], mnist["test_labels"])
+  save_arrays(path, {"labels": labels, "margins": margins})
+  return labels
 
 
 def cache_path(name: str, data_dir: Path) -> Path:
