@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from vbayes import svi
 
@@ -33,3 +34,25 @@ def test_top_half_mask():
   mask = svi.top_half_mask((28, 28))
   assert mask.shape == (784,) and float(mask.sum()) == 392 and float(mask[391]) == 1.0
   assert float(mask[392]) == 0.0
+
+
+def test_restarts_keep_the_fit_with_the_best_final_elbo(lg_model):
+  d = len(lg_model.b_D)
+  mask = (jnp.arange(d) < d // 2).astype(jnp.float32)
+  x = lg_model.sample(jax.random.key(2), 3)
+  kwargs = dict(model=lg_model.config, steps=60, num_samples=4, learning_rate=1e-2)
+  mean, log_var, trace = svi.fit_posterior_restarts(lg_model.params(), jax.random.key(3), x,
+                                                    mask, restarts=5, **kwargs)
+  assert mean.shape == log_var.shape == (3, 2) and trace.shape == (60, 3)
+  # The same five fits, run by hand: same starting means and keys as inside.
+  init_key, fit_key = jax.random.split(jax.random.key(3))
+  all_mean, _, all_trace = svi.fit_posterior(
+      lg_model.params(), fit_key, jnp.tile(x, (5, 1)), mask,
+      init_mean_BxL=jax.random.normal(init_key, (15, 2)), **kwargs)
+  final = np.asarray(all_trace[-60:].mean(axis=0)).reshape(5, 3)
+  best = np.argmax(final, axis=0)
+  np.testing.assert_allclose(mean, np.asarray(all_mean).reshape(5, 3, 2)[best, np.arange(3)])
+  np.testing.assert_allclose(trace[-60:].mean(axis=0), final.max(axis=0), rtol=1e-6)
+  with pytest.raises(ValueError, match="restarts must be positive"):
+    svi.fit_posterior_restarts(lg_model.params(), jax.random.key(3), x, mask, restarts=0,
+                               **kwargs)

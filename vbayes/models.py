@@ -119,6 +119,14 @@ def mean_image(params: Params, config: ModelConfig, z_L) -> jax.Array:
   return gaussian_mean(config, out_D)
 
 
+def sample_image(params: Params, config: ModelConfig, key: jax.Array, z_L) -> jax.Array:
+  """x ~ p(x | z): Bernoulli(sigmoid(f(z))) pixels in {0, 1}, or m + s * eps for the Gaussian."""
+  mean_D = mean_image(params, config, z_L)
+  if config.likelihood == "bernoulli":
+    return jax.random.bernoulli(key, mean_D).astype(mean_D.dtype)
+  return mean_D + decoder_scale(params, config) * jax.random.normal(key, mean_D.shape)
+
+
 def log_likelihood_matrix(params: Params, config: ModelConfig, z_GxL, x_BxD,
                           pixel_mask_D=None) -> jax.Array:
   """log p(x_b | z_g) for every image b and latent point g: [B, G].

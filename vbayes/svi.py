@@ -63,3 +63,29 @@ def fit_posterior(params, key, x_BxD, mask_D, *, model: ModelConfig, steps: int 
 
   (q, _), trace = jax.lax.scan(step, (q, optimizer.init(q)), jnp.arange(steps))
   return q["mean"], q["log_var"], trace
+
+
+def fit_posterior_restarts(params, key, x_BxD, mask_D, *, model: ModelConfig, restarts: int,
+                           steps: int = 2000, num_samples: int = 16,
+                           learning_rate: float = 1e-2):
+  """`fit_posterior` from `restarts` starting means z_0 ~ p(z) per image; keeps the best.
+
+  p(z | x_obs) of a trained decoder can have several modes and sharp ridges, and
+  one run of stochastic VI stays in the basin it starts in. Each restart is an
+  independent fit (all run at once under vmap); per image the restart with the
+  highest ELBO, averaged over its last min(100, steps) steps, is returned.
+  Returns (mean_BxL, log_var_BxL, elbo_trace_TxB) of the chosen restarts.
+  """
+  if restarts <= 0:
+    raise ValueError(f"restarts must be positive, got {restarts}")
+  batch = x_BxD.shape[0]
+  init_key, fit_key = jax.random.split(key)
+  init_mean = jax.random.normal(init_key, (restarts * batch, model.latent_dim))
+  mean, log_var, trace = fit_posterior(
+      params, fit_key, jnp.tile(x_BxD, (restarts, 1)), mask_D, model=model, steps=steps,
+      num_samples=num_samples, learning_rate=learning_rate, init_mean_BxL=init_mean)
+  final_RxB = jnp.mean(trace[-min(100, steps):], axis=0).reshape(restarts, batch)
+  best_B = jnp.argmax(final_RxB, axis=0)
+  pick = lambda a: a.reshape(restarts, batch, *a.shape[1:])[best_B, jnp.arange(batch)]
+  trace_TxB = trace.reshape(steps, restarts, batch)[:, best_B, jnp.arange(batch)]
+  return pick(mean), pick(log_var), trace_TxB

@@ -241,6 +241,26 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
   return results
 
 
+def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData,
+                   log: Callable[[str], None] = print):
+  """The parameters of a finished run of `config` in `workdir`.
+
+  A workdir whose run reached config.epochs and was evaluated is only read;
+  otherwise the run is trained (resumed, or extended to more epochs) and
+  evaluated first by `run`.
+  """
+  workdir = Path(workdir)
+  if (workdir / CONFIG_FILE).exists():
+    check_workdir(config, workdir)
+    records = metrics_io.read_metrics(workdir)
+    total_steps = config.epochs * (len(data.train) // config.batch_size)
+    if records and "test_nll" in records[-1] and records[-1]["step"] == total_steps:
+      log(f"loading the trained model from {workdir} (step {total_steps})")
+      return restore_params(workdir, config)
+  run(config, workdir, data=data, log=log)
+  return restore_params(workdir, config)
+
+
 def restore_params(workdir: str | Path, config: TrainConfig):
   """The parameters of the latest checkpoint in a run's workdir."""
   optimizer = train_lib.make_optimizer(config)

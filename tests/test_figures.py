@@ -1,0 +1,86 @@
+"""The seed 001 figure scripts end to end on tiny generated data (--fast): each
+writes its PNG at the size latent_plots declares, sharing one trained model."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vbayes import data as data_lib
+from vbayes import latent_plots
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = ("prior_samples", "latent_posterior", "interpolation", "true_vs_variational",
+           "completion", "reconstructions_by_digit")
+
+
+@pytest.fixture(scope="module")
+def tiny_tfds(tmp_path_factory):
+  """tfds caches as the figures need them: binarized_mnist (no labels) whose test
+  images are Bernoulli draws of mnist's labelled grey test images, in another order."""
+  root = tmp_path_factory.mktemp("tfds")
+  rng = np.random.default_rng(0)
+  grey = (rng.random((150, 784)) ** 4 * 255).astype(np.uint8)
+  labels = np.arange(150, dtype=np.int32) % 10
+  data_lib.save_arrays(data_lib.cache_path("mnist", root),
+                       {"train": grey[:10], "test": grey, "test_labels": labels})
+  order = rng.permutation(150)
+  binary = lambda g: (rng.random(g.shape) < g / 255.0).astype(np.uint8)
+  data_lib.save_arrays(data_lib.cache_path("binarized_mnist", root), {
+      "train": binary(np.resize(grey, (200, 784))), "validation": binary(grey[:20]),
+      "test": binary(grey[order])})
+  return root
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  return tmp_path_factory.mktemp("seed001")
+
+
+def run_script(name, *args, data_dir):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO),
+         data_lib.DATA_DIR_ENV: str(data_dir)}
+  env.pop(data_lib.MANUAL_DIR_ENV, None)
+  return subprocess.run([sys.executable, "-m", f"experiments.{name}", *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_writes_its_figure(name, workdir, tiny_tfds):
+  out = run_script(name, f"--workdir={workdir}", "--fast", data_dir=tiny_tfds)
+  assert out.returncode == 0, out.stderr[-3000:]
+  path = workdir / "figures" / f"{name}.png"
+  with Image.open(path) as im:
+    assert im.size == latent_plots.PIXELS[name]
+    pixels = np.asarray(im.convert("L"), np.float32)
+  assert pixels.std() > 10  # something was drawn
+  assert (workdir / "model" / "checkpoints").is_dir()
+  if name != SCRIPTS[0]:
+    assert "loading the trained model" in out.stdout  # trained once, then shared
+
+
+def test_true_vs_variational_prints_consistent_kls(workdir, tiny_tfds):
+  """log p(x_top) - ELBO(q) is KL(q || p): the grid KL and the SVI ELBO agree."""
+  out = run_script("true_vs_variational", f"--workdir={workdir}", "--fast", "--svi_steps=400",
+                   "--digits=3", data_dir=tiny_tfds)
+  assert out.returncode == 0, out.stderr[-3000:]
+  line = next(l for l in out.stdout.splitlines() if "log p(x_top)" in l)
+  numbers = [float(w.strip(",;")) for w in line.replace("(", " ").split()
+             if w.strip(",;").lstrip("-").replace(".", "", 1).isdigit()]
+  gap, kl_qp, kl_pq = numbers[-3], numbers[-2], numbers[-1]
+  assert kl_qp >= 0 and kl_pq >= 0
+  assert abs(gap - kl_qp) < 0.1 + 0.1 * kl_qp, line
+
+
+@pytest.mark.parametrize("args, message", [
+    (("interpolation", "--pairs=1x2"), "--pairs takes digit pairs"),
+    (("completion", "--num_completions=0"), "num_completions must be positive"),
+    (("reconstructions_by_digit", "--per_digit=40"), "fewer than --per_digit=40"),
+])
+def test_bad_flags_give_one_clear_error(args, message, workdir, tiny_tfds):
+  out = run_script(args[0], f"--workdir={workdir}", "--fast", *args[1:], data_dir=tiny_tfds)
+  assert out.returncode == 1 and message in out.stderr and "Traceback" not in out.stderr
