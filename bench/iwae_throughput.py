@@ -21,7 +21,7 @@ import numpy as np
 from absl import app, flags
 
 import common  # bench/common.py, beside this script
-from vbayes import config as config_lib, evaluate, models
+from vbayes import config as config_lib, evaluate, grid, models
 
 flags.DEFINE_integer("calls", 3, "Timed calls per measurement (the best is reported).")
 FLAGS = flags.FLAGS
@@ -44,7 +44,7 @@ def eval_rate(images) -> float:
   model = config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500))
   params = models.init(jax.random.key(0), model)
   x = images[:BATCH].astype(jnp.float32)
-  chunk = evaluate.largest_divisor_at_most(5000, evaluate.MAX_ROWS_PER_CHUNK // BATCH)
+  chunk = grid.largest_divisor_at_most(5000, evaluate.MAX_ROWS_PER_CHUNK // BATCH)
   seconds = common.time_best(
       lambda: evaluate.importance_sampled_log_likelihood(params, jax.random.key(3), x,
                                                          model=model, k=5000, chunk=chunk),
