@@ -22,13 +22,12 @@ def training_steps_per_s(config, images, calls: int, steps_per_epoch: int) -> fl
 
   The state is donated from call to call, as in a real run.
   """
-  from vbayes import objectives, train as train_lib  # pylint: disable=g-import-not-at-top
-  optimizer = train_lib.make_optimizer(config)
+  from vbayes import train as train_lib  # pylint: disable=g-import-not-at-top
   chunk = train_lib.make_train_chunk(
-      objectives.get_objective(config), optimizer, batch_size=config.batch_size,
+      train_lib.make_update(config), batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,
       binarization="fixed")
-  state = train_lib.init_state(jax.random.key(0), config, optimizer)
+  state = train_lib.init_state(jax.random.key(0), config)
   keys = jax.random.key(1), jax.random.key(2)
   state, metrics = chunk(state, images, *keys)  # compile
   jax.block_until_ready(metrics)

@@ -8,7 +8,8 @@ Adam 1e-3, batch 100, 10 epochs (5000 steps), test NLL with k=5000 importance
 samples plus grid quadrature (2-D latents). On a 2-core CPU: about 20 s of
 training (1.7 s per epoch) and 4-5 minutes of k=5000 evaluation. The README
 gives the measured results of 100-epoch runs (2-D: 127.7 nats by quadrature).
-Other objectives: --objective=iwae --k=50 --estimator=dreg, --objective=prior_is.
+Other objectives: --objective=iwae --k=50 --estimator=dreg, --objective=prior_is,
+--objective=avb [--adaptive_contrast] (adversarial variational Bayes).
 
 Re-running with the same --workdir resumes from its last checkpoint.
 """
@@ -34,6 +35,16 @@ flags.DEFINE_enum("objective", "elbo", config_lib.OBJECTIVES,
                   "elbo; iwae (encoder as proposal, --k samples); prior_is (decoder alone, "
                   "--k prior samples).")
 flags.DEFINE_integer("k", None, "Samples per image for iwae and prior_is (default 50 and 128).")
+flags.DEFINE_bool("adaptive_contrast", False, "avb: adaptive contrast (AVB+AC).")
+flags.DEFINE_integer("avb_samples", 8, "avb: encoder samples per image per loss (and for "
+                     "the moments of adaptive contrast).")
+flags.DEFINE_integer("noise_dim", 0, "avb: noise inputs of the implicit encoder (0: latent_dim).")
+flags.DEFINE_list("adversary_hidden_sizes", ["256", "256"], "avb: hidden sizes of T(x, z).")
+flags.DEFINE_float("adversary_learning_rate", 1e-3, "avb: Adam learning rate of the adversary.")
+flags.DEFINE_integer("adversary_steps", 1, "avb: adversary updates per model update.")
+flags.DEFINE_float("grad_clip", 0.0, "Clip gradients to this global norm (0: no clipping).")
+flags.DEFINE_integer("kl_warmup_steps", 0, "avb: the KL weight rises linearly to 1 over "
+                     "this many steps (0: no warm-up).")
 flags.DEFINE_enum("estimator", "reparam", config_lib.ESTIMATORS,
                   "Encoder gradient estimator for iwae: reparam, stl or dreg.")
 flags.DEFINE_integer("latent_dim", 2, "Latent dimension L.")
@@ -62,13 +73,15 @@ def build_config() -> config_lib.TrainConfig:
   likelihood = FLAGS.decoder
   if likelihood == "auto":
     likelihood = "gaussian" if binarization == "none" else "bernoulli"
-  try:
-    hidden = tuple(int(h) for h in FLAGS.hidden_sizes)
-  except ValueError as e:
-    raise config_lib.ConfigError(f"hidden_sizes must be integers, got {FLAGS.hidden_sizes}") from e
+  hidden = _sizes("hidden_sizes")
   model = config_lib.ModelConfig(
       data_dim=4 if FLAGS.dataset == "4frames" else 784, latent_dim=FLAGS.latent_dim,
-      hidden_sizes=hidden, activation=FLAGS.activation, likelihood=likelihood)
+      hidden_sizes=hidden, activation=FLAGS.activation, likelihood=likelihood,
+      encoder="implicit" if FLAGS.objective == "avb" else "gaussian", noise_dim=FLAGS.noise_dim)
+  avb = config_lib.AVBConfig(
+      adaptive_contrast=FLAGS.adaptive_contrast, samples=FLAGS.avb_samples,
+      adversary_hidden_sizes=_sizes("adversary_hidden_sizes"),
+      adversary_learning_rate=FLAGS.adversary_learning_rate, adversary_steps=FLAGS.adversary_steps)
   return config_lib.TrainConfig(
       model=model, data=config_lib.DataConfig(dataset=FLAGS.dataset, binarization=binarization),
       objective=FLAGS.objective,
@@ -76,7 +89,15 @@ def build_config() -> config_lib.TrainConfig:
       estimator=FLAGS.estimator, kl_estimator=FLAGS.kl_estimator, batch_size=FLAGS.batch_size,
       learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs, seed=FLAGS.seed,
       steps_per_call=FLAGS.steps_per_call, eval_k=FLAGS.eval_k,
-      quadrature_points=FLAGS.quadrature_points)
+      quadrature_points=FLAGS.quadrature_points, grad_clip=FLAGS.grad_clip,
+      kl_warmup_steps=FLAGS.kl_warmup_steps, avb=avb)
+
+
+def _sizes(name: str) -> tuple[int, ...]:
+  try:
+    return tuple(int(h) for h in FLAGS[name].value)
+  except ValueError as e:
+    raise config_lib.ConfigError(f"{name} must be integers, got {FLAGS[name].value}") from e
 
 
 def main(argv):

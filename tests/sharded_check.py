@@ -8,33 +8,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes import config as config_lib, objectives
+from vbayes import config as config_lib
 from vbayes import train as train_lib
 
 
 def main(objective: str):
   assert jax.device_count() == 8, jax.devices()
   extra = {"elbo": {}, "iwae": {"objective": "iwae", "k": 4, "estimator": "dreg"},
-           "prior_is": {"objective": "prior_is", "k": 4}}[objective]
+           "prior_is": {"objective": "prior_is", "k": 4},
+           "avb": {"objective": "avb", "kl_warmup_steps": 3,
+                   "avb": config_lib.AVBConfig(adaptive_contrast=True, samples=4,
+                                               adversary_hidden_sizes=(16,))}}[objective]
+  encoder = "implicit" if objective == "avb" else "gaussian"
   config = config_lib.TrainConfig(**extra,
-      model=config_lib.ModelConfig(data_dim=20, latent_dim=3, hidden_sizes=(32,)),
+      model=config_lib.ModelConfig(data_dim=20, latent_dim=3, hidden_sizes=(32,),
+                                   encoder=encoder),
       data=config_lib.DataConfig(dataset="mnist", binarization="dynamic"), batch_size=16,
       steps_per_call=5, learning_rate=1e-3)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.integers(0, 256, size=(64, 20)), jnp.uint8)
-  optimizer = train_lib.make_optimizer(config)
-  objective = objectives.get_objective(config)
   results, hlo = {}, {}
   for name, mesh in (("single", None), ("sharded", train_lib.make_mesh())):
-    chunk = train_lib.make_train_chunk(objective, optimizer, batch_size=16, steps_per_call=2,
+    chunk = train_lib.make_train_chunk(train_lib.make_update(config), batch_size=16,
+                                       steps_per_call=2,
                                        steps_per_epoch=4, binarization="dynamic", mesh=mesh)
-    state = train_lib.replicate(train_lib.init_state(jax.random.key(0), config, optimizer), mesh)
+    state = train_lib.replicate(train_lib.init_state(jax.random.key(0), config), mesh)
     data = train_lib.replicate(images, mesh)
     hlo[name] = chunk.lower(state, data, jax.random.key(1), jax.random.key(2)).compile().as_text()
     for _ in range(3):
       state, _ = chunk(state, data, jax.random.key(1), jax.random.key(2))
     results[name] = state
-  init = train_lib.init_state(jax.random.key(0), config, optimizer)
+  init = train_lib.init_state(jax.random.key(0), config)
   diffs = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
                        results["single"]["params"], results["sharded"]["params"])
   moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),

@@ -127,6 +127,9 @@ def test_importance_weighted_objectives_run_end_to_end(tmp_path, objective):
     ("--k=5", "k=5 applies to the iwae and prior_is objectives only"),
     ("--estimator=dreg", "estimator 'dreg' applies to the iwae objective only"),
     ("--objective=iwae --k=0", "k must be positive"),
+    ("--kl_warmup_steps=10", "kl_warmup_steps applies to the avb objective only"),
+    ("--objective=avb --adaptive_contrast --avb_samples=1", "adaptive contrast needs at least 2"),
+    ("--objective=avb --adversary_steps=0", "avb adversary_steps must be positive"),
 ])
 def test_bad_flags_give_one_clear_error(tmp_path, flag, message):
   out = cli(f"--workdir={tmp_path / 'run'}", *flag.split())
@@ -205,3 +208,23 @@ def test_run_killed_with_sigkill_resumes_to_the_same_parameters(tmp_path, fake_m
   a, b = _restore_params(tmp_path / "straight"), _restore_params(workdir)
   assert int(a["step"]) == int(b["step"]) == 600
   jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+@pytest.mark.parametrize("flags", ["", "--adaptive_contrast --kl_warmup_steps=50 --grad_clip=10"])
+def test_avb_runs_end_to_end(tmp_path, flags):
+  workdir = tmp_path / "run"
+  out = cli(f"--workdir={workdir}", "--dataset=4frames", "--objective=avb", "--epochs=4",
+            "--batch_size=20", "--hidden_sizes=16", "--adversary_hidden_sizes=16",
+            "--avb_samples=4", "--eval_k=100", "--quadrature_points=64", *flags.split())
+  assert out.returncode == 0, out.stderr[-3000:]
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["model"]["encoder"] == "implicit"
+  assert config["avb"]["adaptive_contrast"] == ("--adaptive_contrast" in flags)
+  final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
+  assert final["proposal"] == "moment-matched" and final["test_elbo"] is None
+  assert final["test_nll_quadrature"] > np.log(4) - 1e-3
+  # IS is a stochastic lower bound on log p(x): its NLL is not below the exact one.
+  assert final["test_nll"] > final["test_nll_quadrature"] - 0.05
+  if "--adaptive_contrast" in flags:  # a good proposal: the two agree
+    assert final["test_nll"] - final["test_nll_quadrature"] < 0.5
+  assert (workdir / "figures" / "reconstructions.png").exists()

@@ -29,7 +29,8 @@ def small_config(**overrides) -> config_lib.TrainConfig:
 def make_chunk(config, steps_per_epoch, objective=None):
   optimizer = train_lib.make_optimizer(config)
   chunk = train_lib.make_train_chunk(
-      objective or objectives.get_objective(config), optimizer, batch_size=config.batch_size,
+      train_lib.gradient_update(objective or objectives.get_objective(config), optimizer),
+      batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,
       binarization="fixed")
   return chunk, train_lib.init_state(jax.random.key(0), config, optimizer)
@@ -93,7 +94,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   assert steps == sorted(set(steps))  # no step logged twice after the resume
 
 
-@pytest.mark.parametrize("objective", ["elbo", "iwae", "prior_is"])
+@pytest.mark.parametrize("objective", ["elbo", "iwae", "prior_is", "avb"])
 def test_sharded_step_equals_single_device_step(objective):
   """Runs tests/sharded_check.py on 8 fake CPU devices (a fresh process: the device
   count is fixed when JAX starts)."""

@@ -12,7 +12,8 @@ DATASETS = ("binarized_mnist", "mnist", "4frames")
 BINARIZATIONS = ("fixed", "dynamic", "threshold", "none")
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
-OBJECTIVES = ("elbo", "iwae", "prior_is")
+OBJECTIVES = ("elbo", "iwae", "prior_is", "avb")
+ENCODERS = ("gaussian", "implicit")
 ESTIMATORS = ("reparam", "stl", "dreg")
 KL_ESTIMATORS = ("analytic", "mc")
 
@@ -41,6 +42,8 @@ class ModelConfig:
   likelihood: "bernoulli" (binary pixels, logits out) or "gaussian" (grey pixels:
   mean sigmoid(h), or h itself with gaussian_mean="identity"; one learned scale
   per pixel, at least `min_scale`). hidden_sizes=() makes both networks linear.
+  encoder: "gaussian" (the above), or "implicit" for AVB: z = g(x, eps) with
+  eps ~ N(0, I) of noise_dim dimensions (0: latent_dim) as an extra input.
   """
   data_dim: int = 784
   latent_dim: int = 2
@@ -49,6 +52,12 @@ class ModelConfig:
   likelihood: str = "bernoulli"
   min_scale: float = 0.01
   gaussian_mean: str = "sigmoid"
+  encoder: str = "gaussian"
+  noise_dim: int = 0
+
+  @property
+  def noise_dim_or_latent(self) -> int:
+    return self.noise_dim or self.latent_dim
 
   def __post_init__(self):
     _require(self.data_dim > 0, f"data_dim must be positive, got {self.data_dim}")
@@ -60,6 +69,9 @@ class ModelConfig:
     _require(self.likelihood in LIKELIHOODS,
              f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
     _require(self.min_scale > 0, f"min_scale must be positive, got {self.min_scale}")
+    _require(self.encoder in ENCODERS,
+             f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+    _require(self.noise_dim >= 0, f"noise_dim must be >= 0, got {self.noise_dim}")
     _require(self.gaussian_mean in ("sigmoid", "identity"),
              f"gaussian_mean must be sigmoid or identity, got {self.gaussian_mean!r}")
 
@@ -85,6 +97,33 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class AVBConfig:
+  """Adversarial variational Bayes settings (used by objective "avb" only).
+
+  samples: K encoder samples per image for each loss (and for the moment-matched
+  r(z|x) of adaptive contrast); adversary_steps: adversary updates per model
+  update; eval_proposal_samples: encoder samples for the Gaussian proposal of
+  the test log-likelihood.
+  """
+  adaptive_contrast: bool = False
+  adversary_hidden_sizes: tuple[int, ...] = (256, 256)
+  adversary_learning_rate: float = 1e-3
+  adversary_steps: int = 1
+  samples: int = 8
+  eval_proposal_samples: int = 1000
+
+  def __post_init__(self):
+    for name in ("adversary_steps", "samples", "eval_proposal_samples"):
+      _require(getattr(self, name) > 0, f"avb {name} must be positive, got {getattr(self, name)}")
+    _require(self.adversary_learning_rate > 0,
+             f"adversary_learning_rate must be positive, got {self.adversary_learning_rate}")
+    _require(self.samples > 1 or not self.adaptive_contrast,
+             "adaptive contrast needs at least 2 samples per image for its moments")
+    _require(all(h > 0 for h in self.adversary_hidden_sizes),
+             f"adversary_hidden_sizes must all be positive, got {self.adversary_hidden_sizes}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig:
   """Everything that determines a training run's trajectory, plus its length.
 
@@ -107,6 +146,9 @@ class TrainConfig:
   eval_batch_size: int = 100
   quadrature_points: int = 512
   quadrature_limit: float = 5.0
+  grad_clip: float = 0.0
+  kl_warmup_steps: int = 0
+  avb: AVBConfig = AVBConfig()
 
   def __post_init__(self):
     _require(self.objective in OBJECTIVES,
@@ -127,6 +169,15 @@ class TrainConfig:
              f"learning_rate must be positive, got {self.learning_rate}")
     _require(self.quadrature_limit > 0,
              f"quadrature_limit must be positive, got {self.quadrature_limit}")
+    _require(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+    _require(self.kl_warmup_steps >= 0,
+             f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
+    _require(self.kl_warmup_steps == 0 or self.objective == "avb",
+             "kl_warmup_steps applies to the avb objective only")
+    _require((self.objective == "avb") == (self.model.encoder == "implicit"),
+             f"objective {self.objective!r} needs the "
+             f"{'implicit' if self.objective == 'avb' else 'gaussian'} encoder, "
+             f"got {self.model.encoder!r}")
     binary = self.data.binarization != "none"
     _require(binary == (self.model.likelihood == "bernoulli"),
              f"likelihood {self.model.likelihood!r} does not fit binarization "
@@ -144,7 +195,11 @@ class TrainConfig:
     d = dict(d)
     model = dict(d.pop("model"))
     model["hidden_sizes"] = tuple(model["hidden_sizes"])
-    return cls(model=ModelConfig(**model), data=DataConfig(**d.pop("data")), **d)
+    avb = dict(d.pop("avb", {}))
+    if "adversary_hidden_sizes" in avb:
+      avb["adversary_hidden_sizes"] = tuple(avb["adversary_hidden_sizes"])
+    return cls(model=ModelConfig(**model), data=DataConfig(**d.pop("data")),
+               avb=AVBConfig(**avb), **d)
 
 
 # Fields that may change between a run and its resumption.

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes import data as data_lib
-from vbayes import distributions, grid, models
+from vbayes import avb, distributions, grid, models
 from vbayes.config import ModelConfig
 
 # Decoder rows (samples x images) evaluated at once: 10000 x 784 float32 = 31 MB of
@@ -25,17 +25,21 @@ MAX_ROWS_PER_CHUNK = 10_000
 
 @functools.partial(jax.jit, static_argnames=("model", "k", "chunk"))
 def importance_sampled_log_likelihood(params, key, x_BxD, *, model: ModelConfig, k: int,
-                                      chunk: int):
+                                      chunk: int, proposal_BxL=None):
   """log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)  (Burda et al. 2016).
 
   For a model without an encoder q is the prior, and this is prior importance
-  sampling, log (1/k) sum_i p(x|z_i). Also returns the k-sample mean of
-  log p(x|z_i), the reconstruction term of the ELBO. `chunk` must divide k.
+  sampling, log (1/k) sum_i p(x|z_i). `proposal_BxL`, if given, is another
+  diagonal Gaussian proposal as (mean, log-variance), e.g. AVB's moment-matched
+  r(z|x). Also returns the k-sample mean of log p(x|z_i), the reconstruction
+  term of the ELBO when q is the proposal. `chunk` must divide k.
   Returns (log_px_B, mean_log_lik_B).
   """
   if k % chunk:
     raise ValueError(f"chunk {chunk} must divide k {k}")
-  mean_BxL, log_var_BxL = jax.vmap(models.encode, in_axes=(None, None, 0))(params, model, x_BxD)
+  if proposal_BxL is None:
+    proposal_BxL = jax.vmap(models.encode, in_axes=(None, None, 0))(params, model, x_BxD)
+  mean_BxL, log_var_BxL = proposal_BxL
   log_lik_fn = jax.vmap(jax.vmap(models.log_likelihood, in_axes=(None, None, 0, 0)),
                         in_axes=(None, None, 0, None))  # over samples, then images
 
@@ -55,8 +59,13 @@ def importance_sampled_log_likelihood(params, key, x_BxD, *, model: ModelConfig,
   return log_sum_B - math.log(k), lik_sum_B / k
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _encoder_means(params, x_BxD, *, model):
+@functools.partial(jax.jit, static_argnames=("model", "proposal_samples"))
+def proposal_moments(params, key, x_BxD, *, model, proposal_samples):
+  """q(z|x)'s mean and log-variance; for an implicit encoder, its moment-matched Gaussian."""
+  if model.encoder == "implicit":
+    keys = jax.random.split(key, x_BxD.shape[0])
+    return jax.vmap(avb.proposal, in_axes=(None, None, 0, 0, None))(
+        params, model, keys, x_BxD, proposal_samples)
   return jax.vmap(models.encode, in_axes=(None, None, 0))(params, model, x_BxD)
 
 
@@ -72,36 +81,43 @@ def _batches(images: np.ndarray, batch_size: int):
 
 def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binarization: str,
              k: int, batch_size: int = 100, quadrature: dict | None = None,
-             rows_per_chunk: int = MAX_ROWS_PER_CHUNK) -> dict:
+             rows_per_chunk: int = MAX_ROWS_PER_CHUNK, proposal_samples: int = 1000) -> dict:
   """Test-set metrics in nats per image (averaged over images).
 
   nll: -log p(x) by k-sample importance sampling with q(z|x) as proposal (the
   prior for a model without an encoder); elbo = recon - kl, with recon = E_q log
   p(x|z) over the same k samples and the analytic KL; active_units: #{i : Var_x
   E_q[z_i] > 0.01} (Burda et al. 2016), None without an encoder.
+  An implicit (AVB) encoder has no closed-form q: the proposal is the Gaussian
+  moment-matched to `proposal_samples` encoder samples, active units use its
+  means, and elbo, recon and kl are None (they would need log q).
   With `quadrature` ({"limit", "points"}) and a 2-D latent, also nll_quadrature.
   Dynamically binarized data is binarized once, with `key`, for the whole test.
   """
-  binarize_key, sample_key = jax.random.split(key)
+  binarize_key, sample_key, proposal_key = jax.random.split(key, 3)
+  implicit = model.encoder == "implicit"
   chunk = grid.largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
   log_px, recon, kl, means, xs = [], [], [], [], []
   for i, (batch, n) in enumerate(_batches(images_NxD, batch_size)):
     x = data_lib.to_float(jax.random.fold_in(binarize_key, i), jnp.asarray(batch), binarization)
     xs.append(x[:n])
+    mean, log_var = proposal_moments(params, jax.random.fold_in(proposal_key, i), x, model=model,
+                              proposal_samples=proposal_samples)
     lp, rec = importance_sampled_log_likelihood(
-        params, jax.random.fold_in(sample_key, i), x, model=model, k=k, chunk=chunk)
-    mean, log_var = _encoder_means(params, x, model=model)
+        params, jax.random.fold_in(sample_key, i), x, model=model, k=k, chunk=chunk,
+        proposal_BxL=(mean, log_var))
     log_px.append(lp[:n]); recon.append(rec[:n]); means.append(mean[:n])
     kl.append(jax.vmap(distributions.kl_diag_normal_std_normal)(mean, log_var)[:n])
   log_px, recon, kl, means = (np.concatenate(jax.device_get(a)) for a in (log_px, recon, kl, means))
   results = {
       "test_nll": float(-log_px.mean()),
       "test_nll_stderr": float(log_px.std() / math.sqrt(len(log_px))),
-      "test_elbo": float((recon - kl).mean()),
-      "test_recon": float(recon.mean()),
-      "test_kl": float(kl.mean()),
+      "test_elbo": None if implicit else float((recon - kl).mean()),
+      "test_recon": None if implicit else float(recon.mean()),
+      "test_kl": None if implicit else float(kl.mean()),
       "active_units": active_units(means) if models.has_encoder(params) else None,
-      "proposal": "encoder" if models.has_encoder(params) else "prior",
+      "proposal": ("moment-matched" if implicit else
+                   "encoder" if models.has_encoder(params) else "prior"),
       "eval_k": k,
       "num_test_images": int(len(log_px)),
   }

@@ -52,19 +52,29 @@ def mlp_apply(params: Params, x: jax.Array, activation: str) -> jax.Array:
 
 
 def init(key: jax.Array, config: ModelConfig, encoder: bool = True) -> Params:
-  """Parameters of q(z|x) (outputs mean and log-variance) and of p(x|z).
+  """Parameters of q(z|x) and of p(x|z).
 
-  encoder=False leaves q out, for models trained by prior importance sampling.
+  The Gaussian encoder maps x to a mean and log-variance (2L outputs); the
+  implicit one maps [x, eps] (D + E inputs) to z (L outputs). encoder=False
+  leaves q out, for models trained by prior importance sampling.
   """
   enc_key, dec_key = jax.random.split(key)
   hidden = tuple(config.hidden_sizes)
   params = {"decoder": mlp_init(dec_key, (config.latent_dim, *hidden[::-1], config.data_dim))}
-  if encoder:
+  if encoder and config.encoder == "implicit":
+    params["encoder"] = mlp_init(
+        enc_key, (config.data_dim + config.noise_dim_or_latent, *hidden, config.latent_dim))
+  elif encoder:
     params["encoder"] = mlp_init(enc_key, (config.data_dim, *hidden, 2 * config.latent_dim))
   if config.likelihood == "gaussian":
     # scale = min_scale + softplus(raw); raw = 0 gives about 0.7.
     params["decoder_raw_scale"] = jnp.zeros((config.data_dim,), jnp.float32)
   return params
+
+
+def implicit_encode(params: Params, config: ModelConfig, x_D, eps_E) -> jax.Array:
+  """z = g(x, eps): the implicit encoder of AVB, noise as an extra input. [L]"""
+  return mlp_apply(params["encoder"], jnp.concatenate([x_D, eps_E]), config.activation)
 
 
 def has_encoder(params: Params) -> bool:
@@ -75,7 +85,10 @@ def encode(params: Params, config: ModelConfig, x_D: jax.Array):
   """q(z|x) = N(mean(x), diag exp(log_var(x))); returns (mean_L, log_var_L).
 
   A model without an encoder proposes from the prior: mean 0, log-variance 0.
+  An implicit encoder has no such form: see avb.proposal.
   """
+  if config.encoder == "implicit":
+    raise ValueError("an implicit (AVB) encoder has no Gaussian form; use avb.proposal")
   if not has_encoder(params):
     zeros = jnp.zeros((*x_D.shape[:-1], config.latent_dim), x_D.dtype)
     return zeros, zeros

@@ -1,8 +1,12 @@
 """The jitted training update: many steps per call, state donated, data on device.
 
-    state = init_state(key, config, optimizer)
-    chunk = make_train_chunk(objective, optimizer, ...)
+    state = init_state(key, config)
+    chunk = make_train_chunk(make_update(config), ...)
     state, metrics_S = chunk(state, train_images_NxD, train_key, data_key)
+
+An update is update(params, opt_state, step, key, x_BxD) -> (params, opt_state,
+metrics): one optimizer step of an objective (`gradient_update`), or AVB's
+adversary-then-model step (`avb.make_update`).
 
 One call runs `steps_per_call` optimizer steps in a `lax.scan`. Step t uses the
 key fold_in(train_key, t); epoch e visits the training set in the order
@@ -21,19 +25,46 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from vbayes import avb, models, objectives
 from vbayes import data as data_lib
-from vbayes import models
 from vbayes.config import TrainConfig
 
 TrainState = dict  # {"params": pytree, "opt_state": pytree, "step": int32 scalar}
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+  """Adam, after clipping the gradient's global norm to config.grad_clip if > 0."""
+  if config.grad_clip > 0:
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip),
+                       optax.adam(config.learning_rate))
   return optax.adam(config.learning_rate)
 
 
+def gradient_update(objective: Callable, optimizer: optax.GradientTransformation):
+  """The update of one optimizer step on loss(params, key, x_BxD) -> (loss, metrics)."""
+
+  def update(params, opt_state, step, key, x_BxD):
+    del step
+    (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(params, key, x_BxD)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, {"loss": loss, **metrics}
+
+  return update
+
+
+def make_update(config: TrainConfig):
+  """The training update `config` names."""
+  if config.objective == "avb":
+    return avb.make_update(config)
+  return gradient_update(objectives.get_objective(config), make_optimizer(config))
+
+
 def init_state(key: jax.Array, config: TrainConfig,
-               optimizer: optax.GradientTransformation) -> TrainState:
+               optimizer: optax.GradientTransformation | None = None) -> TrainState:
+  """Parameters, optimizer state (of `optimizer`, default make_optimizer) and step 0."""
+  if config.objective == "avb":
+    return avb.init_state(key, config)
+  optimizer = make_optimizer(config) if optimizer is None else optimizer
   params = models.init(key, config.model, encoder=config.objective != "prior_is")
   return {"params": params, "opt_state": optimizer.init(params),
           "step": jnp.zeros((), jnp.int32)}
@@ -58,8 +89,7 @@ def check_batch_divides(batch_size: int, mesh: jax.sharding.Mesh | None):
                      f"{mesh.size} for data-parallel training")
 
 
-def make_train_chunk(objective: Callable, optimizer: optax.GradientTransformation, *,
-                     batch_size: int, steps_per_call: int, steps_per_epoch: int,
+def make_train_chunk(update: Callable, *, batch_size: int, steps_per_call: int, steps_per_epoch: int,
                      binarization: str, mesh: jax.sharding.Mesh | None = None):
   """Returns jit(train_chunk) with the state donated.
 
@@ -89,10 +119,8 @@ def make_train_chunk(objective: Callable, optimizer: optax.GradientTransformatio
         x_BxD = jax.lax.with_sharding_constraint(x_BxD, batch_sharding)
       binarize_key, loss_key = jax.random.split(jax.random.fold_in(train_key, step0 + i))
       x_BxD = data_lib.to_float(binarize_key, x_BxD, binarization)
-      (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(params, loss_key, x_BxD)
-      updates, opt_state = optimizer.update(grads, opt_state, params)
-      params = optax.apply_updates(params, updates)
-      return (params, opt_state), {"loss": loss, **metrics}
+      params, opt_state, metrics = update(params, opt_state, step0 + i, loss_key, x_BxD)
+      return (params, opt_state), metrics
 
     (params, opt_state), metrics = jax.lax.scan(
         one_step, (state["params"], state["opt_state"]), jnp.arange(steps_per_call))

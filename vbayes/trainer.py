@@ -23,7 +23,7 @@ import numpy as np
 from vbayes import checkpoint as checkpoint_lib
 from vbayes import data as data_lib
 from vbayes import evaluate as evaluate_lib
-from vbayes import metrics_io, models, objectives, plots
+from vbayes import metrics_io, models, plots
 from vbayes import train as train_lib
 from vbayes.config import TrainConfig, trajectory_fields
 
@@ -112,8 +112,7 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
   root = jax.random.key(config.seed)
   init_key, train_key, data_key, eval_key = (
       jax.random.fold_in(root, s) for s in (INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM))
-  optimizer = train_lib.make_optimizer(config)
-  state = train_lib.init_state(init_key, config, optimizer)
+  state = train_lib.init_state(init_key, config)
   checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints")
   writer = None
   try:
@@ -127,7 +126,7 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
     state = train_lib.replicate(state, mesh)
     images = train_lib.replicate(jnp.asarray(data.train), mesh)
     train_chunk = train_lib.make_train_chunk(
-        objectives.get_objective(config), optimizer, batch_size=config.batch_size,
+        train_lib.make_update(config), batch_size=config.batch_size,
         steps_per_call=steps_per_call, steps_per_epoch=steps_per_epoch,
         binarization=data.binarization, mesh=mesh)
     log(f"training {config.objective} for {config.epochs} epochs = {total_steps} steps "
@@ -228,7 +227,8 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
   if models.has_encoder(params):
     x = np.asarray(data_lib.to_float(jax.random.fold_in(eval_key, 99),
                                      jnp.asarray(data.test[:10]), data.binarization))
-    mean_z, _ = jax.vmap(models.encode, in_axes=(None, None, 0))(params, model, x)
+    mean_z, _ = evaluate_lib.proposal_moments(params, jax.random.fold_in(eval_key, 98), x,
+                                              model=model, proposal_samples=100)
     recon = jax.vmap(models.mean_image, in_axes=(None, None, 0))(params, model, mean_z)
     plots.save_reconstructions(x, np.asarray(recon), data.image_shape,
                                figures / "reconstructions.png")
@@ -263,8 +263,7 @@ def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.I
 
 def restore_params(workdir: str | Path, config: TrainConfig):
   """The parameters of the latest checkpoint in a run's workdir."""
-  optimizer = train_lib.make_optimizer(config)
-  like = train_lib.init_state(jax.random.key(0), config, optimizer)
+  like = train_lib.init_state(jax.random.key(0), config)
   checkpointer = checkpoint_lib.Checkpointer(Path(workdir) / "checkpoints")
   try:
     state, _ = checkpointer.restore(like, jax.random.key(0))

@@ -1,0 +1,152 @@
+"""Adversarial variational Bayes: the adversary learns log q - log p, adaptive
+contrast against a hand computation, one trace per training chunk, and the exact
+4Frames log-likelihood against a brute-force sum."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from scipy.stats import multivariate_normal
+
+from vbayes import avb, grid, models
+from vbayes import config as config_lib
+from vbayes import data as data_lib
+from vbayes import train as train_lib
+
+
+def avb_config(adaptive_contrast=False, data_dim=3, hidden=(), adversary=(64, 64), samples=8):
+  model = config_lib.ModelConfig(data_dim=data_dim, latent_dim=2, hidden_sizes=hidden,
+                                 encoder="implicit")
+  return config_lib.TrainConfig(
+      model=model, data=config_lib.DataConfig(dataset="4frames"), objective="avb",
+      batch_size=20, steps_per_call=10, learning_rate=3e-3,
+      avb=config_lib.AVBConfig(adaptive_contrast=adaptive_contrast, samples=samples,
+                               adversary_hidden_sizes=adversary))
+
+
+def linear_implicit_encoder(w_x, w_e, b):
+  """z = W_x^T x + W_e^T eps + b: q(z|x) = N(W_x^T x + b, W_e^T W_e)."""
+  return {"layer_0": {"w": jnp.asarray(np.concatenate([w_x, w_e]), jnp.float32),
+                      "b": jnp.asarray(b, jnp.float32)}}
+
+
+def test_trained_adversary_approaches_log_q_minus_log_p():
+  """Prop. 1: the logistic optimum is T*(x, z) = log q(z|x) - log p(z). With a linear
+  implicit encoder q(z|x) is a known Gaussian; T is trained alone and compared on
+  samples from q and from p."""
+  config = avb_config()
+  rng = np.random.default_rng(0)
+  w_x, w_e, b = rng.normal(size=(3, 2)) * 0.5, np.array([[0.6, 0.2], [0.0, 0.4]]), [0.3, -0.2]
+  params = {"encoder": linear_implicit_encoder(w_x, w_e, b)}
+  adversary = avb.init_adversary(jax.random.key(0), config)
+  optimizer = optax.adam(3e-3)
+  x_pool = jnp.asarray(rng.normal(size=(4096, 3)), jnp.float32)
+
+  def step(carry, i):
+    adv, opt_state = carry
+    key = jax.random.fold_in(jax.random.key(1), i)
+    x = x_pool[jax.random.randint(jax.random.fold_in(key, 7), (128,), 0, 4096)]
+    (loss, _), grads = jax.value_and_grad(avb.adversary_loss, has_aux=True)(
+        adv, params, key, x, config=config)
+    updates, opt_state = optimizer.update(grads, opt_state, adv)
+    return (optax.apply_updates(adv, updates), opt_state), loss
+
+  (adversary, _), losses = jax.jit(lambda c: jax.lax.scan(step, c, jnp.arange(3000)))(
+      (adversary, optimizer.init(adversary)))
+  x = np.asarray(x_pool[:200])
+  eps = rng.normal(size=(200, 2))
+  z_q = x @ w_x + eps @ w_e + b
+  z_p = rng.normal(size=(200, 2))
+  cov = w_e.T @ w_e
+  for z in (z_q, z_p):
+    t = jax.vmap(lambda xx, zz: avb.adversary_logit(adversary, config, xx, zz))(x, z)
+    want = np.array([multivariate_normal.logpdf(zz, xx @ w_x + b, cov)
+                     - multivariate_normal.logpdf(zz, np.zeros(2), np.eye(2))
+                     for xx, zz in zip(x, z)])
+    # Judged where the density ratio is not extreme (|log ratio| < 4 covers most samples).
+    sel = np.abs(want) < 4
+    assert sel.mean() > 0.5
+    assert np.median(np.abs(np.asarray(t)[sel] - want[sel])) < 0.25
+  assert float(losses[-100:].mean()) < float(losses[:100].mean())
+
+
+def test_adaptive_contrast_loss_matches_a_hand_computation():
+  """KL_k = T(x, z~_k) + log r(z_k|x) - log p(z_k), z~ = (z - mu) / sigma, with mu and
+  sigma the moments of the K samples; loss = mean_k [beta KL_k - log p(x|z_k)]."""
+  config = avb_config(adaptive_contrast=True, data_dim=4, hidden=(8,), adversary=(8,), samples=5)
+  params = models.init(jax.random.key(0), config.model)
+  adversary = avb.init_adversary(jax.random.key(1), config)
+  x = jnp.asarray([1.0, 0.0, 0.0, 1.0])
+  key, beta = jax.random.key(2), 0.7
+  loss, metrics = avb.model_loss_per_example(params, adversary, key, x, beta, config=config)
+
+  z = np.asarray(avb.encoder_samples(params, config.model, key, x, 5), np.float64)
+  mu, sigma = z.mean(axis=0), z.std(axis=0)  # population sd, as moment matching
+  z_tilde = (z - mu) / sigma
+  t = np.array([float(avb.adversary_logit(adversary, config, x, jnp.asarray(zt, jnp.float32)))
+                for zt in z_tilde])
+  log_r = multivariate_normal.logpdf(z, mu, np.diag(sigma**2))
+  log_p = multivariate_normal.logpdf(z, np.zeros(2), np.eye(2))
+  log_lik = np.array([float(models.log_likelihood(params, config.model,
+                                                  jnp.asarray(zk, jnp.float32), x)) for zk in z])
+  kl = t + log_r - log_p
+  np.testing.assert_allclose(metrics["kl"], kl.mean(), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(loss, beta * kl.mean() - log_lik.mean(), rtol=1e-4, atol=1e-4)
+
+  # The adversary's loss: q's normalized samples against N(0, I) draws, on logits.
+  adv_loss, _ = avb.adversary_loss_per_example(adversary, params, key, x, config=config)
+  q_key, p_key = jax.random.split(key)
+  zq = np.asarray(avb.encoder_samples(params, config.model, q_key, x, 5), np.float64)
+  zq = (zq - zq.mean(axis=0)) / zq.std(axis=0)
+  zp = np.asarray(jax.random.normal(p_key, (5, 2)))
+  logit = lambda zz: float(avb.adversary_logit(adversary, config, x, jnp.asarray(zz, jnp.float32)))
+  want = (np.mean([np.log1p(np.exp(-logit(zz))) for zz in zq])
+          + np.mean([np.log1p(np.exp(logit(zz))) for zz in zp]))
+  np.testing.assert_allclose(adv_loss, want, rtol=1e-4)
+
+
+def test_avb_training_chunk_is_traced_once_and_learns_four_frames():
+  config = avb_config(adaptive_contrast=True, data_dim=4, hidden=(32,), adversary=(32,))
+  traces = []
+  update = avb.make_update(config)
+
+  def counted(*args):
+    traces.append(1)
+    return update(*args)
+
+  chunk = train_lib.make_train_chunk(counted, batch_size=20, steps_per_call=10,
+                                     steps_per_epoch=50, binarization="fixed")
+  state = train_lib.init_state(jax.random.key(0), config)
+  images = jnp.asarray(data_lib.four_frames())
+  losses = []
+  for _ in range(30):
+    state, metrics = chunk(state, images, jax.random.key(1), jax.random.key(2))
+    losses.append(float(metrics["loss"].mean()))
+  assert len(traces) == 1
+  assert int(state["step"]) == 300
+  assert np.isfinite(losses).all() and losses[-1] < losses[0]
+  assert set(metrics) >= {"loss", "kl", "log_likelihood", "adversary_loss", "adversary_accuracy"}
+
+
+def test_four_frames_quadrature_matches_a_brute_force_sum_and_normalizes():
+  """log p(x) of a 2-D model by grid quadrature equals a plain sum of p(x|z) p(z) dz
+  over a fine grid, and p(x) sums to 1 over all 16 binary 2x2 images."""
+  config = avb_config(data_dim=4, hidden=(16,))
+  params = models.init(jax.random.key(3), config.model)
+  all_images = np.array(list(itertools.product([0.0, 1.0], repeat=4)), np.float32)
+  log_px = np.asarray(grid.quadrature_log_likelihood(params, jnp.asarray(all_images),
+                                                     model=config.model, limit=6.0, points=256))
+  np.testing.assert_allclose(np.exp(log_px).sum(), 1.0, atol=1e-5)
+
+  axis = np.linspace(-6, 6, 601)
+  dz = axis[1] - axis[0]
+  z = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2).astype(np.float32)
+  logits = np.asarray(jax.vmap(models.decode, in_axes=(None, None, 0))(params, config.model,
+                                                                        jnp.asarray(z)))
+  prob = 1 / (1 + np.exp(-logits.astype(np.float64)))
+  prior = np.exp(-0.5 * (z.astype(np.float64) ** 2).sum(1)) / (2 * np.pi)
+  for x, want_log in zip(data_lib.four_frames(1).astype(np.float64), log_px[[8, 4, 2, 1]]):
+    lik = np.prod(np.where(x == 1, prob, 1 - prob), axis=1)
+    np.testing.assert_allclose(np.log(np.sum(lik * prior) * dz * dz), want_log, atol=1e-3)

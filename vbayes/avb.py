@@ -1,0 +1,206 @@
+r"""Adversarial variational Bayes (Mescheder, Nowozin & Geiger 2017), with and
+without adaptive contrast.
+
+Implicit encoder: z = g_phi(x, eps), eps ~ N(0, I_E), fed to the network with x,
+so q_phi(z|x) has no density we can evaluate. The adversary T_psi(x, z) learns
+the log-density ratio instead. For fixed q the logistic objective (Algorithm 1)
+
+    max_psi  E_x [ E_{q(z|x)} log sigmoid(T(x, z)) + E_{p(z)} log(1 - sigmoid(T(x, z))) ]
+
+is maximized by T*(x, z) = log q(z|x) - log p(z) (Prop. 1), so E_q[T*] =
+KL(q(z|x) || p(z)) and the encoder/decoder maximize
+
+    E_x E_eps [ -T*(x, g(x, eps)) + log p_theta(x | g(x, eps)) ],
+
+the ELBO; E_q[grad_phi T*] = 0 (Prop. 2), so the gradient may flow through z
+into T. T is parametrized as T(x, z) = f_psi(x, z) - log p(z) (the prior term
+added, in closed form): the network then only has to learn log q(z|x) up to a
+constant, not the prior's quadratic too.
+
+Adaptive contrast (Sec. 4). With r(z|x) = N(mu(x), diag sigma^2(x)), mu and
+sigma^2 the mean and variance of K samples z_k = g(x, eps_k), and the
+normalized z~ = (z - mu) / sigma, whose density is q~(z~|x) = q(z|x) prod sigma:
+
+    log q(z|x) - log p(z)
+      = [log q~(z~|x) - log N(z~; 0, I)] + [log N(z~; 0, I) - sum log sigma] - log p(z)
+      = [log q~(z~|x) - log N(z~; 0, I)] + log r(z|x) - log p(z).
+
+So KL(q || p) = KL(q~ || N(0, I)) + E_q[log r(z|x) - log p(z)]. The adversary
+now tells z~ from eps ~ N(0, I) (an easier task: q~ is close to N(0, I)), its
+optimum T*(x, z~) = log q~(z~|x) - log N(z~; 0, I), and the per-sample KL term
+of the model's loss is T(x, z~) + log r(z|x) - log p(z), with mu and sigma
+differentiable functions of phi.
+
+All losses are per image and vmapped; logits go through log_sigmoid, so no
+probability is ever formed.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from vbayes import distributions, models
+from vbayes.config import ModelConfig, TrainConfig
+
+Params = dict
+MIN_SD = 1e-4  # floor on the moment-matched sd (a collapsed q would divide by 0)
+
+
+def init_adversary(key: jax.Array, config: TrainConfig) -> Params:
+  """T's network f_psi: [x, z] (D + L) -> hidden -> 1."""
+  model = config.model
+  return models.mlp_init(key, (model.data_dim + model.latent_dim,
+                               *config.avb.adversary_hidden_sizes, 1))
+
+
+def adversary_logit(adv_params: Params, config: TrainConfig, x_D, z_L) -> jax.Array:
+  """T(x, z) = f_psi(x, z) - log N(z; 0, I): a scalar logit."""
+  out = models.mlp_apply(adv_params, jnp.concatenate([x_D, z_L]), config.model.activation)
+  return out[0] - distributions.std_normal_log_prob(z_L)
+
+
+def encoder_samples(params: Params, model: ModelConfig, key: jax.Array, x_D, num: int):
+  """z_k = g_phi(x, eps_k), eps_k ~ N(0, I_E): [num, L]."""
+  eps_KxE = jax.random.normal(key, (num, model.noise_dim_or_latent))
+  return jax.vmap(models.implicit_encode, in_axes=(None, None, None, 0))(
+      params, model, x_D, eps_KxE)
+
+
+def moment_match(z_KxL):
+  """mu = mean_k z_k, sigma = sqrt(mean_k (z_k - mu)^2) (at least MIN_SD): r(z|x)'s moments."""
+  mean_L = jnp.mean(z_KxL, axis=0)
+  sd_L = jnp.maximum(jnp.sqrt(jnp.mean((z_KxL - mean_L) ** 2, axis=0)), MIN_SD)
+  return mean_L, sd_L
+
+
+def adversary_loss_per_example(adv_params, params, key, x_D, *, config: TrainConfig):
+  """-[ mean_k log sigmoid(T(x, z_k)) + mean_k log sigmoid(-T(x, z'_k)) ].
+
+  z_k from q(z|x) (normalized by the moment-matched r with adaptive contrast),
+  z'_k ~ N(0, I); K = config.avb.samples. The model's parameters are held fixed.
+  """
+  q_key, p_key = jax.random.split(key)
+  k = config.avb.samples
+  z_KxL = jax.lax.stop_gradient(encoder_samples(params, config.model, q_key, x_D, k))
+  if config.avb.adaptive_contrast:
+    mean_L, sd_L = moment_match(z_KxL)
+    z_KxL = (z_KxL - mean_L) / sd_L
+  z_prior_KxL = jax.random.normal(p_key, z_KxL.shape)
+  t = lambda z: adversary_logit(adv_params, config, x_D, z)
+  t_q_K, t_p_K = jax.vmap(t)(z_KxL), jax.vmap(t)(z_prior_KxL)
+  loss = -jnp.mean(jax.nn.log_sigmoid(t_q_K)) - jnp.mean(jax.nn.log_sigmoid(-t_p_K))
+  accuracy = 0.5 * (jnp.mean(t_q_K > 0) + jnp.mean(t_p_K < 0))
+  return loss, {"adversary_accuracy": accuracy}
+
+
+def model_loss_per_example(params, adv_params, key, x_D, beta, *, config: TrainConfig):
+  """mean_k [ beta * KL_k - log p(x | z_k) ],  z_k = g(x, eps_k), k = 1..K.
+
+  KL_k = T(x, z_k) without adaptive contrast; with it,
+  KL_k = T(x, z~_k) + log r(z_k|x) - log p(z_k). The mean of KL_k estimates
+  KL(q(z|x) || p(z)), so beta = 1 gives the negative ELBO.
+  """
+  z_KxL = encoder_samples(params, config.model, key, x_D, config.avb.samples)
+  log_lik_K = jax.vmap(models.log_likelihood, in_axes=(None, None, 0, None))(
+      params, config.model, z_KxL, x_D)
+  t = lambda z: adversary_logit(adv_params, config, x_D, z)
+  if config.avb.adaptive_contrast:
+    mean_L, sd_L = moment_match(z_KxL)
+    z_tilde_KxL = (z_KxL - mean_L) / sd_L
+    log_r_K = (distributions.std_normal_log_prob(z_tilde_KxL) - jnp.sum(jnp.log(sd_L)))
+    kl_K = jax.vmap(t)(z_tilde_KxL) + log_r_K - distributions.std_normal_log_prob(z_KxL)
+  else:
+    kl_K = jax.vmap(t)(z_KxL)
+  kl, log_lik = jnp.mean(kl_K), jnp.mean(log_lik_K)
+  return beta * kl - log_lik, {"kl": kl, "log_likelihood": log_lik, "elbo": log_lik - kl}
+
+
+def adversary_loss(adv_params, params, key, x_BxD, *, config: TrainConfig):
+  """The batch mean of `adversary_loss_per_example` (one key per image)."""
+  keys = jax.random.split(key, x_BxD.shape[0])
+  fn = functools.partial(adversary_loss_per_example, config=config)
+  values, metrics = jax.vmap(fn, in_axes=(None, None, 0, 0))(adv_params, params, keys, x_BxD)
+  return jnp.mean(values), jax.tree.map(jnp.mean, metrics)
+
+
+def model_loss(params, adv_params, key, x_BxD, beta, *, config: TrainConfig):
+  """The batch mean of `model_loss_per_example` (one key per image)."""
+  keys = jax.random.split(key, x_BxD.shape[0])
+  fn = functools.partial(model_loss_per_example, config=config)
+  values, metrics = jax.vmap(fn, in_axes=(None, None, 0, 0, None))(
+      params, adv_params, keys, x_BxD, beta)
+  return jnp.mean(values), jax.tree.map(jnp.mean, metrics)
+
+
+def make_optimizers(config: TrainConfig):
+  """(model optimizer, adversary optimizer): Adam with their own learning rates,
+  after global-norm clipping when config.grad_clip > 0."""
+  def adam(lr):
+    if config.grad_clip > 0:
+      return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(lr))
+    return optax.adam(lr)
+  return adam(config.learning_rate), adam(config.avb.adversary_learning_rate)
+
+
+def split_params(params: Params):
+  """(the model's encoder and decoder, the adversary)."""
+  model = {k: v for k, v in params.items() if k != "adversary"}
+  return model, params["adversary"]
+
+
+def init_state(key: jax.Array, config: TrainConfig) -> dict:
+  model_key, adv_key = jax.random.split(key)
+  model = models.init(model_key, config.model)
+  adversary = init_adversary(adv_key, config)
+  model_opt, adv_opt = make_optimizers(config)
+  return {"params": {**model, "adversary": adversary},
+          "opt_state": {"model": model_opt.init(model), "adversary": adv_opt.init(adversary)},
+          "step": jnp.zeros((), jnp.int32)}
+
+
+def kl_weight(config: TrainConfig, step) -> jax.Array:
+  """beta_t = min(1, (t + 1) / warmup) (1 without warm-up)."""
+  if config.kl_warmup_steps <= 0:
+    return jnp.float32(1.0)
+  return jnp.minimum(1.0, (step + 1.0) / config.kl_warmup_steps)
+
+
+def make_update(config: TrainConfig):
+  """One AVB step (Algorithm 1): config.avb.adversary_steps adversary updates on
+  the batch, each with fresh samples, then one encoder/decoder update.
+
+  update(params, opt_state, step, key, x_BxD) -> (params, opt_state, metrics);
+  metrics["loss"] is the model's loss (beta * KL estimate - log-likelihood).
+  """
+  model_opt, adv_opt = make_optimizers(config)
+  adv_grad = jax.value_and_grad(functools.partial(adversary_loss, config=config), has_aux=True)
+  model_grad = jax.value_and_grad(functools.partial(model_loss, config=config), has_aux=True)
+
+  def update(params, opt_state, step, key, x_BxD):
+    model, adversary = split_params(params)
+    adv_state = opt_state["adversary"]
+    adv_keys = jax.random.split(jax.random.fold_in(key, 0), config.avb.adversary_steps)
+    for adv_key in adv_keys:  # a few, unrolled
+      (adv_value, adv_metrics), grads = adv_grad(adversary, model, adv_key, x_BxD)
+      updates, adv_state = adv_opt.update(grads, adv_state, adversary)
+      adversary = optax.apply_updates(adversary, updates)
+    (value, metrics), grads = model_grad(model, adversary, jax.random.fold_in(key, 1), x_BxD,
+                                         kl_weight(config, step))
+    updates, model_state = model_opt.update(grads, opt_state["model"], model)
+    model = optax.apply_updates(model, updates)
+    metrics = {"loss": value, **metrics, "adversary_loss": adv_value, **adv_metrics}
+    return ({**model, "adversary": adversary},
+            {"model": model_state, "adversary": adv_state}, metrics)
+
+  return update
+
+
+def proposal(params, model: ModelConfig, key, x_D, num: int):
+  """The moment-matched Gaussian r(z|x) of `num` encoder samples, as (mean, log-variance):
+  the importance-sampling proposal for an implicit encoder's log p(x). Any proposal
+  with full support gives a consistent estimate; this one is close to q."""
+  mean_L, sd_L = moment_match(encoder_samples(params, model, key, x_D, num))
+  return mean_L, 2.0 * jnp.log(sd_L)
+
