@@ -1,6 +1,8 @@
-"""The seed 001 figure scripts end to end on tiny generated data (--fast): each
-writes its PNG at the size latent_plots declares, sharing one trained model."""
+"""The figure experiments end to end on tiny generated data: the six seed 001
+scripts (--fast) each write their PNG at the size latent_plots declares, sharing
+one trained model; four_frames and avb_vs_vae write their tables and figures."""
 
+import json
 import os
 import subprocess
 import sys
@@ -84,3 +86,32 @@ def test_true_vs_variational_prints_consistent_kls(workdir, tiny_tfds):
 def test_bad_flags_give_one_clear_error(args, message, workdir, tiny_tfds):
   out = run_script(args[0], f"--workdir={workdir}", "--fast", *args[1:], data_dir=tiny_tfds)
   assert out.returncode == 1 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_avb_vs_vae_writes_its_table_and_figures(tmp_path, tiny_tfds):
+  out = run_script("avb_vs_vae", f"--workdir={tmp_path}", "--fast", "--latent_dim=3",
+                   data_dir=tiny_tfds)
+  assert out.returncode == 0, out.stderr[-3000:]
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert set(results) == {"vae", "avb_ac"}
+  assert results["avb_ac"]["proposal"] == "moment-matched" and results["vae"]["proposal"] == "encoder"
+  assert all(np.isfinite(r["test_nll"]) and r["test_nll"] > 0 for r in results.values())
+  for name, size in (("prior_samples", "model_samples"), ("reconstructions", "model_reconstructions"),
+                     ("latents", "model_latents")):
+    with Image.open(tmp_path / "figures" / f"{name}.png") as im:
+      assert im.size == latent_plots.PIXELS[size]
+  assert "|" in (tmp_path / "results.md").read_text()
+
+
+def test_four_frames_writes_exact_nlls_per_model_and_seed(tmp_path):
+  out = run_script("four_frames", f"--workdir={tmp_path}", "--epochs=5", "--seeds=3",
+                   "--samples=20", "--hidden_sizes=16", "--adversary_hidden_sizes=16",
+                   data_dir=tmp_path)
+  assert out.returncode == 0, out.stderr[-3000:]
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert set(results) == {"vae", "avb", "avb_ac"}
+  for nlls in results.values():
+    assert len(nlls) == 1 and all(v > np.log(4) - 1e-3 for v in nlls)  # none beats log 4
+  assert "log 4" in (tmp_path / "results.md").read_text()
+  with Image.open(tmp_path / "figures" / "four_frames_latents.png") as im:
+    assert im.size == latent_plots.PIXELS["four_frames_latents"]

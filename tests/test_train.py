@@ -110,3 +110,35 @@ def test_sharded_step_equals_single_device_step(objective):
   assert result["sharded_all_reduce"] and not result["single_all_reduce"]
   assert result["max_abs_diff"] < 1e-5, result
   assert result["params_changed"] > 1e-3
+
+
+def test_a_nan_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch):
+  """An AVB run whose update turns NaN from step 60 on: training stops at the next
+  logging point, naming the last good checkpoint (step 50), and writes none after."""
+  config = small_config(
+      objective="avb", epochs=3, steps_per_call=10,
+      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(16,),
+                                   encoder="implicit"),
+      avb=config_lib.AVBConfig(adversary_hidden_sizes=(16,), samples=2))
+  real_make_update = train_lib.make_update
+
+  def poisoned(config):
+    update = real_make_update(config)
+
+    def update_with_nan(params, opt_state, step, key, x):
+      params, opt_state, metrics = update(params, opt_state, step, key, x)
+      bad = jnp.where(step >= 60, jnp.nan, 0.0)
+      return jax.tree.map(lambda p: p + bad, params), opt_state, {**metrics,
+                                                                  "loss": metrics["loss"] + bad}
+    return update_with_nan
+
+  monkeypatch.setattr(train_lib, "make_update", poisoned)
+  data = data_lib.load(config.data)
+  with pytest.raises(trainer.TrainingDiverged, match=r"by step 70.*\(step 50\) is kept"):
+    trainer.run(config, tmp_path / "run", data=data, log=lambda line: None)
+  kept = sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir()
+                if p.name.isdigit())
+  assert kept == [50]
+  params = trainer.restore_params(tmp_path / "run", config)
+  assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(params))

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes import grid, models, svi
+from vbayes import avb, grid, models, svi
 from vbayes.config import ModelConfig
 
 _decode_means = jax.vmap(models.mean_image, in_axes=(None, None, 0))
@@ -26,6 +26,27 @@ def prior_samples(params, key, *, model: ModelConfig, num: int):
   samples = jax.vmap(models.sample_image, in_axes=(None, None, 0, 0))(
       params, model, jax.random.split(x_key, num), z_NxL)
   return z_NxL, _decode_means(params, model, z_NxL), samples
+
+
+@functools.partial(jax.jit, static_argnames=("model", "num"))
+def posterior_samples(params, key, x_D, *, model: ModelConfig, num: int):
+  """z_n ~ q(z | x), n = 1..num: [num, L], for a Gaussian or an implicit encoder."""
+  if model.encoder == "implicit":
+    return avb.encoder_samples(params, model, key, x_D, num)
+  mean_L, log_var_L = models.encode(params, model, x_D)
+  return mean_L + jnp.exp(0.5 * log_var_L) * jax.random.normal(key, (num, model.latent_dim))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "num"))
+def posterior_means(params, key, x_NxD, *, model: ModelConfig, num: int = 100):
+  """E_q[z | x_n] for every image: the encoder mean of a Gaussian encoder, the mean
+  of `num` samples of an implicit one. [N, L]"""
+  if model.encoder != "implicit":
+    return encoder_means(params, x_NxD, model=model, batch_size=min(1000, x_NxD.shape[0]))
+  keys = jax.random.split(key, x_NxD.shape[0])
+  sample_mean = lambda k, x: jnp.mean(avb.encoder_samples(params, model, k, x, num), axis=0)
+  return jax.lax.map(lambda kx: sample_mean(*kx), (keys, x_NxD),
+                     batch_size=min(1000, x_NxD.shape[0]))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "batch_size"))

@@ -15,6 +15,10 @@ PIXELS = {  # (width, height) of each figure's PNG
     "true_vs_variational": (1600, 460),
     "completion": (1100, 760),
     "reconstructions_by_digit": (1200, 700),
+    "four_frames_latents": (1500, 540),
+    "model_latents": (1400, 640),
+    "model_samples": (1200, 640),
+    "model_reconstructions": (1200, 420),
 }
 
 
@@ -48,20 +52,55 @@ def save_prior_samples(means_NxD, samples_NxD, image_shape, rows: int, cols: int
   _save(fig, path)
 
 
-def save_latent_scatter(points_Nx2, labels_N, path: str | Path, title: str,
-                        axis_names=("$z_1$", "$z_2$")):
-  """Points coloured by digit with tab10 (ten distinct qualitative colours) and a legend."""
-  fig, ax = _figure("latent_posterior")
+def _digit_scatter(ax, points_Nx2, labels_N, title, axis_names):
   colours = plt.get_cmap("tab10")
   for digit in range(10):
     sel = labels_N == digit
     ax.scatter(points_Nx2[sel, 0], points_Nx2[sel, 1], s=2, alpha=0.6, color=colours(digit),
                label=str(digit), rasterized=True)
-  ax.legend(title="digit", markerscale=5, loc="center left", bbox_to_anchor=(1.0, 0.5))
   ax.set_xlabel(axis_names[0])
   ax.set_ylabel(axis_names[1])
   ax.set_title(title)
   ax.set_aspect("equal", adjustable="datalim")
+
+
+def save_latent_scatter(points_Nx2, labels_N, path: str | Path, title: str,
+                        axis_names=("$z_1$", "$z_2$")):
+  """Points coloured by digit with tab10 (ten distinct qualitative colours) and a legend."""
+  fig, ax = _figure("latent_posterior")
+  _digit_scatter(ax, points_Nx2, labels_N, title, axis_names)
+  ax.legend(title="digit", markerscale=5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def save_latent_scatters(panels: dict[str, tuple], labels_N, path: str | Path):
+  """One digit-coloured scatter per model: panels maps a title to (points [N, 2], axis names)."""
+  fig, axes = _figure("model_latents", ncols=len(panels), squeeze=False)
+  for ax, (title, (points, axis_names)) in zip(axes[0], panels.items()):
+    _digit_scatter(ax, points, labels_N, title, axis_names)
+  axes[0, -1].legend(title="digit", markerscale=5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def save_image_grids(grids: dict[str, np.ndarray], image_shape, rows: int, cols: int,
+                     path: str | Path):
+  """Side-by-side grids of images, one per model (e.g. decoded prior samples)."""
+  fig, axes = _figure("model_samples", ncols=len(grids), squeeze=False)
+  for ax, (title, images) in zip(axes[0], grids.items()):
+    _show(ax, tile(images, image_shape, rows, cols), title)
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def save_image_rows(rows: dict[str, np.ndarray], image_shape, path: str | Path):
+  """Rows of images with their names (e.g. test images, then each model's reconstructions)."""
+  fig, ax = _figure("model_reconstructions")
+  names = list(rows)
+  n = min(len(r) for r in rows.values())
+  _show(ax, tile(np.concatenate([rows[k][:n] for k in names]), image_shape, len(names), n))
+  ax.set_yticks([image_shape[0] * (i + 0.5) for i in range(len(names))], names)
   fig.tight_layout()
   _save(fig, path)
 
@@ -155,5 +194,31 @@ def save_reconstructions_by_digit(x_CxNxD, recon_CxNxD, image_shape, path: str |
     _show(ax, tile(images.reshape(c * n, -1), image_shape, c, n), title)
     ax.set_yticks([image_shape[0] * (i + 0.5) for i in range(c)], [str(i) for i in range(c)])
   axes[0].set_ylabel("digit")
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def save_posterior_samples(panels: dict[str, np.ndarray], images_IxD, image_shape,
+                           path: str | Path, limit: float = 3.5):
+  """One panel per model: samples z ~ q(z | x_i) [I, N, 2] coloured by image i, with
+  the images as a legend; the prior's 1- and 2-sd circles for scale."""
+  fig, axes = _figure("four_frames_latents", ncols=len(panels), squeeze=False)
+  colours = plt.get_cmap("tab10")
+  circle = np.linspace(0, 2 * np.pi, 200)
+  for ax, (name, z_IxNx2) in zip(axes[0], panels.items()):
+    for i, z in enumerate(z_IxNx2):
+      pixels = "".join(str(int(v)) for v in np.asarray(images_IxD[i]).ravel())
+      ax.scatter(z[:, 0], z[:, 1], s=3, alpha=0.5, color=colours(i), label=f"x = {pixels}",
+                 rasterized=True)
+    for r in (1, 2):
+      ax.plot(r * np.cos(circle), r * np.sin(circle), color="grey", linewidth=0.6, ls="--")
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
+    ax.set_aspect("equal")
+    ax.set_title(name)
+    ax.set_xlabel("$z_1$")
+  axes[0, 0].set_ylabel("$z_2$")
+  axes[0, -1].legend(title=f"image ({image_shape[0]}x{image_shape[1]} pixels, row-major)",
+                     markerscale=4, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
   fig.tight_layout()
   _save(fig, path)
