@@ -219,7 +219,8 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
                 if model.latent_dim == 2 else None)
   results = evaluate_lib.evaluate(params, eval_key, data.test, model=model,
                                   binarization=data.binarization, k=config.eval_k,
-                                  batch_size=config.eval_batch_size, quadrature=quadrature)
+                                  batch_size=config.eval_batch_size, quadrature=quadrature,
+                                  proposal_samples=config.avb.eval_proposal_samples)
   results["eval_seconds"] = time.perf_counter() - t0
   log(f"evaluated {results['num_test_images']} test images with k={config.eval_k} "
       f"in {results['eval_seconds']:.1f}s")
