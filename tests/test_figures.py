@@ -90,12 +90,13 @@ def test_bad_flags_give_one_clear_error(args, message, workdir, tiny_tfds):
 
 def test_avb_vs_vae_writes_its_table_and_figures(tmp_path, tiny_tfds):
   out = run_script("avb_vs_vae", f"--workdir={tmp_path}", "--fast", "--latent_dim=3",
-                   data_dir=tiny_tfds)
+                   "--kde_images=40", data_dir=tiny_tfds)
   assert out.returncode == 0, out.stderr[-3000:]
   results = json.loads((tmp_path / "results.json").read_text())
   assert set(results) == {"vae", "avb_ac"}
   assert results["avb_ac"]["proposal"] == "moment-matched" and results["vae"]["proposal"] == "encoder"
   assert all(np.isfinite(r["test_nll"]) and r["test_nll"] > 0 for r in results.values())
+  assert all(np.isfinite(r["test_nll_first_40"]) for r in results.values())
   for name, size in (("prior_samples", "model_samples"), ("reconstructions", "model_reconstructions"),
                      ("latents", "model_latents")):
     with Image.open(tmp_path / "figures" / f"{name}.png") as im:
