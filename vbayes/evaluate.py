@@ -107,8 +107,10 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binariz
         params, jax.random.fold_in(sample_key, i), x, model=model, k=k, chunk=chunk,
         proposal_BxL=(mean, log_var))
     log_px.append(lp[:n]); recon.append(rec[:n]); means.append(mean[:n])
-    kl.append(jax.vmap(distributions.kl_diag_normal_std_normal)(mean, log_var)[:n])
-  log_px, recon, kl, means = (np.concatenate(jax.device_get(a)) for a in (log_px, recon, kl, means))
+    if not implicit:  # q's KL; the moment-matched proposal of an implicit q is not q
+      kl.append(jax.vmap(distributions.kl_diag_normal_std_normal)(mean, log_var)[:n])
+  log_px, recon, means = (np.concatenate(jax.device_get(a)) for a in (log_px, recon, means))
+  kl = None if implicit else np.concatenate(jax.device_get(kl))
   results = {
       "test_nll": float(-log_px.mean()),
       "test_nll_stderr": float(log_px.std() / math.sqrt(len(log_px))),
