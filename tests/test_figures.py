@@ -21,24 +21,6 @@ SCRIPTS = ("prior_samples", "latent_posterior", "interpolation", "true_vs_variat
 
 
 @pytest.fixture(scope="module")
-def tiny_tfds(tmp_path_factory):
-  """tfds caches as the figures need them: binarized_mnist (no labels) whose test
-  images are Bernoulli draws of mnist's labelled grey test images, in another order."""
-  root = tmp_path_factory.mktemp("tfds")
-  rng = np.random.default_rng(0)
-  grey = (rng.random((150, 784)) ** 4 * 255).astype(np.uint8)
-  labels = np.arange(150, dtype=np.int32) % 10
-  data_lib.save_arrays(data_lib.cache_path("mnist", root),
-                       {"train": grey[:10], "test": grey, "test_labels": labels})
-  order = rng.permutation(150)
-  binary = lambda g: (rng.random(g.shape) < g / 255.0).astype(np.uint8)
-  data_lib.save_arrays(data_lib.cache_path("binarized_mnist", root), {
-      "train": binary(np.resize(grey, (200, 784))), "validation": binary(grey[:20]),
-      "test": binary(grey[order])})
-  return root
-
-
-@pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   return tmp_path_factory.mktemp("seed001")
 
@@ -102,6 +84,12 @@ def test_avb_vs_vae_writes_its_table_and_figures(tmp_path, tiny_tfds):
     with Image.open(tmp_path / "figures" / f"{name}.png") as im:
       assert im.size == latent_plots.PIXELS[size]
   assert "|" in (tmp_path / "results.md").read_text()
+
+
+def test_four_frames_rejects_an_unknown_model(tmp_path):
+  out = run_script("four_frames", f"--workdir={tmp_path}", "--models=avb,gan", data_dir=tmp_path)
+  assert out.returncode == 1 and "--models takes some of vae, avb, avb_ac" in out.stderr
+  assert not any(tmp_path.iterdir())  # nothing written
 
 
 def test_four_frames_writes_exact_nlls_per_model_and_seed(tmp_path):

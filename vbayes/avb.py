@@ -55,10 +55,20 @@ def init_adversary(key: jax.Array, config: TrainConfig) -> Params:
                                *config.avb.adversary_hidden_sizes, 1))
 
 
+def adversary_log_density(adv_params: Params, config: TrainConfig, x_D, z_L) -> jax.Array:
+  """f_psi(x, z) = T(x, z) + log p(z): the adversary's estimate of log q(z|x) (plain AVB).
+
+  At the adversary's optimum it is log q(z|x) exactly, so its exp integrates to
+  1 over z; how far the integral is from 1 measures how well T has converged.
+  (With adaptive contrast T compares normalized z~ with N(0, I) instead.)
+  """
+  return models.mlp_apply(adv_params, jnp.concatenate([x_D, z_L]), config.model.activation)[0]
+
+
 def adversary_logit(adv_params: Params, config: TrainConfig, x_D, z_L) -> jax.Array:
   """T(x, z) = f_psi(x, z) - log N(z; 0, I): a scalar logit."""
-  out = models.mlp_apply(adv_params, jnp.concatenate([x_D, z_L]), config.model.activation)
-  return out[0] - distributions.std_normal_log_prob(z_L)
+  return (adversary_log_density(adv_params, config, x_D, z_L)
+          - distributions.std_normal_log_prob(z_L))
 
 
 def encoder_samples(params: Params, model: ModelConfig, key: jax.Array, x_D, num: int):

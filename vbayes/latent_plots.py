@@ -19,6 +19,7 @@ PIXELS = {  # (width, height) of each figure's PNG
     "model_latents": (1400, 640),
     "model_samples": (1200, 640),
     "model_reconstructions": (1200, 420),
+    "adversary_densities": (1500, 420),
 }
 
 
@@ -220,5 +221,32 @@ def save_posterior_samples(panels: dict[str, np.ndarray], images_IxD, image_shap
   axes[0, 0].set_ylabel("$z_2$")
   axes[0, -1].legend(title=f"image ({image_shape[0]}x{image_shape[1]} pixels, row-major)",
                      markerscale=4, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+  fig.tight_layout()
+  _save(fig, path)
+
+
+def save_adversary_densities(log_density_IxP_P, samples_IxNx2, images_IxD, image_shape,
+                             limit: float, path: str | Path):
+  """One panel per image x_i: the adversary's density estimate exp f_psi(x_i, z) on
+  a P x P grid over [-limit, limit]^2 (log values [I, P, P], rows z2; shaded
+  relative to its maximum), under samples z ~ q(z | x_i) of the implicit encoder."""
+  count = len(samples_IxNx2)
+  fig, axes = _figure("adversary_densities", ncols=count, squeeze=False)
+  colours = plt.get_cmap("tab10")
+  for i, ax in enumerate(axes[0]):
+    log_d = np.asarray(log_density_IxP_P[i])
+    ax.imshow(np.exp(log_d - log_d.max()), origin="lower", cmap="Greys",
+              extent=(-limit, limit, -limit, limit))
+    z = np.asarray(samples_IxNx2[i])
+    ax.scatter(z[:, 0], z[:, 1], s=2, alpha=0.3, color=colours(i), rasterized=True)
+    pixels = "".join(str(int(v)) for v in np.asarray(images_IxD[i]).ravel())
+    ax.set_title(f"x = {pixels}", fontsize=10)
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
+    ax.set_aspect("equal")
+    ax.set_xlabel("$z_1$")
+  axes[0, 0].set_ylabel("$z_2$")
+  fig.suptitle("adversary's estimate of q(z|x) = exp f(x, z) (grey) and samples of q (dots)",
+               fontsize=11)
   fig.tight_layout()
   _save(fig, path)

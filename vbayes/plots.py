@@ -103,3 +103,41 @@ def save_nll_curves(curves: dict, path: str | Path, ylabel: str):
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def save_snr_curves(snr: dict, path: str | Path, title: str, statistic: str = "mean",
+                    floor: float | None = None):
+  """Gradient SNR against k (log-log), encoder and decoder panels, one line per estimator.
+
+  snr maps (estimator, k) to gradient_snr.summarize's output. Dotted lines of
+  slope -1/2 and +1/2 through the first point of each panel show the rates of
+  Rainforth et al. (2018); a dashed line marks `floor`, the SNR that the finite
+  number of draws reports for a zero-mean gradient (gradient_snr.noise_floor).
+  """
+  estimators = list(dict.fromkeys(e for e, _ in snr))
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+  for ax, group in zip(axes, ("encoder", "decoder")):
+    for estimator in estimators:
+      ks = sorted(k for e, k in snr if e == estimator and group in snr[e, k])
+      if ks:
+        ax.plot(ks, [snr[estimator, k][group][statistic] for k in ks], marker="o",
+                label=estimator)
+    ks = sorted({k for _, k in snr})
+    first = snr[estimators[0], ks[0]].get(group)
+    if first is not None:
+      for slope in (-0.5, 0.5):
+        ax.plot(ks, [first[statistic] * (k / ks[0]) ** slope for k in ks], ls=":",
+                color="grey", label=f"∝ k^{slope:+.1f}")
+    if floor is not None:
+      ax.axhline(floor, ls="--", color="black", linewidth=0.8, label="estimation floor")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("k (importance samples)")
+    ax.set_title(f"{group} gradient")
+    ax.grid(alpha=0.3, which="both")
+  axes[0].set_ylabel(f"{statistic} over parameters of |E g| / sd g")
+  axes[1].legend()
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -243,12 +243,12 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
 
 
 def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData,
-                   log: Callable[[str], None] = print):
+                   log: Callable[[str], None] = print, mesh: jax.sharding.Mesh | None = None):
   """The parameters of a finished run of `config` in `workdir`.
 
   A workdir whose run reached config.epochs and was evaluated is only read;
   otherwise the run is trained (resumed, or extended to more epochs) and
-  evaluated first by `run`.
+  evaluated first by `run` (on `mesh`, default all devices).
   """
   workdir = Path(workdir)
   if (workdir / CONFIG_FILE).exists():
@@ -258,7 +258,7 @@ def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.I
     if records and "test_nll" in records[-1] and records[-1]["step"] == total_steps:
       log(f"loading the trained model from {workdir} (step {total_steps})")
       return restore_params(workdir, config)
-  run(config, workdir, data=data, log=log)
+  run(config, workdir, data=data, log=log, mesh=mesh)
   return restore_params(workdir, config)
 
 

@@ -1,0 +1,190 @@
+r"""Signal-to-noise ratio of stochastic gradient estimators, per parameter.
+
+For an estimator g(eps) of a gradient, with eps the estimator's randomness,
+    SNR_j = |E[g_j]| / sd[g_j]        (Rainforth et al. 2018, eq. 5)
+for each scalar parameter j. Both moments are estimated from M independent
+draws. Rainforth et al. prove that for IWAE-k the plain encoder gradient has
+SNR O(1/sqrt(k)) while the decoder's grows as O(sqrt(k)); Tucker et al. (2019)
+show that the DReG encoder gradient's SNR grows with k instead.
+
+    grads = iwae_gradient(model, k=64, estimator="dreg")
+    mean, var = gradient_moments(grads, params, key, x_BxD, num_draws=200)
+    summarize(mean, var)  # {"encoder": {"mean": ..., "median": ...}, "decoder": {...}}
+
+The M draws are never stored: a scan over chunks of `draws_per_chunk` vmapped
+draws accumulates the sums of (g - g_0) and (g - g_0)^2, shifted by the first
+draw g_0 so that float32 keeps the variance of a gradient whose mean is far
+larger than its spread.
+"""
+
+import functools
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vbayes import importance_weighted
+from vbayes.config import ModelConfig
+
+
+def gaussian_toy(key: jax.Array, *, dim: int = 20, num_points: int = 1024,
+                 perturbation: float = 0.01, encoder_variance: float = 2.0 / 3.0):
+  """The Gaussian model of Rainforth et al. (2018, Sec. 5), in vbayes' parametrization.
+
+  Theirs: z ~ N(theta, I), x | z ~ N(z, I), q(z|x) = N(A x + b, (2/3) I), with
+  theta ~ N(0, I); the optimum is A = I/2, b = theta/2. With z' = z - theta the
+  prior is vbayes' N(0, I) and x | z' ~ N(z' + theta, I): a linear decoder with
+  weight I, bias theta and scale 1, and p(z'|x) = N((x - theta)/2, I/2). The
+  encoder is A = I/2, b = -theta/2 with each entry perturbed by
+  N(0, perturbation^2), as in the paper, and log-variance log(encoder_variance).
+  Returns (model, params, x [num_points, dim] drawn from the model, theta).
+  """
+  theta_key, z_key, noise_key, pert_key = jax.random.split(key, 4)
+  theta = jax.random.normal(theta_key, (dim,))
+  z = jax.random.normal(z_key, (num_points, dim))
+  x = z + theta + jax.random.normal(noise_key, (num_points, dim))
+  model = ModelConfig(data_dim=dim, latent_dim=dim, hidden_sizes=(), likelihood="gaussian",
+                      gaussian_mean="identity", min_scale=1e-3)
+  a_key, b_key = jax.random.split(pert_key)
+  a = 0.5 * jnp.eye(dim) + perturbation * jax.random.normal(a_key, (dim, dim))
+  b = -0.5 * theta + perturbation * jax.random.normal(b_key, (dim,))
+  encoder_w = jnp.concatenate([a.T, jnp.zeros((dim, dim))], axis=1)  # x_D @ w -> [mean, log var]
+  encoder_b = jnp.concatenate([b, jnp.full((dim,), math.log(encoder_variance))])
+  params = {
+      "encoder": {"layer_0": {"w": encoder_w, "b": encoder_b}},
+      "decoder": {"layer_0": {"w": jnp.eye(dim), "b": theta}},
+      "decoder_raw_scale": jnp.full((dim,), math.log(math.expm1(1.0 - model.min_scale))),
+  }
+  return model, params, x, theta
+
+
+def iwae_gradient(model: ModelConfig, *, k: int, estimator: str) -> Callable:
+  """grad(params, key, x_BxD): one draw of the `estimator` gradient of -mean_b L_k(x_b)."""
+  loss = functools.partial(importance_weighted.iwae_loss, model=model, k=k, estimator=estimator)
+  return jax.grad(lambda params, key, x_BxD: loss(params, key, x_BxD)[0])
+
+
+@functools.partial(jax.jit, static_argnames=("grad_fn", "num_draws", "draws_per_chunk"))
+def gradient_moments(grad_fn: Callable, params, key: jax.Array, x_BxD, *, num_draws: int,
+                     draws_per_chunk: int = 8):
+  """Mean and (unbiased) variance of grad_fn(params, key_m, x_BxD) over m < num_draws.
+
+  Draw m uses key_m = fold_in(key, m). Returns two pytrees shaped like params.
+  """
+  if num_draws < 2:
+    raise ValueError(f"num_draws must be at least 2 for a variance, got {num_draws}")
+  if num_draws % draws_per_chunk:
+    raise ValueError(f"draws_per_chunk {draws_per_chunk} must divide num_draws {num_draws}")
+  draw = lambda m: grad_fn(params, jax.random.fold_in(key, m), x_BxD)
+  g0 = draw(0)
+
+  def add_chunk(sums, chunk):
+    g_CxP = jax.vmap(draw)(chunk * draws_per_chunk + jnp.arange(draws_per_chunk))
+    d_CxP = jax.tree.map(lambda g, shift: g - shift, g_CxP, g0)
+    s1, s2 = sums
+    s1 = jax.tree.map(lambda s, d: s + jnp.sum(d, 0), s1, d_CxP)
+    s2 = jax.tree.map(lambda s, d: s + jnp.sum(d * d, 0), s2, d_CxP)
+    return (s1, s2), None
+
+  zeros = jax.tree.map(jnp.zeros_like, g0)
+  (s1, s2), _ = jax.lax.scan(add_chunk, (zeros, zeros), jnp.arange(num_draws // draws_per_chunk))
+  mean_shift = jax.tree.map(lambda s: s / num_draws, s1)
+  mean = jax.tree.map(jnp.add, g0, mean_shift)
+  var = jax.tree.map(lambda s, m: (s - num_draws * m * m) / (num_draws - 1), s2, mean_shift)
+  return mean, jax.tree.map(lambda v: jnp.maximum(v, 0.0), var)
+
+
+def per_parameter_snr(mean, var) -> dict[str, np.ndarray]:
+  """{"encoder": SNR_j of every encoder scalar, "decoder": of every other one} (flat arrays).
+
+  Parameters whose gradient has zero variance (dead units, or a path estimator at
+  the exact posterior) have no SNR and are left out.
+  """
+  groups = {"encoder": ([], []), "decoder": ([], [])}
+  for name in mean:
+    group = "encoder" if name == "encoder" else "decoder"
+    for m, v in zip(jax.tree.leaves(mean[name]), jax.tree.leaves(var[name])):
+      groups[group][0].append(np.ravel(np.asarray(m)))
+      groups[group][1].append(np.ravel(np.asarray(v)))
+  out = {}
+  for group, (means, variances) in groups.items():
+    if not means:
+      continue
+    m, v = np.concatenate(means), np.concatenate(variances)
+    keep = v > 0
+    out[group] = np.abs(m[keep]) / np.sqrt(v[keep])
+  return out
+
+
+def summarize(mean, var) -> dict[str, dict[str, float]]:
+  """Mean and median over parameters of SNR_j, for the encoder and the decoder."""
+  return {group: {"mean": float(np.mean(snr)), "median": float(np.median(snr)),
+                  "parameters": int(snr.size)}
+          for group, snr in per_parameter_snr(mean, var).items() if snr.size}
+
+
+def noise_floor(num_draws: int) -> float:
+  """E|mean of M draws| / sd for a coordinate whose true mean is 0: sqrt(2 / (pi M)).
+
+  An estimated SNR near this value says only that the true SNR is smaller.
+  """
+  return math.sqrt(2.0 / (math.pi * num_draws))
+
+
+def markdown_table(snr: dict, ks) -> str:
+  """The sweep as a table (mean and median SNR per network), then the log-log slope
+  of the mean SNR in k for every estimator."""
+  rows = ["| estimator | k | encoder SNR, mean | encoder, median | decoder SNR, mean | "
+          "decoder, median |", "| --- | --- | --- | --- | --- | --- |"]
+  for (estimator, k), s in snr.items():
+    rows.append(f"| {estimator} | {k} | {s['encoder']['mean']:.3g} | "
+                f"{s['encoder']['median']:.3g} | {s['decoder']['mean']:.3g} | "
+                f"{s['decoder']['median']:.3g} |")
+  rows += ["", "| estimator | slope of log mean SNR in log k: encoder | decoder |",
+           "| --- | --- | --- |"]
+  for estimator in dict.fromkeys(e for e, _ in snr):
+    slopes = [log_log_slope(ks, [snr[estimator, k][g]["mean"] for k in ks])
+              for g in ("encoder", "decoder")]
+    rows.append(f"| {estimator} | {slopes[0]:+.2f} | {slopes[1]:+.2f} |")
+  return "\n".join(rows)
+
+
+def log_log_slope(ks, values) -> float:
+  """Least-squares slope of log(value) against log(k): -0.5 is SNR ∝ 1/sqrt(k)."""
+  return float(np.polyfit(np.log(np.asarray(ks, float)), np.log(np.asarray(values, float)), 1)[0])
+
+
+def sweep(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks, estimators, num_draws: int,
+          draws_per_chunk: int = 8, log=print) -> dict:
+  """summarize(...) of the IWAE-k gradient for every (estimator, k): {(estimator, k): {...}}.
+
+  Every setting uses the same key, so the k-sample draws share their noise.
+  """
+  out = {}
+  for estimator in estimators:
+    for k in ks:
+      grad_fn = iwae_gradient(model, k=k, estimator=estimator)
+      mean, var = gradient_moments(grad_fn, params, key, x_BxD, num_draws=num_draws,
+                                   draws_per_chunk=draws_per_chunk)
+      out[estimator, k] = summarize(mean, var)
+      log(f"{estimator:8s} k={k:<5d} " + "  ".join(
+          f"{group} SNR mean {s['mean']:.3g} median {s['median']:.3g}"
+          for group, s in out[estimator, k].items()))
+  return out
+
+
+def bound_and_ess(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks) -> dict:
+  """{k: (mean_b L_k(x_b), mean_b ESS_k(x_b))}: how far k is from the asymptotic regime.
+
+  ESS = 1 / sum_i w~_i^2 of the k normalized weights; Rainforth et al.'s rates
+  describe k large enough that the weights are well averaged (ESS >> 1) and L_k
+  is close to log p(x).
+  """
+  out = {}
+  for k in ks:
+    _, metrics = importance_weighted.iwae_loss(params, jax.random.fold_in(key, k), x_BxD,
+                                               model=model, k=k)
+    out[k] = (float(metrics["iwae_bound"]), float(metrics["ess"]))
+  return out
