@@ -1,7 +1,7 @@
 r"""Signal-to-noise ratio of stochastic gradient estimators, per parameter.
 
 For an estimator g(eps) of a gradient, with eps the estimator's randomness,
-    SNR_j = |E[g_j]| / sd[g_j]        (Rainforth et al. 2018, eq. 5)
+    SNR_j = |E[g_j]| / sd[g_j]        (the definition of Rainforth et al. 2018)
 for each scalar parameter j. Both moments are estimated from M independent
 draws. Rainforth et al. prove that for IWAE-k the plain encoder gradient has
 SNR O(1/sqrt(k)) while the decoder's grows as O(sqrt(k)); Tucker et al. (2019)
@@ -31,14 +31,15 @@ from vbayes.config import ModelConfig
 
 def gaussian_toy(key: jax.Array, *, dim: int = 20, num_points: int = 1024,
                  perturbation: float = 0.01, encoder_variance: float = 2.0 / 3.0):
-  """The Gaussian model of Rainforth et al. (2018, Sec. 5), in vbayes' parametrization.
+  """The Gaussian model of Rainforth et al. (2018), in vbayes' parametrization.
 
   Theirs: z ~ N(theta, I), x | z ~ N(z, I), q(z|x) = N(A x + b, (2/3) I), with
   theta ~ N(0, I); the optimum is A = I/2, b = theta/2. With z' = z - theta the
   prior is vbayes' N(0, I) and x | z' ~ N(z' + theta, I): a linear decoder with
   weight I, bias theta and scale 1, and p(z'|x) = N((x - theta)/2, I/2). The
   encoder is A = I/2, b = -theta/2 with each entry perturbed by
-  N(0, perturbation^2), as in the paper, and log-variance log(encoder_variance).
+  N(0, perturbation^2), and log-variance log(encoder_variance); the defaults
+  (0.01 and 2/3) follow our reading of the paper's setup.
   Returns (model, params, x [num_points, dim] drawn from the model, theta).
   """
   theta_key, z_key, noise_key, pert_key = jax.random.split(key, 4)
@@ -160,7 +161,9 @@ def sweep(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks, estimators, 
           draws_per_chunk: int = 8, log=print) -> dict:
   """summarize(...) of the IWAE-k gradient for every (estimator, k): {(estimator, k): {...}}.
 
-  Every setting uses the same key, so the k-sample draws share their noise.
+  Every setting is drawn from the same `key`: the estimators at one k see the same
+  noise, so their decoder gradients (which they share) agree exactly; draws for
+  different k (differently shaped) are independent.
   """
   out = {}
   for estimator in estimators:
