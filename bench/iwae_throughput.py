@@ -6,7 +6,7 @@ as a fraction of the float32 matmul peak measured in the same run.
 Model: the 784-500-500-50 VAE of train_throughput.py, Bernoulli decoder, batch 100.
 Training: vbayes' jitted chunk with the iwae objective (reparam estimator), Adam.
 Evaluation: evaluate.importance_sampled_log_likelihood on 100 images, k=5000 in
-chunks of evaluate.MAX_ROWS_PER_CHUNK decoder rows, as the main job runs it.
+chunks of evaluate.default_rows_per_chunk() decoder rows, as the main job runs it.
 Only matmul FLOPs are counted: the encoder runs on B rows, the decoder on B*k
 rows (its input gradient is needed in training).
 Last line: one JSON object with iwae_k5_fraction_of_peak,
@@ -44,7 +44,7 @@ def eval_rate(images) -> float:
   model = config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500))
   params = models.init(jax.random.key(0), model)
   x = images[:BATCH].astype(jnp.float32)
-  chunk = grid.largest_divisor_at_most(5000, evaluate.MAX_ROWS_PER_CHUNK // BATCH)
+  chunk = grid.largest_divisor_at_most(5000, evaluate.default_rows_per_chunk() // BATCH)
   seconds = common.time_best(
       lambda: evaluate.importance_sampled_log_likelihood(params, jax.random.key(3), x,
                                                          model=model, k=5000, chunk=chunk),

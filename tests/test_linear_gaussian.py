@@ -73,12 +73,13 @@ def test_chunked_running_logsumexp_equals_one_big_logmeanexp(lg_model):
   got, _ = evaluate.importance_sampled_log_likelihood(params, key, x, model=lg_model.config,
                                                       k=k, chunk=chunk)
   mean, log_var = jax.vmap(models.encode, in_axes=(None, None, 0))(params, lg_model.config, x)
-  eps = jnp.concatenate([jax.random.normal(jax.random.fold_in(key, i), (chunk, *mean.shape))
-                         for i in range(k // chunk)])  # [k, B, L]
-  z = mean + jnp.exp(0.5 * log_var) * eps
-  log_joint = (jax.vmap(jax.vmap(models.log_likelihood, in_axes=(None, None, 0, 0)),
-                        in_axes=(None, None, 0, None))(params, lg_model.config, z, x)
+  eps = jnp.concatenate([jax.random.normal(jax.random.fold_in(key, i),
+                                            (mean.shape[0], chunk, mean.shape[1]))
+                         for i in range(k // chunk)], axis=1)  # [B, k, L]
+  z = mean[:, None] + jnp.exp(0.5 * log_var)[:, None] * eps
+  log_joint = (jax.vmap(jax.vmap(models.log_likelihood, in_axes=(None, None, 0, None)),
+                        in_axes=(None, None, 0, 0))(params, lg_model.config, z, x)
                + distributions.std_normal_log_prob(z))
-  log_q = distributions.diag_normal_log_prob(mean, log_var, z)
-  expected = jax.nn.logsumexp(log_joint - log_q, axis=0) - math.log(k)
+  log_q = distributions.diag_normal_log_prob(mean[:, None], log_var[:, None], z)
+  expected = jax.nn.logsumexp(log_joint - log_q, axis=1) - math.log(k)
   np.testing.assert_allclose(got, expected, rtol=1e-5)

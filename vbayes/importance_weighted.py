@@ -1,4 +1,4 @@
-"""Importance-weighted objectives, one image at a time (vmap over the batch).
+"""Importance-weighted objectives, over a batch of images with k samples each.
 
 IWAE (Burda et al. 2016), with the encoder as proposal:
     L_k(x) = log (1/k) sum_i w_i,   w_i = p(x, z_i) / q(z_i|x),   z_i = mu(x) + sigma(x) eps_i.
@@ -17,7 +17,6 @@ STL and DReG are written as surrogates whose value is L_k and whose gradient is
 the estimator's.
 """
 
-import functools
 import math
 
 import jax
@@ -30,38 +29,50 @@ ESTIMATORS = ("reparam", "stl", "dreg")
 sg = jax.lax.stop_gradient
 
 
-def _log_weights(params, z_KxL, x_D, q_mean_L, q_log_var_L, model):
-  """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x): [K]."""
-  log_lik_K = jax.vmap(models.log_likelihood, in_axes=(None, None, 0, None))(
-      params, model, z_KxL, x_D)
-  return (log_lik_K + distributions.std_normal_log_prob(z_KxL)
-          - distributions.diag_normal_log_prob(q_mean_L, q_log_var_L, z_KxL))
+def _log_weights(params, z_BxKxL, x_BxD, q_mean_BxL, q_log_var_BxL, model):
+  """log w_bi = log p(x_b|z_bi) + log p(z_bi) - log q(z_bi|x_b): [B, K]."""
+  log_lik_BxK = models.log_likelihood_of_samples(params, model, z_BxKxL, x_BxD)
+  return (log_lik_BxK + distributions.std_normal_log_prob(z_BxKxL)
+          - distributions.diag_normal_log_prob(q_mean_BxL[:, None], q_log_var_BxL[:, None],
+                                               z_BxKxL))
+
+
+def iwae_bounds(params, eps_BxKxL, x_BxD, *, model: ModelConfig, estimator: str = "reparam"):
+  """The k-sample IWAE bound of each of B images, k = eps_BxKxL.shape[1].
+
+  z_bi = mu(x_b) + sigma(x_b) eps_bi; the decoder sees all B*k samples at once.
+  Returns {"bound": L_k(x_b), "surrogate": a value whose gradient is the
+  estimator's, "ess": effective sample size 1 / sum_i w~_bi^2}, each [B].
+  """
+  mean_BxL, log_var_BxL = models.encode(params, model, x_BxD)
+  z_BxKxL = mean_BxL[:, None] + jnp.exp(0.5 * log_var_BxL)[:, None] * eps_BxKxL
+  k = eps_BxKxL.shape[1]
+  log_w_BxK = _log_weights(params, z_BxKxL, x_BxD, mean_BxL, log_var_BxL, model)
+  bound_B = jax.nn.logsumexp(log_w_BxK, axis=1) - math.log(k)
+  w_norm_BxK = sg(jax.nn.softmax(log_w_BxK, axis=1))
+  if estimator == "reparam":
+    surrogate_B = bound_B
+  elif estimator in ("stl", "dreg"):
+    # Decoder: gradient of L_k with z held fixed. Encoder: path derivative only.
+    q_fixed = sg(mean_BxL), sg(log_var_BxL)
+    log_w_dec_BxK = _log_weights(params, sg(z_BxKxL), x_BxD, *q_fixed, model)
+    log_w_enc_BxK = _log_weights(sg(params), z_BxKxL, x_BxD, *q_fixed, model)
+    coef_BxK = w_norm_BxK if estimator == "stl" else w_norm_BxK**2
+    surrogate_B = (jax.nn.logsumexp(log_w_dec_BxK, axis=1)
+                   + jnp.sum(coef_BxK * log_w_enc_BxK, axis=1))
+    surrogate_B = surrogate_B - sg(surrogate_B) + sg(bound_B)  # value L_k, gradient unchanged
+  else:
+    raise ValueError(f"unknown estimator {estimator!r}: choose one of {ESTIMATORS}")
+  return {"bound": bound_B, "surrogate": surrogate_B, "ess": 1.0 / jnp.sum(w_norm_BxK**2, axis=1)}
 
 
 def iwae_from_noise(params, eps_KxL, x_D, *, model: ModelConfig, estimator: str = "reparam"):
-  """The k-sample IWAE bound of one image, k = eps_KxL.shape[0].
+  """The k-sample IWAE bound of one image, k = eps_KxL.shape[0]: `iwae_bounds` on a batch of one.
 
-  Returns {"bound": L_k, "surrogate": scalar whose gradient is the estimator's,
-  "ess": effective sample size 1 / sum_i w~_i^2}.
+  Returns {"bound": L_k, "surrogate", "ess"}, each a scalar.
   """
-  mean_L, log_var_L = models.encode(params, model, x_D)
-  z_KxL = mean_L + jnp.exp(0.5 * log_var_L) * eps_KxL
-  k = eps_KxL.shape[0]
-  log_w_K = _log_weights(params, z_KxL, x_D, mean_L, log_var_L, model)
-  bound = jax.nn.logsumexp(log_w_K) - math.log(k)
-  w_norm_K = sg(jax.nn.softmax(log_w_K))
-  if estimator == "reparam":
-    surrogate = bound
-  elif estimator in ("stl", "dreg"):
-    # Decoder: gradient of L_k with z held fixed. Encoder: path derivative only.
-    log_w_dec_K = _log_weights(params, sg(z_KxL), x_D, sg(mean_L), sg(log_var_L), model)
-    log_w_enc_K = _log_weights(sg(params), z_KxL, x_D, sg(mean_L), sg(log_var_L), model)
-    coef_K = w_norm_K if estimator == "stl" else w_norm_K**2
-    surrogate = jax.nn.logsumexp(log_w_dec_K) + jnp.sum(coef_K * log_w_enc_K)
-    surrogate = surrogate - sg(surrogate) + sg(bound)  # value L_k, gradient unchanged
-  else:
-    raise ValueError(f"unknown estimator {estimator!r}: choose one of {ESTIMATORS}")
-  return {"bound": bound, "surrogate": surrogate, "ess": 1.0 / jnp.sum(w_norm_K**2)}
+  out = iwae_bounds(params, eps_KxL[None], x_D[None], model=model, estimator=estimator)
+  return {name: value[0] for name, value in out.items()}
 
 
 def iwae(params, key, x_D, *, model: ModelConfig, k: int, estimator: str = "reparam"):
@@ -73,23 +84,24 @@ def iwae(params, key, x_D, *, model: ModelConfig, k: int, estimator: str = "repa
 def iwae_loss(params, key, x_BxD, *, model: ModelConfig, k: int, estimator: str = "reparam"):
   """-mean_b L_k(x_b); the k samples of all images are one [B, k, L] draw."""
   eps_BxKxL = jax.random.normal(key, (x_BxD.shape[0], k, model.latent_dim))
-  out = jax.vmap(functools.partial(iwae_from_noise, model=model, estimator=estimator),
-                 in_axes=(None, 0, 0))(params, eps_BxKxL, x_BxD)
+  out = iwae_bounds(params, eps_BxKxL, x_BxD, model=model, estimator=estimator)
   bound = jnp.mean(out["bound"])
   return -jnp.mean(out["surrogate"]), {"iwae_bound": bound, "ess": jnp.mean(out["ess"])}
 
 
 def prior_is_from_samples(params, z_KxL, x_D, *, model: ModelConfig):
   """log (1/K) sum_i p(x|z_i) for prior samples z_i: an estimate of log p(x) from below."""
-  log_lik_K = jax.vmap(models.log_likelihood, in_axes=(None, None, 0, None))(
-      params, model, z_KxL, x_D)
-  return jax.nn.logsumexp(log_lik_K) - math.log(z_KxL.shape[0])
+  return prior_is_bounds(params, z_KxL[None], x_D[None], model=model)[0]
+
+
+def prior_is_bounds(params, z_BxKxL, x_BxD, *, model: ModelConfig):
+  """log (1/K) sum_i p(x_b|z_bi) for each of B images: [B]."""
+  log_lik_BxK = models.log_likelihood_of_samples(params, model, z_BxKxL, x_BxD)
+  return jax.nn.logsumexp(log_lik_BxK, axis=1) - math.log(z_BxKxL.shape[1])
 
 
 def prior_is_loss(params, key, x_BxD, *, model: ModelConfig, k: int):
   """-mean_b log (1/K) sum_i p(x_b|z_bi), z_bi ~ N(0, I): the decoder trained alone."""
   z_BxKxL = jax.random.normal(key, (x_BxD.shape[0], k, model.latent_dim))
-  bound_B = jax.vmap(functools.partial(prior_is_from_samples, model=model),
-                     in_axes=(None, 0, 0))(params, z_BxKxL, x_BxD)
-  bound = jnp.mean(bound_B)
+  bound = jnp.mean(prior_is_bounds(params, z_BxKxL, x_BxD, model=model))
   return -bound, {"prior_is_bound": bound}

@@ -124,6 +124,22 @@ def log_likelihood(params: Params, config: ModelConfig, z_L, x_D, pixel_mask_D=N
                                          pixel_mask_D)
 
 
+def log_likelihood_of_samples(params: Params, config: ModelConfig, z_BxKxL, x_BxD) -> jax.Array:
+  """log p(x_b | z_bk) for K latent samples of each of B images: [B, K].
+
+  `log_likelihood` vmapped over the B*K (image, sample) pairs as one flat axis,
+  so that every decoder layer is one [B*K, n] x [n, m] product, forward and
+  backward. (A vmap over K inside a vmap over B gives [B, K, n] products whose
+  weight gradients XLA's CPU backend computes through transposed copies, about
+  10% slower for IWAE-50 training on 2 cores.)
+  """
+  batch, k, latent = z_BxKxL.shape
+  x_rows = jnp.broadcast_to(x_BxD[:, None, :], (batch, k, x_BxD.shape[-1]))
+  log_lik = jax.vmap(log_likelihood, in_axes=(None, None, 0, 0))(
+      params, config, z_BxKxL.reshape(batch * k, latent), x_rows.reshape(batch * k, -1))
+  return log_lik.reshape(batch, k)
+
+
 def mean_image(params: Params, config: ModelConfig, z_L) -> jax.Array:
   """E[x | z] for either likelihood."""
   out_D = decode(params, config, z_L)
