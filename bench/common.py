@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: the machine's float32 matmul peak and FLOP counts."""
+"""Shared by the benchmarks: the machine's float32 matmul peak, FLOP counts, and
+ceilings: the same networks' matmuls timed with (almost) nothing else."""
 
 import time
 
@@ -62,3 +63,81 @@ def mlp_train_flops(sizes: tuple[int, ...], batch: int, input_gradient: bool = F
   """
   macs = [m * n for m, n in zip(sizes[:-1], sizes[1:])]
   return 2.0 * batch * (3 * sum(macs) - (0 if input_gradient else macs[0]))
+
+
+def _random_weights(key, sizes):
+  keys = jax.random.split(key, len(sizes) - 1)
+  return [jax.random.normal(k, (m, n)) / jnp.sqrt(m)
+          for k, m, n in zip(keys, sizes[:-1], sizes[1:])]
+
+
+def relu_mlp(ws, h):
+  """h -> relu(h W_1) -> ... -> relu(h W_n): ReLU after every layer, the last included."""
+  for w in ws:
+    h = jnp.maximum(h @ w, 0.0)
+  return h
+
+
+def _best_seconds(run, state, repeats):
+  state = run(state)  # compile
+  jax.block_until_ready(state)
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    state = run(state)
+    jax.block_until_ready(state)
+    best = min(best, time.perf_counter() - start)
+  return best
+
+
+def matmul_ceiling_steps_per_s(encoder_sizes: tuple[int, ...], decoder_sizes: tuple[int, ...],
+                               batch: int, k: int = 1, steps: int = 200,
+                               repeats: int = 3) -> float:
+  """Best steps/s of the same network's matmuls with nearly nothing else: a ceiling.
+
+  The encoder and decoder are bias-free ReLU MLPs of the given sizes, wired as in
+  the VAE: the decoder's B*k input rows depend on the encoder's output, so its
+  input gradient is taken. The loss is sum(c * relu(output)) for fixed random c
+  (nonlinear in the output, so XLA cannot fold the last product into the loss)
+  and the update is plain SGD: a step is the matmuls of `mlp_train_flops` plus
+  ReLU masks and one pass over the parameters, with no likelihood, KL, sampling,
+  Adam or metrics. Steps run in a fori_loop inside one jit, parameters donated.
+  """
+  keys = iter(jax.random.split(jax.random.key(0), 16))
+  weights = lambda sizes: _random_weights(next(keys), sizes)
+  latent = decoder_sizes[0]
+  x = jax.random.normal(next(keys), (batch, encoder_sizes[0]))
+  base_z = jax.random.normal(next(keys), (batch * k, latent))
+  enc_grad = jax.random.normal(next(keys), (batch, encoder_sizes[-1]))
+  dec_grad = jax.random.normal(next(keys), (batch * k, decoder_sizes[-1]))
+
+  def loss(params):
+    enc_out = relu_mlp(params[0], x)
+    z = base_z + 1e-3 * jnp.repeat(enc_out[:, :latent], k, axis=0)
+    return jnp.vdot(enc_out, enc_grad) + jnp.vdot(relu_mlp(params[1], z), dec_grad)
+
+  def run(params):
+    def step(_, p):
+      return jax.tree.map(lambda w, g: w - 1e-9 * g, p, jax.grad(loss)(p))
+    return jax.lax.fori_loop(0, steps, step, params)
+
+  run = jax.jit(run, donate_argnums=0)
+  return steps / _best_seconds(run, (weights(encoder_sizes), weights(decoder_sizes)), repeats)
+
+
+def forward_ceiling_rows_per_s(sizes: tuple[int, ...], rows: int, steps: int = 50,
+                               repeats: int = 3) -> float:
+  """Best rows/s of forward passes of a bias-free ReLU MLP (`relu_mlp`) on [rows, sizes[0]]
+  blocks: the matmuls of evaluation with nothing else (no likelihood, sampling or
+  log-sum-exp). Each step's input differs, and its output is reduced to a scalar.
+  """
+  keys = jax.random.split(jax.random.key(0), 3)
+  ws = _random_weights(keys[0], sizes)
+  h0 = jax.random.normal(keys[1], (rows, sizes[0]))
+  c = jax.random.normal(keys[2], (rows, sizes[-1]))
+
+  def run(total):
+    step = lambda i, acc: acc + jnp.vdot(relu_mlp(ws, h0 + 1e-6 * i), c)
+    return jax.lax.fori_loop(0, steps, step, total)
+
+  return rows * steps / _best_seconds(jax.jit(run), jnp.zeros(()), repeats)

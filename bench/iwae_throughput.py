@@ -10,7 +10,9 @@ chunks of evaluate.default_rows_per_chunk() decoder rows, as the main job runs i
 Only matmul FLOPs are counted: the encoder runs on B rows, the decoder on B*k
 rows (its input gradient is needed in training).
 Last line: one JSON object with iwae_k5_fraction_of_peak,
-iwae_k50_fraction_of_peak, eval_k5000_fraction_of_peak and the raw rates.
+iwae_k50_fraction_of_peak, eval_k5000_fraction_of_peak and the raw rates, and for
+each a *_matmul_ceiling_fraction: the same matmuls timed with nearly nothing else
+(common.matmul_ceiling_steps_per_s, common.forward_ceiling_rows_per_s).
 """
 
 import json
@@ -39,12 +41,17 @@ def train_rate(k: int, images) -> float:
   return common.training_steps_per_s(config, images, FLAGS.calls, steps_per_epoch=steps * 10)
 
 
+def eval_chunk() -> int:
+  """Samples per evaluation step, as evaluate.evaluate picks them for batches of 100."""
+  return grid.largest_divisor_at_most(5000, evaluate.default_rows_per_chunk() // BATCH)
+
+
 def eval_rate(images) -> float:
   """Best images/s of the k=5000 importance-sampled log-likelihood."""
   model = config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500))
   params = models.init(jax.random.key(0), model)
   x = images[:BATCH].astype(jnp.float32)
-  chunk = grid.largest_divisor_at_most(5000, evaluate.default_rows_per_chunk() // BATCH)
+  chunk = eval_chunk()
   seconds = common.time_best(
       lambda: evaluate.importance_sampled_log_likelihood(params, jax.random.key(3), x,
                                                          model=model, k=5000, chunk=chunk),
@@ -65,12 +72,18 @@ def main(argv):
     out[f"iwae_k{k}_steps_per_s"] = round(rate, 2)
     out[f"iwae_k{k}_gflops"] = round(rate * flops / 1e9, 1)
     out[f"iwae_k{k}_fraction_of_peak"] = round(rate * flops / 1e9 / peak, 3)
+    ceiling = common.matmul_ceiling_steps_per_s(ENCODER, DECODER, BATCH, k=k,
+                                                steps=max(10, 2000 // k))
+    out[f"iwae_k{k}_matmul_ceiling_fraction"] = round(ceiling * flops / 1e9 / peak, 3)
   rate = eval_rate(images)
   macs = lambda sizes: sum(m * n for m, n in zip(sizes[:-1], sizes[1:]))
   flops_per_image = 2.0 * (macs(ENCODER) + 5000 * macs(DECODER))
   out["eval_k5000_images_per_s"] = round(rate, 2)
   out["eval_k5000_gflops"] = round(rate * flops_per_image / 1e9, 1)
   out["eval_k5000_fraction_of_peak"] = round(rate * flops_per_image / 1e9 / peak, 3)
+  rows = eval_chunk() * BATCH
+  ceiling = common.forward_ceiling_rows_per_s(DECODER, rows) / 5000  # images/s
+  out["eval_k5000_matmul_ceiling_fraction"] = round(ceiling * flops_per_image / 1e9 / peak, 3)
   print(json.dumps(out))
 
 
