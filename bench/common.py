@@ -5,6 +5,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import optax
 
 
 def time_best(fn, *args, repeats: int = 5) -> float:
@@ -91,8 +92,8 @@ def _best_seconds(run, state, repeats):
 
 
 def matmul_ceiling_steps_per_s(encoder_sizes: tuple[int, ...], decoder_sizes: tuple[int, ...],
-                               batch: int, k: int = 1, steps: int = 200,
-                               repeats: int = 3) -> float:
+                               batch: int, k: int = 1, steps: int = 200, repeats: int = 3,
+                               adam: bool = False) -> float:
   """Best steps/s of the same network's matmuls with nearly nothing else: a ceiling.
 
   The encoder and decoder are bias-free ReLU MLPs of the given sizes, wired as in
@@ -101,7 +102,9 @@ def matmul_ceiling_steps_per_s(encoder_sizes: tuple[int, ...], decoder_sizes: tu
   (nonlinear in the output, so XLA cannot fold the last product into the loss)
   and the update is plain SGD: a step is the matmuls of `mlp_train_flops` plus
   ReLU masks and one pass over the parameters, with no likelihood, KL, sampling,
-  Adam or metrics. Steps run in a fori_loop inside one jit, parameters donated.
+  Adam or metrics. With adam=True the update is optax.adam instead: the ceiling
+  of any Adam-trained step of these shapes. Steps run in a fori_loop inside one
+  jit, state donated.
   """
   keys = iter(jax.random.split(jax.random.key(0), 16))
   weights = lambda sizes: _random_weights(next(keys), sizes)
@@ -116,13 +119,18 @@ def matmul_ceiling_steps_per_s(encoder_sizes: tuple[int, ...], decoder_sizes: tu
     z = base_z + 1e-3 * jnp.repeat(enc_out[:, :latent], k, axis=0)
     return jnp.vdot(enc_out, enc_grad) + jnp.vdot(relu_mlp(params[1], z), dec_grad)
 
-  def run(params):
-    def step(_, p):
-      return jax.tree.map(lambda w, g: w - 1e-9 * g, p, jax.grad(loss)(p))
-    return jax.lax.fori_loop(0, steps, step, params)
+  optimizer = optax.adam(1e-6) if adam else optax.sgd(1e-9)
 
+  def run(state):
+    def step(_, state):
+      params, opt_state = state
+      updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state, params)
+      return optax.apply_updates(params, updates), opt_state
+    return jax.lax.fori_loop(0, steps, step, state)
+
+  params = (weights(encoder_sizes), weights(decoder_sizes))
   run = jax.jit(run, donate_argnums=0)
-  return steps / _best_seconds(run, (weights(encoder_sizes), weights(decoder_sizes)), repeats)
+  return steps / _best_seconds(run, (params, optimizer.init(params)), repeats)
 
 
 def forward_ceiling_rows_per_s(sizes: tuple[int, ...], rows: int, steps: int = 50,

@@ -6,13 +6,14 @@ as a fraction of the float32 matmul peak measured in the same run.
 Model: the 784-500-500-50 VAE of train_throughput.py, Bernoulli decoder, batch 100.
 Training: vbayes' jitted chunk with the iwae objective (reparam estimator), Adam.
 Evaluation: evaluate.importance_sampled_log_likelihood on 100 images, k=5000 in
-chunks of evaluate.default_rows_per_chunk() decoder rows, as the main job runs it.
+chunks of evaluate.MAX_ROWS_PER_CHUNK decoder rows, as the main job runs it.
 Only matmul FLOPs are counted: the encoder runs on B rows, the decoder on B*k
 rows (its input gradient is needed in training).
 Last line: one JSON object with iwae_k5_fraction_of_peak,
 iwae_k50_fraction_of_peak, eval_k5000_fraction_of_peak and the raw rates, and for
 each a *_matmul_ceiling_fraction: the same matmuls timed with nearly nothing else
-(common.matmul_ceiling_steps_per_s, common.forward_ceiling_rows_per_s).
+(common.matmul_ceiling_steps_per_s, common.forward_ceiling_rows_per_s); training
+also gets *_adam_ceiling_fraction, the same with Adam's update.
 """
 
 import json
@@ -26,6 +27,8 @@ import common  # bench/common.py, beside this script
 from vbayes import config as config_lib, evaluate, grid, models
 
 flags.DEFINE_integer("calls", 3, "Timed calls per measurement (the best is reported).")
+flags.DEFINE_integer("ceiling_repeats", 3, "Timed runs of each ceiling (the best is reported).")
+flags.DEFINE_list("ks", ["5", "50"], "Numbers of samples k for which IWAE training is timed.")
 FLAGS = flags.FLAGS
 BATCH = 100
 ENCODER = (784, 500, 500, 100)
@@ -43,7 +46,7 @@ def train_rate(k: int, images) -> float:
 
 def eval_chunk() -> int:
   """Samples per evaluation step, as evaluate.evaluate picks them for batches of 100."""
-  return grid.largest_divisor_at_most(5000, evaluate.default_rows_per_chunk() // BATCH)
+  return grid.largest_divisor_at_most(5000, evaluate.MAX_ROWS_PER_CHUNK // BATCH)
 
 
 def eval_rate(images) -> float:
@@ -65,16 +68,18 @@ def main(argv):
   peak = common.matmul_peak_gflops()
   images = jnp.asarray((np.random.default_rng(0).random((10_000, 784)) < 0.13).astype(np.uint8))
   out = {"peak_gflops": round(peak, 1), "backend": jax.default_backend()}
-  for k in (5, 50):
+  for k in map(int, FLAGS.ks):
     rate = train_rate(k, images)
     flops = (common.mlp_train_flops(ENCODER, BATCH)
              + common.mlp_train_flops(DECODER, BATCH * k, input_gradient=True))
     out[f"iwae_k{k}_steps_per_s"] = round(rate, 2)
     out[f"iwae_k{k}_gflops"] = round(rate * flops / 1e9, 1)
     out[f"iwae_k{k}_fraction_of_peak"] = round(rate * flops / 1e9 / peak, 3)
-    ceiling = common.matmul_ceiling_steps_per_s(ENCODER, DECODER, BATCH, k=k,
-                                                steps=max(10, 2000 // k))
-    out[f"iwae_k{k}_matmul_ceiling_fraction"] = round(ceiling * flops / 1e9 / peak, 3)
+    for name, adam in (("matmul", False), ("adam", True)):
+      ceiling = common.matmul_ceiling_steps_per_s(ENCODER, DECODER, BATCH, k=k,
+                                                  steps=max(10, 2000 // k), adam=adam,
+                                                  repeats=FLAGS.ceiling_repeats)
+      out[f"iwae_k{k}_{name}_ceiling_fraction"] = round(ceiling * flops / 1e9 / peak, 3)
   rate = eval_rate(images)
   macs = lambda sizes: sum(m * n for m, n in zip(sizes[:-1], sizes[1:]))
   flops_per_image = 2.0 * (macs(ENCODER) + 5000 * macs(DECODER))
@@ -82,7 +87,8 @@ def main(argv):
   out["eval_k5000_gflops"] = round(rate * flops_per_image / 1e9, 1)
   out["eval_k5000_fraction_of_peak"] = round(rate * flops_per_image / 1e9 / peak, 3)
   rows = eval_chunk() * BATCH
-  ceiling = common.forward_ceiling_rows_per_s(DECODER, rows) / 5000  # images/s
+  ceiling = common.forward_ceiling_rows_per_s(DECODER, rows,
+                                              repeats=FLAGS.ceiling_repeats) / 5000  # images/s
   out["eval_k5000_matmul_ceiling_fraction"] = round(ceiling * flops_per_image / 1e9 / peak, 3)
   print(json.dumps(out))
 

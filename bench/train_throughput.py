@@ -4,9 +4,10 @@ float32 matmul peak measured in the same run.
     python bench/train_throughput.py [--steps_per_call=500] [--calls=5]
 
 Last line: one JSON object with steps_per_s, gflops, peak_gflops, fraction_of_peak,
-and matmul_ceiling_steps_per_s / matmul_ceiling_fraction: the same network's
-matmuls timed with nearly nothing else (common.matmul_ceiling_steps_per_s), what
-this machine's matmul kernels allow a step of these shapes.
+and two ceilings (common.matmul_ceiling_steps_per_s): matmul_ceiling_* times the
+same network's matmuls with ReLU and SGD and nothing else, what this machine's
+matmul kernels allow a step of these shapes; adam_ceiling_* the same with Adam,
+what they allow any Adam-trained step of these shapes.
 Only matmul FLOPs are counted (forward, weight and input gradients; no input
 gradient for the data): 737 MFLOP per step. The step is vbayes' own jitted
 training chunk (ELBO, analytic KL, Bernoulli decoder, Adam), data on the device.
@@ -24,6 +25,7 @@ from vbayes import config as config_lib
 
 flags.DEFINE_integer("steps_per_call", 500, "Steps fused per jitted call.")
 flags.DEFINE_integer("calls", 5, "Timed calls (the best is reported).")
+flags.DEFINE_integer("ceiling_repeats", 3, "Timed runs of each ceiling (the best is reported).")
 FLAGS = flags.FLAGS
 
 
@@ -41,13 +43,18 @@ def main(argv):
   flops = (common.mlp_train_flops((784, 500, 500, 100), 100)
            + common.mlp_train_flops((50, 500, 500, 784), 100, input_gradient=True))
   gflops = steps_per_s * flops / 1e9
-  ceiling = common.matmul_ceiling_steps_per_s((784, 500, 500, 100), (50, 500, 500, 784), 100)
+  ceiling, adam_ceiling = (
+      common.matmul_ceiling_steps_per_s((784, 500, 500, 100), (50, 500, 500, 784), 100,
+                                        repeats=FLAGS.ceiling_repeats, adam=adam)
+      for adam in (False, True))
   print(f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
         f"{flops / 1e6:.0f} MFLOP per step")
   print(json.dumps({"steps_per_s": round(steps_per_s, 1), "gflops": round(gflops, 1),
                     "peak_gflops": round(peak, 1), "fraction_of_peak": round(gflops / peak, 3),
                     "matmul_ceiling_steps_per_s": round(ceiling, 1),
                     "matmul_ceiling_fraction": round(ceiling * flops / 1e9 / peak, 3),
+                    "adam_ceiling_steps_per_s": round(adam_ceiling, 1),
+                    "adam_ceiling_fraction": round(adam_ceiling * flops / 1e9 / peak, 3),
                     "backend": jax.default_backend()}))
 
 

@@ -37,3 +37,19 @@ def test_log_likelihood_is_the_bernoulli_density():
   top = (jnp.arange(12) < 6).astype(jnp.float32)
   np.testing.assert_allclose(models.log_likelihood(params, config, z, x, top),
                              distributions.bernoulli_log_prob(logits[:6], x[:6]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_log_likelihood_of_samples_is_log_likelihood_per_image_and_sample(likelihood):
+  config = ModelConfig(data_dim=12, latent_dim=3, hidden_sizes=(8,), likelihood=likelihood)
+  params = models.init(jax.random.key(0), config)
+  x = jax.random.uniform(jax.random.key(2), (4, 12))
+  if likelihood == "bernoulli":
+    x = (x > 0.5).astype(jnp.float32)
+  z = jax.random.normal(jax.random.key(3), (4, 5, 3))  # [B, K, L]
+  got = models.log_likelihood_of_samples(params, config, z, x)
+  assert got.shape == (4, 5)
+  for b in range(4):
+    for k in range(5):
+      np.testing.assert_allclose(got[b, k], models.log_likelihood(params, config, z[b, k], x[b]),
+                                 rtol=1e-6)

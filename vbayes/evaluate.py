@@ -17,17 +17,12 @@ from vbayes import data as data_lib
 from vbayes import avb, distributions, grid, models
 from vbayes.config import ModelConfig
 
-# Decoder rows (samples x images) evaluated per scan step. On the 2-core CPU,
-# k=5000 for 100 images of a 784-500-500-50 model took 1.86 s with 2000 rows
-# against 2.01 s with 10000 (the activations stay in cache); accelerators get
-# 10000 (untuned) and may want more (evaluate's rows_per_chunk).
-CPU_ROWS_PER_CHUNK = 2_000
-ACCELERATOR_ROWS_PER_CHUNK = 10_000
-
-
-def default_rows_per_chunk() -> int:
-  """Decoder rows per evaluation step on the default backend."""
-  return CPU_ROWS_PER_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_ROWS_PER_CHUNK
+# Decoder rows (samples x images) evaluated per scan step: 10000 x 784 float32 =
+# 31 MB of logits. On the 2-core CPU, in fresh processes, k=5000 for 100 images of
+# a 784-500-500-50 model took 1.95-1.99 s with 10000 rows and 3.2-3.5 s with 2000,
+# 4000, 5000, 12500 or 20000 (XLA's YNNPACK fusions; see the README's Benchmark).
+# Accelerators may want more (evaluate's rows_per_chunk).
+MAX_ROWS_PER_CHUNK = 10_000
 
 
 @functools.partial(jax.jit, static_argnames=("model", "k", "chunk"))
@@ -91,7 +86,7 @@ def _batches(images: np.ndarray, batch_size: int):
 
 def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binarization: str,
              k: int, batch_size: int = 100, quadrature: dict | None = None,
-             rows_per_chunk: int | None = None, proposal_samples: int = 1000) -> dict:
+             rows_per_chunk: int = MAX_ROWS_PER_CHUNK, proposal_samples: int = 1000) -> dict:
   """Test-set metrics in nats per image (averaged over images).
 
   nll: -log p(x) by k-sample importance sampling with q(z|x) as proposal (the
@@ -103,12 +98,10 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binariz
   means, and elbo, recon and kl are None (they would need log q).
   With `quadrature` ({"limit", "points"}) and a 2-D latent, also nll_quadrature.
   Dynamically binarized data is binarized once, with `key`, for the whole test.
-  rows_per_chunk bounds the decoder rows (samples x images) per scan step;
-  None takes default_rows_per_chunk().
+  rows_per_chunk bounds the decoder rows (samples x images) per scan step.
   """
   binarize_key, sample_key, proposal_key = jax.random.split(key, 3)
   implicit = model.encoder == "implicit"
-  rows_per_chunk = rows_per_chunk or default_rows_per_chunk()
   chunk = grid.largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
   log_px, recon, kl, means, xs = [], [], [], [], []
   for i, (batch, n) in enumerate(_batches(images_NxD, batch_size)):
