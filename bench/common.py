@@ -19,6 +19,19 @@ def time_best(fn, *args, repeats: int = 5) -> float:
   return best
 
 
+def _best_seconds(run, state, repeats: int) -> float:
+  """Best wall time of state = run(state) over `repeats` calls after one warm-up (compilation)."""
+  state = run(state)  # compile
+  jax.block_until_ready(state)
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    state = run(state)
+    jax.block_until_ready(state)
+    best = min(best, time.perf_counter() - start)
+  return best
+
+
 def training_steps_per_s(config, images, calls: int, steps_per_epoch: int) -> float:
   """Best steps/s of vbayes' training chunk for `config` (one compile, then `calls` timed).
 
@@ -31,15 +44,8 @@ def training_steps_per_s(config, images, calls: int, steps_per_epoch: int) -> fl
       binarization="fixed")
   state = train_lib.init_state(jax.random.key(0), config)
   keys = jax.random.key(1), jax.random.key(2)
-  state, metrics = chunk(state, images, *keys)  # compile
-  jax.block_until_ready(metrics)
-  best = float("inf")
-  for _ in range(calls):
-    start = time.perf_counter()
-    state, metrics = chunk(state, images, *keys)
-    jax.block_until_ready(metrics)
-    best = min(best, time.perf_counter() - start)
-  return config.steps_per_call / best
+  seconds = _best_seconds(lambda state: chunk(state, images, *keys)[0], state, calls)
+  return config.steps_per_call / seconds
 
 
 def matmul_peak_gflops(sizes=(1024, 2048), chain: int = 8) -> float:
@@ -77,18 +83,6 @@ def relu_mlp(ws, h):
   for w in ws:
     h = jnp.maximum(h @ w, 0.0)
   return h
-
-
-def _best_seconds(run, state, repeats):
-  state = run(state)  # compile
-  jax.block_until_ready(state)
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    state = run(state)
-    jax.block_until_ready(state)
-    best = min(best, time.perf_counter() - start)
-  return best
 
 
 def matmul_ceiling_steps_per_s(encoder_sizes: tuple[int, ...], decoder_sizes: tuple[int, ...],

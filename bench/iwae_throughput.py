@@ -77,7 +77,7 @@ def main(argv):
     out[f"iwae_k{k}_fraction_of_peak"] = round(rate * flops / 1e9 / peak, 3)
     for name, adam in (("matmul", False), ("adam", True)):
       ceiling = common.matmul_ceiling_steps_per_s(ENCODER, DECODER, BATCH, k=k,
-                                                  steps=max(10, 2000 // k), adam=adam,
+                                                  steps=max(10, 500 // k), adam=adam,
                                                   repeats=FLAGS.ceiling_repeats)
       out[f"iwae_k{k}_{name}_ceiling_fraction"] = round(ceiling * flops / 1e9 / peak, 3)
   rate = eval_rate(images)
