@@ -11,7 +11,7 @@ import pytest
 from jax import test_util
 
 from tests import linear_gaussian
-from vbayes import evaluate, importance_weighted as iw, objectives
+from vbayes import distributions, evaluate, importance_weighted as iw, models, objectives
 
 
 def _bound(params, key, x, model, k, estimator="reparam"):
@@ -40,6 +40,16 @@ def test_batched_bounds_are_the_per_image_bounds(lg_model, estimator):
   for name in ("bound", "surrogate", "ess"):
     np.testing.assert_allclose(batched[name], [one(params, b)[name] for b in range(3)],
                                rtol=1e-5)
+  # And the bound from its definition, image by image: log (1/k) sum_i p(x, z_i) / q(z_i|x).
+  config = lg_model.config
+  for b in range(3):
+    mean, log_var = models.encode(params, config, x[b])
+    z = mean + jnp.exp(0.5 * log_var) * eps[b]
+    log_w = jnp.array([models.log_likelihood(params, config, z_i, x[b])
+                       + distributions.std_normal_log_prob(z_i)
+                       - distributions.diag_normal_log_prob(mean, log_var, z_i) for z_i in z])
+    np.testing.assert_allclose(batched["bound"][b],
+                               jax.nn.logsumexp(log_w) - math.log(len(z)), rtol=1e-5)
   grad_batched = jax.grad(lambda p: jnp.sum(iw.iwae_bounds(
       p, eps, x, model=lg_model.config, estimator=estimator)["surrogate"]))(params)
   grad_sum = jax.grad(lambda p: sum(one(p, b)["surrogate"] for b in range(3)))(params)

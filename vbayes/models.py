@@ -133,6 +133,7 @@ def log_likelihood_of_samples(params: Params, config: ModelConfig, z_BxKxL, x_Bx
   backward. (A vmap over K inside a vmap over B gives [B, K, n] products whose
   weight gradients XLA's CPU backend computes through transposed copies: IWAE-50
   training steps took 58.8 ms that way against 55.7 ms this way on 2 cores.)
+  x is broadcast to every sample: a [B*K, D] array.
   """
   batch, k, latent = z_BxKxL.shape
   x_rows = jnp.broadcast_to(x_BxD[:, None, :], (batch, k, x_BxD.shape[-1]))
