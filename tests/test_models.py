@@ -53,3 +53,9 @@ def test_log_likelihood_of_samples_is_log_likelihood_per_image_and_sample(likeli
     for k in range(5):
       np.testing.assert_allclose(got[b, k], models.log_likelihood(params, config, z[b, k], x[b]),
                                  rtol=1e-6)
+  # The same gradient (training differentiates it) with respect to parameters and samples.
+  per_pair = lambda p, z: sum(models.log_likelihood(p, config, z[b, k], x[b])
+                              for b in range(4) for k in range(5))
+  batched = lambda p, z: jnp.sum(models.log_likelihood_of_samples(p, config, z, x))
+  want, got = (jax.grad(f, argnums=(0, 1))(params, z) for f in (per_pair, batched))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), got, want)

@@ -17,12 +17,12 @@ from vbayes import data as data_lib
 from vbayes import avb, distributions, grid, models
 from vbayes.config import ModelConfig
 
-# Decoder rows (samples x images) evaluated per scan step: 10000 x 784 float32 =
-# 31 MB of logits. On the 2-core CPU, in fresh processes, k=5000 for 100 images of
-# a 784-500-500-50 model took 1.95-1.99 s with 10000 rows and 3.2-3.5 s with 2000,
-# 4000, 5000, 12500 or 20000 (XLA's YNNPACK fusions; see the README's Benchmark).
-# Accelerators may want more (evaluate's rows_per_chunk).
-MAX_ROWS_PER_CHUNK = 10_000
+# Decoder rows (samples x images) evaluated per scan step: 2000 x 784 float32 =
+# 6 MB of logits. On the 2-core CPU, in fresh processes, k=5000 for 100 images of
+# a 784-500-500-50 model took 1.80-1.95 s with 1000 to 5000 rows and 1.96-2.15 s
+# with 10000 (see the README's Benchmark). Accelerators may want more
+# (evaluate's rows_per_chunk).
+MAX_ROWS_PER_CHUNK = 2_000
 
 
 @functools.partial(jax.jit, static_argnames=("model", "k", "chunk"))
