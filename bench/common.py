@@ -1,65 +1,72 @@
-"""Shared by the benchmarks: the machine's float32 matmul peak, FLOP counts, and
-ceilings: the same networks' matmuls timed with (almost) nothing else."""
+"""Shared by the benchmarks: timers for the machine's float32 matmul peak, for
+vbayes' training chunk and for ceilings (the same networks' matmuls with (almost)
+nothing else), FLOP counts, and `rates`, which times a group of them in turn.
+
+A timer is a jitted `run(state) -> state` with its first state and the work one
+call does (steps, rows or FLOPs). `rates` takes each group's calls round-robin,
+so that a slow spell of the machine (a shared 2-core VM drifts by 5-10% over
+tens of seconds) falls on every member of the group alike, and a rate and the
+peak or ceiling it is compared with are measured in the same seconds.
+"""
 
 import time
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 
-def time_best(fn, *args, repeats: int = 5) -> float:
-  """Best wall time of fn(*args) over `repeats` runs after one warm-up (compilation)."""
-  jax.block_until_ready(fn(*args))
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - start)
-  return best
+class Timer(NamedTuple):
+  run: Callable[[Any], Any]  # state -> state; jitted, state donated where it can be
+  state: Any
+  work: float  # per call: steps, rows or FLOPs
 
 
-def _best_seconds(run, state, repeats: int) -> float:
-  """Best wall time of state = run(state) over `repeats` calls after one warm-up (compilation)."""
-  state = run(state)  # compile
-  jax.block_until_ready(state)
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    state = run(state)
-    jax.block_until_ready(state)
-    best = min(best, time.perf_counter() - start)
-  return best
+def rates(timers: dict[str, Timer], calls: int) -> dict[str, float]:
+  """Best work per second of each timer over `calls` timed calls, after one untimed
+  call each (compilation); the timers' calls are taken in turn, round-robin."""
+  states = {name: jax.block_until_ready(t.run(t.state)) for name, t in timers.items()}
+  best = dict.fromkeys(timers, float("inf"))
+  for _ in range(calls):
+    for name, t in timers.items():
+      start = time.perf_counter()
+      states[name] = jax.block_until_ready(t.run(states[name]))
+      best[name] = min(best[name], time.perf_counter() - start)
+  return {name: timers[name].work / best[name] for name in timers}
 
 
-def training_steps_per_s(config, images, calls: int, steps_per_epoch: int) -> float:
-  """Best steps/s of vbayes' training chunk for `config` (one compile, then `calls` timed).
+def peak_timers(sizes=(1024, 2048), chain: int = 8) -> dict[str, Timer]:
+  """Chained n x n float32 matmuls inside one jit (no dispatch cost); work in FLOPs.
 
-  The state is donated from call to call, as in a real run.
+  Each product depends on the previous one, so none can be skipped or hoisted.
+  The matrix is handed back (donated, so not copied) for the next call.
   """
+  def timer(n):
+    a = jax.random.normal(jax.random.key(n), (n, n), jnp.float32) / n
+    def run(state):
+      m, _ = state
+      return m, jax.lax.fori_loop(0, chain, lambda _, c: c @ m, m)
+    return Timer(jax.jit(run, donate_argnums=0), (a, jnp.zeros_like(a)), 2.0 * n**3 * chain)
+  return {f"peak_{n}": timer(n) for n in sizes}
+
+
+def peak_gflops(group_rates: dict[str, float]) -> float:
+  """The best GFLOP/s of a group's `peak_timers`."""
+  return max(r for name, r in group_rates.items() if name.startswith("peak_")) / 1e9
+
+
+def training_timer(config, images, steps_per_epoch: int) -> Timer:
+  """vbayes' training chunk for `config`, state donated from call to call as in a
+  real run; work in steps."""
   from vbayes import train as train_lib  # pylint: disable=g-import-not-at-top
   chunk = train_lib.make_train_chunk(
       train_lib.make_update(config), batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,
       binarization="fixed")
-  state = train_lib.init_state(jax.random.key(0), config)
   keys = jax.random.key(1), jax.random.key(2)
-  seconds = _best_seconds(lambda state: chunk(state, images, *keys)[0], state, calls)
-  return config.steps_per_call / seconds
-
-
-def matmul_peak_gflops(sizes=(1024, 2048), chain: int = 8) -> float:
-  """The best float32 GFLOP/s of chained n x n matmuls inside one jit (no dispatch cost).
-
-  Each product depends on the previous one, so none can be skipped or hoisted.
-  """
-  best = 0.0
-  for n in sizes:
-    a = jax.random.normal(jax.random.key(n), (n, n), jnp.float32) / n
-    chained = jax.jit(lambda m: jax.lax.fori_loop(0, chain, lambda _, c: c @ m, m))
-    seconds = time_best(chained, a)
-    best = max(best, 2.0 * n**3 * chain / seconds / 1e9)
-  return best
+  return Timer(lambda state: chunk(state, images, *keys)[0],
+               train_lib.init_state(jax.random.key(0), config), config.steps_per_call)
 
 
 def mlp_train_flops(sizes: tuple[int, ...], batch: int, input_gradient: bool = False) -> float:
@@ -85,10 +92,10 @@ def relu_mlp(ws, h):
   return h
 
 
-def matmul_ceiling_steps_per_s(encoder_sizes: tuple[int, ...], decoder_sizes: tuple[int, ...],
-                               batch: int, k: int = 1, steps: int = 200, repeats: int = 3,
-                               adam: bool = False) -> float:
-  """Best steps/s of the same network's matmuls with nearly nothing else: a ceiling.
+def matmul_ceiling_timer(encoder_sizes: tuple[int, ...], decoder_sizes: tuple[int, ...],
+                         batch: int, k: int = 1, steps: int = 200,
+                         adam: bool = False) -> Timer:
+  """The same network's matmuls with nearly nothing else: a ceiling; work in steps.
 
   The encoder and decoder are bias-free ReLU MLPs of the given sizes, wired as in
   the VAE: the decoder's B*k input rows depend on the encoder's output, so its
@@ -97,8 +104,8 @@ def matmul_ceiling_steps_per_s(encoder_sizes: tuple[int, ...], decoder_sizes: tu
   and the update is plain SGD: a step is the matmuls of `mlp_train_flops` plus
   ReLU masks and one pass over the parameters, with no likelihood, KL, sampling,
   Adam or metrics. With adam=True the update is optax.adam instead: the ceiling
-  of any Adam-trained step of these shapes. Steps run in a fori_loop inside one
-  jit, state donated.
+  of any Adam-trained step of these shapes. `steps` steps run in a fori_loop
+  inside one jit, state donated.
   """
   keys = iter(jax.random.split(jax.random.key(0), 16))
   weights = lambda sizes: _random_weights(next(keys), sizes)
@@ -123,15 +130,14 @@ def matmul_ceiling_steps_per_s(encoder_sizes: tuple[int, ...], decoder_sizes: tu
     return jax.lax.fori_loop(0, steps, step, state)
 
   params = (weights(encoder_sizes), weights(decoder_sizes))
-  run = jax.jit(run, donate_argnums=0)
-  return steps / _best_seconds(run, (params, optimizer.init(params)), repeats)
+  return Timer(jax.jit(run, donate_argnums=0), (params, optimizer.init(params)), steps)
 
 
-def forward_ceiling_rows_per_s(sizes: tuple[int, ...], rows: int, steps: int = 50,
-                               repeats: int = 3) -> float:
-  """Best rows/s of forward passes of a bias-free ReLU MLP (`relu_mlp`) on [rows, sizes[0]]
-  blocks: the matmuls of evaluation with nothing else (no likelihood, sampling or
-  log-sum-exp). Each step's input differs, and its output is reduced to a scalar.
+def forward_ceiling_timer(sizes: tuple[int, ...], rows: int, steps: int = 50) -> Timer:
+  """Forward passes of a bias-free ReLU MLP (`relu_mlp`) on [rows, sizes[0]] blocks:
+  the matmuls of evaluation with nothing else (no likelihood, sampling or
+  log-sum-exp); work in rows. Each step's input differs, and its output is
+  reduced to a scalar.
   """
   keys = jax.random.split(jax.random.key(0), 3)
   ws = _random_weights(keys[0], sizes)
@@ -142,4 +148,4 @@ def forward_ceiling_rows_per_s(sizes: tuple[int, ...], rows: int, steps: int = 5
     step = lambda i, acc: acc + jnp.vdot(relu_mlp(ws, h0 + 1e-6 * i), c)
     return jax.lax.fori_loop(0, steps, step, total)
 
-  return rows * steps / _best_seconds(jax.jit(run), jnp.zeros(()), repeats)
+  return Timer(jax.jit(run), jnp.zeros(()), rows * steps)

@@ -4,10 +4,11 @@ float32 matmul peak measured in the same run.
     python bench/train_throughput.py [--steps_per_call=500] [--calls=5]
 
 Last line: one JSON object with steps_per_s, gflops, peak_gflops, fraction_of_peak,
-and two ceilings (common.matmul_ceiling_steps_per_s): matmul_ceiling_* times the
-same network's matmuls with ReLU and SGD and nothing else, what this machine's
-matmul kernels allow a step of these shapes; adam_ceiling_* the same with Adam,
-what they allow any Adam-trained step of these shapes.
+and two ceilings (common.matmul_ceiling_timer): matmul_ceiling_* times the same
+network's matmuls with ReLU and SGD and nothing else, what this machine's matmul
+kernels allow a step of these shapes; adam_ceiling_* the same with Adam, what they
+allow any Adam-trained step of these shapes. The step, both ceilings and the peak
+are timed in turn (common.rates), the best of --calls calls each.
 Only matmul FLOPs are counted (forward, weight and input gradients; no input
 gradient for the data): 737 MFLOP per step. The step is vbayes' own jitted
 training chunk (ELBO, analytic KL, Bernoulli decoder, Adam), data on the device.
@@ -24,29 +25,31 @@ import common  # bench/common.py, beside this script
 from vbayes import config as config_lib
 
 flags.DEFINE_integer("steps_per_call", 500, "Steps fused per jitted call.")
-flags.DEFINE_integer("calls", 5, "Timed calls (the best is reported).")
-flags.DEFINE_integer("ceiling_repeats", 3, "Timed runs of each ceiling (the best is reported).")
+flags.DEFINE_integer("calls", 5, "Timed calls of each timer (the best is reported).")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
   jax.config.update("jax_default_matmul_precision", "highest")
-  peak = common.matmul_peak_gflops()
   config = config_lib.TrainConfig(
       model=config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500)), batch_size=100,
       steps_per_call=FLAGS.steps_per_call)
   images = jnp.asarray((np.random.default_rng(0).random((50_000, 784)) < 0.13).astype(np.uint8))
-  steps_per_s = common.training_steps_per_s(config, images, FLAGS.calls, steps_per_epoch=500)
+  encoder, decoder = (784, 500, 500, 100), (50, 500, 500, 784)
+  rates = common.rates({
+      "train": common.training_timer(config, images, steps_per_epoch=500),
+      "matmul_ceiling": common.matmul_ceiling_timer(encoder, decoder, 100),
+      "adam_ceiling": common.matmul_ceiling_timer(encoder, decoder, 100, adam=True),
+      **common.peak_timers()}, FLAGS.calls)
+  peak = common.peak_gflops(rates)
+  steps_per_s, ceiling, adam_ceiling = (
+      rates[name] for name in ("train", "matmul_ceiling", "adam_ceiling"))
   # Encoder 784-500-500-(50 means, 50 log-variances); the decoder's input gradient
   # (with respect to z) is needed for the reparameterized encoder gradient.
-  flops = (common.mlp_train_flops((784, 500, 500, 100), 100)
-           + common.mlp_train_flops((50, 500, 500, 784), 100, input_gradient=True))
+  flops = (common.mlp_train_flops(encoder, 100)
+           + common.mlp_train_flops(decoder, 100, input_gradient=True))
   gflops = steps_per_s * flops / 1e9
-  ceiling, adam_ceiling = (
-      common.matmul_ceiling_steps_per_s((784, 500, 500, 100), (50, 500, 500, 784), 100,
-                                        repeats=FLAGS.ceiling_repeats, adam=adam)
-      for adam in (False, True))
   print(f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
         f"{flops / 1e6:.0f} MFLOP per step")
   print(json.dumps({"steps_per_s": round(steps_per_s, 1), "gflops": round(gflops, 1),
