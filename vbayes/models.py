@@ -5,7 +5,8 @@
     log_p = log_likelihood(params, config, z_L, x_D)   # log p(x | z)
 
 Every function acts on one example; callers `jax.vmap` over batches and samples.
-`log_likelihood_of_samples` is that vmap, done once for K samples of B images.
+`log_likelihood_of_samples` is log_likelihood for K samples of each of B images
+at once, with the decoder run on the B*K samples as one batch.
 """
 
 import functools
