@@ -137,7 +137,7 @@ def log_likelihood_of_samples(params: Params, config: ModelConfig, z_BxKxL, x_Bx
   Bernoulli: log p(x_b | z_bk) = sum_d x_bd l_bkd - sum_d softplus(l_bkd), the
   first sum a contraction of l_BxKxD with x_BxD, so x is never copied to each
   sample. (Multiplied elementwise by x broadcast to [B*K, D], the whole
-  likelihood ran 1.8x slower at some chunk sizes on XLA's CPU backend.)
+  likelihood ran 1.7-1.8x slower at some chunk sizes on XLA's CPU backend.)
   """
   batch, k, latent = z_BxKxL.shape
   out_NxD = jax.vmap(decode, in_axes=(None, None, 0))(params, config,
