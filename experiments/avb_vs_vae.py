@@ -25,14 +25,14 @@ digit, projected on their first two principal components when L > 2).
 """
 
 import json
-import sys
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags, logging
+from absl import flags
 
+from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes import avb, evaluate, grid, latent, latent_plots, metrics_io, models, trainer
@@ -78,20 +78,14 @@ def principal_components(points_NxL):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
-  try:
-    configs = model_configs()
-    data = data_lib.load(configs["vae"].data, data_dir=FLAGS.data_dir,
-                         manual_dir=FLAGS.manual_dir, labels=True)
-    workdir = Path(FLAGS.workdir)
-    params = {name: trainer.trained_params(
-        config, workdir / name, data=data,
-        log=lambda line, n=name: print(f"[{n}] {line}", flush=True))
-              for name, config in configs.items()}
-  except (config_lib.ConfigError, data_lib.DataError, trainer.WorkdirError,
-          trainer.TrainingDiverged, trainer.checkpoint_lib.CheckpointError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  configs = model_configs()
+  data = data_lib.load(configs["vae"].data, data_dir=FLAGS.data_dir,
+                       manual_dir=FLAGS.manual_dir, labels=True)
+  workdir = Path(FLAGS.workdir)
+  params = {name: trainer.trained_params(
+      config, workdir / name, data=data,
+      log=lambda line, n=name: print(f"[{n}] {line}", flush=True))
+            for name, config in configs.items()}
 
   results = {}
   for name in configs:
@@ -178,4 +172,4 @@ def write_figures(figures: Path, configs, params, data):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

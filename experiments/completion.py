@@ -14,9 +14,9 @@ under the true top half; the last column averages the bottom-half means. Shared
 
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from experiments import figure_model
+from experiments import common, figure_model
 from vbayes import latent, latent_plots, svi
 
 flags.DEFINE_list("digits", ["0", "2", "3", "5", "7", "9"], "The first test image of each.")
@@ -27,7 +27,6 @@ flags.DEFINE_integer("svi_restarts", 64, "Fits from starting points z ~ p(z); th
 FLAGS = flags.FLAGS
 
 
-@figure_model.main_with_errors
 def main(argv):
   del argv
   if FLAGS.num_completions <= 0:
@@ -49,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

@@ -15,12 +15,10 @@ of training and 5 of k=5000 evaluation, once.
 points) so that the tests run every script end to end in seconds.
 """
 
-import functools
-import sys
 from pathlib import Path
 
 import jax
-from absl import flags, logging
+from absl import flags
 
 from vbayes import config as config_lib
 from vbayes import data as data_lib
@@ -39,7 +37,7 @@ flags.DEFINE_string("manual_dir", None, "Offline data folder like ../shared/data
 flags.DEFINE_string("data_dir", None, "tfds data dir.")
 
 FIGURE_STREAM = 1001
-FAST_MODEL = dict(hidden_sizes=(32,), epochs=1, eval_k=10, quadrature_points=32)
+FAST_MODEL = dict(hidden_sizes=(32,), epochs=1, eval_k=10, quadrature_points=64)
 
 
 def train_config() -> config_lib.TrainConfig:
@@ -83,19 +81,3 @@ def first_of_each(labels, digits) -> list[int]:
       raise ValueError(f"the test split has no image of digit {d}")
     found.append(int(where[0]))
   return found
-
-
-def main_with_errors(fn):
-  """Wraps a script's main: the library's errors become one 'error:' line and exit 1."""
-
-  @functools.wraps(fn)
-  def wrapped(argv):
-    logging.set_verbosity(logging.WARNING)
-    try:
-      fn(argv)
-    except (config_lib.ConfigError, data_lib.DataError, trainer.WorkdirError,
-            trainer.TrainingDiverged, trainer.checkpoint_lib.CheckpointError, ValueError) as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(1)
-
-  return wrapped

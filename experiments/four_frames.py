@@ -21,14 +21,14 @@ image, one panel per model, seed 0).
 """
 
 import json
-import sys
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags, logging
+from absl import flags
 
+from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes import latent, latent_plots, metrics_io, trainer
@@ -69,31 +69,21 @@ def model_config(name: str, seed: int) -> config_lib.TrainConfig:
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
-  try:
-    seeds = [int(s) for s in FLAGS.seeds]
-    unknown = sorted(set(FLAGS.models) - set(MODELS))
-    if unknown or not FLAGS.models:
-      raise ValueError(f"--models takes some of {', '.join(MODELS)}, got {FLAGS.models}")
-    names = [name for name in MODELS if name in FLAGS.models]
-    configs = {(name, s): model_config(name, s) for name in names for s in seeds}
-  except (ValueError, config_lib.ConfigError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  seeds = [int(s) for s in FLAGS.seeds]
+  unknown = sorted(set(FLAGS.models) - set(MODELS))
+  if unknown or not FLAGS.models:
+    raise ValueError(f"--models takes some of {', '.join(MODELS)}, got {FLAGS.models}")
+  names = [name for name in MODELS if name in FLAGS.models]
+  configs = {(name, s): model_config(name, s) for name in names for s in seeds}
   workdir = Path(FLAGS.workdir)
   data = data_lib.load(config_lib.DataConfig(dataset="4frames"))
   results = {name: [] for name in names}
   params = {}
   for (name, seed), config in configs.items():
     run_dir = workdir / f"{name}_seed{seed}"
-    try:
-      params[name, seed] = trainer.trained_params(
-          config, run_dir, data=data,
-          log=lambda line, n=f"{name} seed {seed}": print(f"[{n}] {line}", flush=True))
-    except (trainer.WorkdirError, trainer.TrainingDiverged,
-            trainer.checkpoint_lib.CheckpointError) as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(1)
+    params[name, seed] = trainer.trained_params(
+        config, run_dir, data=data,
+        log=lambda line, n=f"{name} seed {seed}": print(f"[{n}] {line}", flush=True))
     results[name].append(metrics_io.read_metrics(run_dir)[-1]["test_nll_quadrature"])
   (workdir / "figures").mkdir(parents=True, exist_ok=True)
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
@@ -115,16 +105,26 @@ def main(argv):
   print(f"wrote {path}")
 
 
+def mean_and_spread(values) -> str:
+  """'mean ± s' with the sample sd s = sqrt(sum_i (v_i - mean)^2 / (n - 1)) over n
+  seeds (ddof=1); one seed has no s."""
+  v = np.asarray(values, np.float64)
+  if len(v) < 2:
+    return f"{v.mean():.3f} (one seed)"
+  return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
+
+
 def results_table(results: dict, seeds: list[int]) -> str:
-  rows = [f"| model | exact test NLL, mean ± sd over seeds {seeds} | per seed | gap to log 4 |",
+  rows = [f"| model | exact test NLL, mean ± sample sd (ddof=1) over seeds {seeds} | per seed "
+          "| gap to log 4 |",
           "| --- | --- | --- | --- |"]
   for name, nll in results.items():
     title, nll = MODELS[name], np.array(nll)
-    rows.append(f"| {title} | {nll.mean():.3f} ± {nll.std():.3f} | "
+    rows.append(f"| {title} | {mean_and_spread(nll)} | "
                 f"{', '.join(f'{v:.3f}' for v in nll)} | {nll.mean() - BEST_NLL:+.3f} |")
   rows.append(f"| best possible | {BEST_NLL:.3f} (log 4) | | |")
   return "\n".join(rows)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

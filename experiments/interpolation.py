@@ -11,9 +11,9 @@ experiments/figure_model.py. Writes workdir/figures/interpolation.png.
 
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from experiments import figure_model
+from experiments import common, figure_model
 from vbayes import latent, latent_plots
 
 flags.DEFINE_list("pairs", ["1-2", "3-8", "4-5"], "Digit pairs a-b to interpolate between.")
@@ -32,7 +32,6 @@ def parse_pairs(pairs) -> list[tuple[int, int]]:
   return out
 
 
-@figure_model.main_with_errors
 def main(argv):
   del argv
   pairs = parse_pairs(FLAGS.pairs)
@@ -52,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

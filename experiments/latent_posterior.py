@@ -12,13 +12,11 @@ workdir/figures/latent_posterior.png.
 """
 
 import numpy as np
-from absl import app
 
-from experiments import figure_model
+from experiments import common, figure_model
 from vbayes import latent, latent_plots
 
 
-@figure_model.main_with_errors
 def main(argv):
   del argv
   config, params, data, figures, _ = figure_model.load_model()
@@ -32,4 +30,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

@@ -9,9 +9,9 @@ of experiments/figure_model.py (trained on the first run: about 8 minutes on a
 """
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from experiments import figure_model
+from experiments import common, figure_model
 from vbayes import latent, latent_plots
 
 flags.DEFINE_integer("rows", 10, "Rows of samples.")
@@ -19,7 +19,6 @@ flags.DEFINE_integer("cols", 10, "Columns of samples.")
 FLAGS = flags.FLAGS
 
 
-@figure_model.main_with_errors
 def main(argv):
   del argv
   if FLAGS.rows <= 0 or FLAGS.cols <= 0:
@@ -34,4 +33,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

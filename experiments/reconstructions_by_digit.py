@@ -8,16 +8,15 @@ experiments/figure_model.py. Writes workdir/figures/reconstructions_by_digit.png
 """
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from experiments import figure_model
+from experiments import common, figure_model
 from vbayes import latent, latent_plots
 
 flags.DEFINE_integer("per_digit", 10, "Test images per digit.")
 FLAGS = flags.FLAGS
 
 
-@figure_model.main_with_errors
 def main(argv):
   del argv
   config, params, data, figures, _ = figure_model.load_model()
@@ -38,4 +37,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

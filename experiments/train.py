@@ -14,10 +14,9 @@ Other objectives: --objective=iwae --k=50 --estimator=dreg, --objective=prior_is
 Re-running with the same --workdir resumes from its last checkpoint.
 """
 
-import sys
+from absl import flags
 
-from absl import app, flags, logging
-
+from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes import trainer
@@ -102,16 +101,9 @@ def _sizes(name: str) -> tuple[int, ...]:
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO.
-  try:
-    config = build_config()
-    trainer.run(config, FLAGS.workdir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-                log=lambda line: print(line, flush=True))
-  except (config_lib.ConfigError, data_lib.DataError, trainer.WorkdirError,
-          trainer.TrainingDiverged, trainer.checkpoint_lib.CheckpointError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  trainer.run(build_config(), FLAGS.workdir, data_dir=FLAGS.data_dir,
+              manual_dir=FLAGS.manual_dir, log=lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

@@ -18,9 +18,9 @@ experiments/figure_model.py. Writes workdir/figures/true_vs_variational.png.
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from experiments import figure_model
+from experiments import common, figure_model
 from vbayes import grid, latent, latent_plots, svi
 
 flags.DEFINE_list("digits", ["0", "2", "4", "7"], "One panel for the first test image of each.")
@@ -32,7 +32,6 @@ FLAGS = flags.FLAGS
 ELBO_SAMPLES = 4096  # for the printed ELBO of the fitted q
 
 
-@figure_model.main_with_errors
 def main(argv):
   del argv
   digits = [int(d) for d in FLAGS.digits]
@@ -68,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

@@ -1,8 +1,10 @@
 """Data loading: generated data, binarization, the offline errors, the cache, and
 (when ../shared/data is there) tfds preparation from the original files."""
 
+import gzip
 import math
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -89,6 +91,69 @@ def test_match_labels_finds_the_original_of_each_binarized_image():
   assert got.dtype == np.int32 and margin.shape == (120,) and np.all(margin > 0)
 
 
+def test_wrong_or_truncated_files_in_the_manual_dir_are_named(tmp_path):
+  manual = tmp_path / "manual"
+  (manual / "mnist").mkdir(parents=True)
+  for name in data_lib.MANUAL_FILES["mnist"]:
+    with gzip.open(manual / "mnist" / name, "wb") as f:
+      f.write(b"not mnist")
+  with pytest.raises(data_lib.DataError, match="train-images-idx3-ubyte.gz does not match the "
+                     "published checksum.*put the original train-images-idx3-ubyte.gz there"):
+    data_lib._manual_files("mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
+  (manual / "binarized_mnist").mkdir()
+  for name in data_lib.MANUAL_FILES["binarized_mnist"]:
+    (manual / "binarized_mnist" / name).write_bytes(b"\x1f\x8b truncated")
+  with pytest.raises(data_lib.DataError, match="binarized_mnist_train.amat.gz cannot be unpacked"):
+    data_lib._manual_files("binarized_mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
+  for name in data_lib.MANUAL_FILES["binarized_mnist"]:
+    with gzip.open(manual / "binarized_mnist" / name, "wb") as f:
+      f.write(b"0 1 0\n")
+  with pytest.raises(data_lib.DataError, match="does not unpack to the published "
+                     "binarized_mnist_train.amat"):
+    data_lib._manual_files("binarized_mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
+  unpacked = tmp_path / "tfds" / "vbayes_manual" / "binarized_mnist"
+  assert list(unpacked.iterdir()) == []  # nothing half-written or wrong is left behind
+
+
+GOOD = {"train": np.zeros((3, 784), np.uint8), "validation": np.zeros((2, 784), np.uint8),
+        "test": np.ones((2, 784), np.uint8)}
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ({"train": GOOD["train"]}, "lacks the test split"),
+    ({**GOOD, "test": np.ones((2, 28, 28), np.uint8)}, "not uint8 \\[N, 784\\]"),
+    ({**GOOD, "test": np.ones((2, 784), np.float32)}, "not uint8 \\[N, 784\\]"),
+    ({**GOOD, "test": np.full((2, 784), 255, np.uint8)}, "pixel values up to 255"),
+])
+def test_a_bad_cache_is_rebuilt_and_bad_data_refused(tmp_path, monkeypatch, capsys, bad, problem):
+  path = data_lib.cache_path("binarized_mnist", tmp_path)
+  data_lib.save_arrays(path, bad)
+  monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: dict(GOOD))
+  loaded = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
+  np.testing.assert_array_equal(loaded.test, GOOD["test"])
+  err = capsys.readouterr().err
+  assert f"rebuilding the cache {path}" in err and re.search(problem, err)
+  with np.load(path) as f:  # rewritten
+    np.testing.assert_array_equal(f["test"], GOOD["test"])
+  # tfds itself holding such arrays is refused with what to do.
+  data_lib.save_arrays(path, bad)
+  monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: dict(bad))
+  with pytest.raises(data_lib.DataError, match=f"not as expected.*{problem}.*delete"):
+    data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(),
+                    reason=f"no offline MNIST files at {SHARED_DATA}")
+def test_a_stale_unpacked_file_is_unpacked_again(tmp_path):
+  unpacked = tmp_path / "vbayes_manual" / "binarized_mnist"
+  unpacked.mkdir(parents=True)
+  (unpacked / "binarized_mnist_test.amat").write_text("0 1\n")  # left by a bad manual dir
+  data_lib._manual_files("binarized_mnist", SHARED_DATA, tmp_path)  # pylint: disable=protected-access
+  for name, (size, sha) in data_lib.PUBLISHED["binarized_mnist"].items():
+    assert data_lib.matches_published(unpacked / name, size, sha)
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(),
                     reason=f"no offline MNIST files at {SHARED_DATA}")
@@ -115,3 +180,11 @@ def test_tfds_prepares_both_datasets_offline_from_the_original_files(tmp_path, m
   monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: pytest.fail("tfds was called"))
   again = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
   np.testing.assert_array_equal(again.test, bm.test)
+  # A damaged array_record file of a prepared dataset is refused with what to do.
+  (data_lib.cache_path("binarized_mnist", tmp_path)).unlink()
+  records = sorted((tmp_path / "binarized_mnist").rglob("*test.array_record*"))
+  assert records
+  records[0].write_bytes(records[0].read_bytes()[:1000])
+  monkeypatch.undo()
+  with pytest.raises(data_lib.DataError, match="cannot be read.*delete .*binarized_mnist"):
+    data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vbayes import distributions, models
+from vbayes import distributions, grid, models
 from vbayes.config import ModelConfig
 
 
@@ -59,3 +59,62 @@ def test_log_likelihood_of_samples_is_log_likelihood_per_image_and_sample(likeli
   batched = lambda p, z: jnp.sum(models.log_likelihood_of_samples(p, config, z, x))
   want, got = (jax.grad(f, argnums=(0, 1))(params, z) for f in (per_pair, batched))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), got, want)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_gaussian_matrix_form_is_accurate_near_the_mode_at_a_small_scale(masked):
+  """At decoder scale s = 0.01 each pixel's a = 1 / (2 s^2) = 5000, so x^2 . a and
+  (a m^2) are ~1e6 while their difference, sum_d a_d (x_d - m_d)^2, is ~D / 2 near
+  the mode: an expansion into dot products leaves ~1e6 * 2^-24 * (rounding steps)
+  of cancellation error. Compared with float64 arithmetic on the same float32
+  decoder means and scales, the float32 matrix must be within the rounding of a
+  sum of |terms|: 2^-24 * log2(D) per unit of sum_d |term_d| (pairwise summation),
+  times a safety factor 8; near the mode that is ~0.02 nats of ~2.5e3."""
+  dim = 784
+  config = ModelConfig(data_dim=dim, latent_dim=2, hidden_sizes=(16,), likelihood="gaussian",
+                       min_scale=0.001)
+  params = models.init(jax.random.key(0), config)
+  params["decoder_raw_scale"] = jnp.full((dim,), np.log(np.expm1(0.009)), jnp.float32)
+  scale_D = np.asarray(models.decoder_scale(params, config), np.float64)
+  np.testing.assert_allclose(scale_D, 0.01, rtol=1e-5)
+  z_GxL = jax.random.normal(jax.random.key(3), (16, 2)) * 2
+  m_GxD = jax.vmap(lambda z: models.mean_image(params, config, z))(z_GxL)
+  # Images near the decoder mean of the first 4 latent points: x = m(z_b) + s eps.
+  eps_BxD = jax.random.normal(jax.random.key(4), (4, dim))
+  x_BxD = m_GxD[:4] + 0.01 * eps_BxD
+  mask_D = (jnp.arange(dim) % 3 != 0).astype(jnp.float32) if masked else None
+
+  matrix_BxG = np.asarray(models.log_likelihood_matrix(params, config, z_GxL, x_BxD, mask_D))
+  elementwise_BxG = np.asarray(jax.vmap(lambda xx: jax.vmap(
+      lambda zz: models.log_likelihood(params, config, zz, xx, mask_D))(z_GxL))(x_BxD))
+
+  w_D = np.ones(dim) if mask_D is None else np.asarray(mask_D, np.float64)
+  x64, m64 = np.asarray(x_BxD, np.float64), np.asarray(m_GxD, np.float64)
+  quad_BxG = np.einsum("bgd,d->bg", (x64[:, None] - m64[None]) ** 2, w_D * 0.5 / scale_D**2)
+  const = np.sum(w_D * (np.log(scale_D) + 0.5 * np.log(2 * np.pi)))
+  want_BxG = -quad_BxG - const
+  sum_abs_BxG = quad_BxG + np.sum(w_D * np.abs(np.log(scale_D) + 0.5 * np.log(2 * np.pi)))
+  tol_BxG = 8 * 2.0**-24 * np.log2(dim) * sum_abs_BxG
+
+  # The near-mode entries (b, g = b) are ~2.5e3 with a quadratic part of ~D / 2.
+  assert np.all(np.diagonal(quad_BxG) < dim)
+  assert np.max(np.diagonal(tol_BxG)) < 0.05
+  np.testing.assert_array_less(np.abs(elementwise_BxG - want_BxG), tol_BxG)
+  np.testing.assert_array_less(np.abs(matrix_BxG - want_BxG), tol_BxG)
+  np.testing.assert_array_less(np.abs(matrix_BxG - elementwise_BxG), 2 * tol_BxG)
+
+
+@pytest.mark.parametrize("likelihood,batch", [("bernoulli", 1000), ("gaussian", 1000),
+                                              ("gaussian", 7)])
+def test_grid_chunks_bound_the_likelihood_matrix_block(likelihood, batch):
+  """log_likelihood_matrix holds B * C floats per chunk for the Bernoulli decoder and
+  B * C * D squared differences for the Gaussian one; the grid's chunks keep that
+  at most MAX_CHUNK_ENTRIES, and as large as a divisor of G allows."""
+  config = ModelConfig(likelihood=likelihood)
+  per_pair = grid._entries_per_pair(config)
+  assert per_pair == (784 if likelihood == "gaussian" else 1)
+  z_NxCx2, _ = grid._grid_chunks(5.0, 512, batch, per_pair=per_pair)
+  chunk = z_NxCx2.shape[1]
+  assert z_NxCx2.shape[0] * chunk == 512 * 512
+  assert batch * chunk * per_pair <= grid.MAX_CHUNK_ENTRIES
+  assert batch * 2 * chunk * per_pair > grid.MAX_CHUNK_ENTRIES  # G = 2^18: the next divisor

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 def small_config(**overrides) -> config_lib.TrainConfig:
   model = config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(16,))
   defaults = dict(model=model, data=config_lib.DataConfig(dataset="4frames"), batch_size=20,
-                  epochs=2, steps_per_call=10, eval_k=8, quadrature_points=32,
+                  epochs=2, steps_per_call=10, eval_k=8, quadrature_points=64,
                   learning_rate=3e-3)
   return config_lib.TrainConfig(**{**defaults, **overrides})
 

@@ -6,7 +6,10 @@ arguments). Being frozen dataclasses they can be static arguments to `jax.jit`.
 
 import dataclasses
 import json
+import math
 from typing import Any
+
+from vbayes.errors import UserError
 
 DATASETS = ("binarized_mnist", "mnist", "4frames")
 BINARIZATIONS = ("fixed", "dynamic", "threshold", "none")
@@ -25,13 +28,23 @@ DATASET_BINARIZATIONS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
   """A config value that cannot work; the message names the field."""
 
 
 def _require(condition: bool, message: str):
   if not condition:
     raise ConfigError(message)
+
+
+def _positive_finite(value: float) -> bool:
+  return value > 0 and math.isfinite(value)
+
+
+# Fewest grid points per axis for 2-D quadrature (a cell 0.16 wide on [-5, 5]^2). The
+# midpoint rule on much coarser grids misstates log p(x) badly: one point gives the
+# prior's whole area times one value, a negative NLL on 4frames.
+MIN_QUADRATURE_POINTS = 64
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -115,8 +128,9 @@ class AVBConfig:
   def __post_init__(self):
     for name in ("adversary_steps", "samples", "eval_proposal_samples"):
       _require(getattr(self, name) > 0, f"avb {name} must be positive, got {getattr(self, name)}")
-    _require(self.adversary_learning_rate > 0,
-             f"adversary_learning_rate must be positive, got {self.adversary_learning_rate}")
+    _require(_positive_finite(self.adversary_learning_rate),
+             "adversary_learning_rate must be positive and finite, got "
+             f"{self.adversary_learning_rate}")
     _require(self.samples > 1 or not self.adaptive_contrast,
              "adaptive contrast needs at least 2 samples per image for its moments")
     _require(all(h > 0 for h in self.adversary_hidden_sizes),
@@ -165,11 +179,19 @@ class TrainConfig:
                  "eval_k", "eval_batch_size", "quadrature_points"):
       value = getattr(self, name)
       _require(value > 0, f"{name} must be positive, got {value}")
-    _require(self.learning_rate > 0,
-             f"learning_rate must be positive, got {self.learning_rate}")
-    _require(self.quadrature_limit > 0,
-             f"quadrature_limit must be positive, got {self.quadrature_limit}")
-    _require(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+    _require(0 <= self.seed < 2**32,
+             f"seed must be in [0, 2^32), got {self.seed}: a JAX key holds 32 bits of seed "
+             "here, so larger or negative seeds would repeat smaller ones")
+    _require(_positive_finite(self.learning_rate),
+             f"learning_rate must be positive and finite, got {self.learning_rate}")
+    _require(_positive_finite(self.quadrature_limit),
+             f"quadrature_limit must be positive and finite, got {self.quadrature_limit}")
+    _require(self.quadrature_points >= MIN_QUADRATURE_POINTS,
+             f"quadrature_points must be at least {MIN_QUADRATURE_POINTS} per axis, got "
+             f"{self.quadrature_points}: coarser grids misstate log p(x) by nats (the "
+             "README's numbers use 512)")
+    _require(self.grad_clip >= 0 and math.isfinite(self.grad_clip),
+             f"grad_clip must be >= 0 and finite, got {self.grad_clip}")
     _require(self.kl_warmup_steps >= 0,
              f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
     _require(self.kl_warmup_steps == 0 or self.objective == "avb",

@@ -13,9 +13,13 @@ Images are flattened to [N, D] uint8. "threshold" is applied here; "dynamic" and
 
 import dataclasses
 import gzip
+import hashlib
 import os
 import shutil
 import socket
+import sys
+import tempfile
+import zlib
 from pathlib import Path
 
 import jax
@@ -23,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes.config import DataConfig
+from vbayes.errors import UserError
 
 MANUAL_DIR_ENV = "VBAYES_MANUAL_DIR"
 DATA_DIR_ENV = "TFDS_DATA_DIR"
@@ -35,9 +40,33 @@ MANUAL_FILES = {
                         "binarized_mnist_test.amat.gz"),
 }
 DOWNLOAD_HOSTS = {"mnist": "storage.googleapis.com", "binarized_mnist": "www.cs.toronto.edu"}
+# The published size and SHA-256 of each file tfds reads, as tensorflow-datasets records
+# them (url_checksums/mnist.txt, datasets/binarized_mnist/checksums.tsv): MNIST's four
+# .gz files, and binarized MNIST's plain-text .amat files (which a manual dir holds gzipped).
+PUBLISHED = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz":
+            (9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+        "train-labels-idx1-ubyte.gz":
+            (28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+        "t10k-images-idx3-ubyte.gz":
+            (1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+        "t10k-labels-idx1-ubyte.gz":
+            (4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+    },
+    "binarized_mnist": {
+        "binarized_mnist_train.amat":
+            (78400000, "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d"),
+        "binarized_mnist_valid.amat":
+            (15680000, "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2"),
+        "binarized_mnist_test.amat":
+            (15680000, "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c"),
+    },
+}
+BINARY_DATASETS = ("binarized_mnist",)
 
 
-class DataError(RuntimeError):
+class DataError(UserError):
   """Data that cannot be had: the message says what to do."""
 
 
@@ -166,23 +195,59 @@ def cache_path(name: str, data_dir: Path) -> Path:
 
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]):
-  """Writes the .npz atomically (a reader never sees half a file)."""
+  """Writes the .npz atomically, through a temporary file of its own (a reader never sees
+  half a file, and two processes writing the same cache do not collide)."""
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(".tmp.npz")
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp.npz")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, **arrays)
+    os.replace(tmp, path)
+  except BaseException:
+    Path(tmp).unlink(missing_ok=True)
+    raise
+
+
+def check_arrays(name: str, arrays: dict[str, np.ndarray]) -> str | None:
+  """What is wrong with a dataset's arrays, or None: the train and test splits must be
+  uint8 [N, 784] (binary for a binary dataset), labels int [N] of their split's length."""
+  for split in ("train", "test"):
+    if split not in arrays:
+      return f"it lacks the {split} split"
+  for split, arr in arrays.items():
+    if split.endswith("_labels"):
+      images = arrays.get(split.removesuffix("_labels"))
+      if arr.ndim != 1 or images is None or len(arr) != len(images):
+        return f"{split} has shape {arr.shape}, not that of its split's labels"
+      continue
+    if arr.ndim != 2 or arr.shape[1] != 784 or arr.dtype != np.uint8:
+      return f"split {split} is {arr.dtype} {list(arr.shape)}, not uint8 [N, 784]"
+    if name in BINARY_DATASETS and arr.size and arr.max() > 1:
+      return f"split {split} has pixel values up to {arr.max()}; {name} is binary"
+  return None
 
 
 def load_tfds_arrays(name: str, *, data_dir: Path, manual_dir: Path | None) -> dict[str, np.ndarray]:
-  """{"train": uint8 [N, 784], "test": ..., ["validation"], ["<split>_labels"]}."""
+  """{"train": uint8 [N, 784], "test": ..., ["validation"], ["<split>_labels"]}.
+
+  A cache that cannot be read or fails `check_arrays` is rebuilt from tfds.
+  """
   path = cache_path(name, data_dir)
   if path.exists():
     try:
       with np.load(path) as f:
-        return {k: f[k] for k in f.files}
-    except Exception as e:  # A damaged cache is rebuilt from the tfds files.
-      print(f"vbayes: ignoring unreadable cache {path} ({e}); rebuilding it")
+        arrays = {k: f[k] for k in f.files}
+      problem = check_arrays(name, arrays)
+    except Exception as e:  # pylint: disable=broad-except
+      problem = f"it cannot be read ({type(e).__name__}: {e})"
+    if problem is None:
+      return arrays
+    print(f"vbayes: rebuilding the cache {path} from tfds: {problem}", file=sys.stderr)
   arrays = _read_tfds(name, data_dir=data_dir, manual_dir=manual_dir)
+  problem = check_arrays(name, arrays)
+  if problem:
+    raise DataError(f"tfds dataset {name!r} in {data_dir} is not as expected ({problem}); "
+                    f"delete {Path(data_dir) / name} and re-run to prepare it again")
   save_arrays(path, arrays)
   return arrays
 
@@ -194,11 +259,17 @@ def _read_tfds(name, *, data_dir: Path, manual_dir: Path | None):
   if not builder.is_prepared():
     _prepare(builder, name, data_dir=data_dir, manual_dir=manual_dir)
   arrays = {}
-  for split, source in builder.as_data_source().items():
-    records = source.__getitems__(list(range(len(source))))
-    arrays[split] = np.stack([r["image"].reshape(-1) for r in records]).astype(np.uint8)
-    if "label" in records[0]:
-      arrays[f"{split}_labels"] = np.array([r["label"] for r in records], np.int32)
+  try:
+    for split, source in builder.as_data_source().items():
+      records = source.__getitems__(list(range(len(source))))
+      arrays[split] = np.stack([r["image"].reshape(-1) for r in records]).astype(np.uint8)
+      if "label" in records[0]:
+        arrays[f"{split}_labels"] = np.array([r["label"] for r in records], np.int32)
+  except Exception as e:  # tfds and array_record raise many types for a damaged file
+    reason = (str(e).splitlines() or [type(e).__name__])[0][:160]
+    raise DataError(f"the prepared tfds dataset {name!r} in {builder.data_dir} cannot be "
+                    f"read ({type(e).__name__}: {reason}); delete {builder.data_dir} and re-run "
+                    "to prepare it again") from e
   return arrays
 
 
@@ -221,10 +292,12 @@ def _prepare(builder, name: str, *, data_dir: Path, manual_dir: Path | None):
 
 
 def _manual_files(name: str, manual_dir: Path, data_dir: Path) -> Path:
-  """Checks `manual_dir/name/` and returns the folder tfds should read.
+  """Checks `manual_dir/name/` against the published checksums and returns the folder
+  tfds should read.
 
   tfds wants binarized MNIST's .amat files uncompressed: they are unpacked into
-  the data dir, never into manual_dir (which may be read-only).
+  the data dir, never into manual_dir (which may be read-only), and an unpacked file
+  left there earlier is used only if it matches its published checksum.
   """
   folder = manual_dir / name
   missing = [f for f in MANUAL_FILES[name] if not (folder / f).is_file()]
@@ -233,17 +306,47 @@ def _manual_files(name: str, manual_dir: Path, data_dir: Path) -> Path:
         f"manual dir {folder} lacks {', '.join(missing)}: it must hold the original "
         f"{name} files ({', '.join(MANUAL_FILES[name])}), as ../shared/data/{name}/ does.")
   if name != "binarized_mnist":
+    for f in MANUAL_FILES[name]:
+      if not matches_published(folder / f, *PUBLISHED[name][f]):
+        raise DataError(f"{folder / f} does not match the published checksum of MNIST's "
+                        f"{f} (it is truncated or another file); put the original {f} "
+                        f"there, as ../shared/data/{name}/ holds it")
     return folder
   unpacked = data_dir / "vbayes_manual" / name
   unpacked.mkdir(parents=True, exist_ok=True)
   for f in MANUAL_FILES[name]:
     target = unpacked / f.removesuffix(".gz")
-    if not target.exists():
-      tmp = target.with_suffix(".partial")
-      with gzip.open(folder / f) as src, open(tmp, "wb") as dst:
-        shutil.copyfileobj(src, dst)
+    published = PUBLISHED[name][target.name]
+    if target.exists() and matches_published(target, *published):
+      continue
+    fd, tmp = tempfile.mkstemp(dir=unpacked, prefix=target.name + ".", suffix=".partial")
+    try:
+      try:
+        with gzip.open(folder / f) as src, os.fdopen(fd, "wb") as dst:
+          shutil.copyfileobj(src, dst)
+      except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{folder / f} cannot be unpacked ({e}): it is truncated or not "
+                        f"gzip; put the original {f} there, as ../shared/data/{name}/ holds "
+                        "it") from e
+      if not matches_published(Path(tmp), *published):
+        raise DataError(f"{folder / f} does not unpack to the published {target.name} (its "
+                        "checksum differs); put the original Larochelle file, gzipped, there, "
+                        f"as ../shared/data/{name}/ holds it")
       os.replace(tmp, target)
+    finally:
+      Path(tmp).unlink(missing_ok=True)
   return unpacked
+
+
+def matches_published(path: Path, size: int, sha256: str) -> bool:
+  """Whether the file has the published size and SHA-256."""
+  if path.stat().st_size != size:
+    return False
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest() == sha256
 
 
 def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:

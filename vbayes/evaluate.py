@@ -8,6 +8,7 @@ through in batches.
 
 import functools
 import math
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +17,7 @@ import numpy as np
 from vbayes import data as data_lib
 from vbayes import avb, distributions, grid, models
 from vbayes.config import ModelConfig
+from vbayes.progress import Progress
 
 # Decoder rows (samples x images) evaluated per scan step: 2000 x 784 float32 =
 # 6 MB of logits. On the 2-core CPU, in fresh processes, k=5000 for 100 images of
@@ -88,24 +90,30 @@ def _batches(images: np.ndarray, batch_size: int):
 
 def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binarization: str,
              k: int, batch_size: int = 100, quadrature: dict | None = None,
-             rows_per_chunk: int = MAX_ROWS_PER_CHUNK, proposal_samples: int = 1000) -> dict:
+             rows_per_chunk: int = MAX_ROWS_PER_CHUNK, proposal_samples: int = 1000,
+             log: Callable[[str], None] | None = None) -> dict:
   """Test-set metrics in nats per image (averaged over images).
 
   nll: -log p(x) by k-sample importance sampling with q(z|x) as proposal (the
-  prior for a model without an encoder); elbo = recon - kl, with recon = E_q log
-  p(x|z) over the same k samples and the analytic KL; active_units: #{i : Var_x
-  E_q[z_i] > 0.01} (Burda et al. 2016), None without an encoder.
+  prior for a model without an encoder); nll_stderr = sd_i(log p(x_i)) / sqrt(N),
+  with the sample sd (ddof=1) over the N images (NaN for N = 1); elbo = recon -
+  kl, with recon = E_q log p(x|z) over the same k samples and the analytic KL;
+  active_units: #{i : Var_x E_q[z_i] > 0.01} (Burda et al. 2016), None without an
+  encoder.
   An implicit (AVB) encoder has no closed-form q: the proposal is the Gaussian
   moment-matched to `proposal_samples` encoder samples, active units use its
   means, and elbo, recon and kl are None (they would need log q).
   With `quadrature` ({"limit", "points"}) and a 2-D latent, also nll_quadrature.
   Dynamically binarized data is binarized once, with `key`, for the whole test.
   rows_per_chunk bounds the decoder rows (samples x images) per scan step.
+  With `log`, progress lines (rate, ETA) at most every 10 s, between batches.
   """
   binarize_key, sample_key, proposal_key = jax.random.split(key, 3)
   implicit = model.encoder == "implicit"
   chunk = grid.largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
   log_px, recon, kl, means, xs = [], [], [], [], []
+  progress = Progress(f"importance sampling, k={k}", total=len(images_NxD), unit="images",
+                      log=log)
   for i, (batch, n) in enumerate(_batches(images_NxD, batch_size)):
     x = data_lib.to_float(jax.random.fold_in(binarize_key, i), jnp.asarray(batch), binarization)
     xs.append(x[:n])
@@ -115,13 +123,14 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binariz
         params, jax.random.fold_in(sample_key, i), x, model=model, k=k, chunk=chunk,
         proposal_BxL=(mean, log_var))
     log_px.append(lp[:n]); recon.append(rec[:n]); means.append(mean[:n])
+    progress.update(i * batch_size + n, wait_for=lp)
     if not implicit:  # q's KL; the moment-matched proposal of an implicit q is not q
       kl.append(jax.vmap(distributions.kl_diag_normal_std_normal)(mean, log_var)[:n])
   log_px, recon, means = (np.concatenate(jax.device_get(a)) for a in (log_px, recon, means))
   kl = None if implicit else np.concatenate(jax.device_get(kl))
   results = {
       "test_nll": float(-log_px.mean()),
-      "test_nll_stderr": float(log_px.std() / math.sqrt(len(log_px))),
+      "test_nll_stderr": _standard_error(log_px),
       "test_elbo": None if implicit else float((recon - kl).mean()),
       "test_recon": None if implicit else float(recon.mean()),
       "test_kl": None if implicit else float(kl.mean()),
@@ -132,10 +141,16 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binariz
       "num_test_images": int(len(log_px)),
   }
   if quadrature is not None and model.latent_dim == 2:
-    log_px_grid = grid.quadrature_log_likelihood(params, jnp.concatenate(xs), model=model,
+    log_px_grid = grid.quadrature_log_likelihood(params, jnp.concatenate(xs), model=model, log=log,
                                             **quadrature)
     results["test_nll_quadrature"] = float(-jnp.mean(log_px_grid))
   return results
+
+
+def _standard_error(values_N: np.ndarray) -> float:
+  """sd(v) / sqrt(N) with the sample sd, sqrt(sum_i (v_i - mean)^2 / (N - 1)); NaN for N < 2."""
+  n = len(values_N)
+  return float(np.std(values_N, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
 
 
 def active_units(means_NxL: np.ndarray, threshold: float = 0.01) -> int:

@@ -16,8 +16,10 @@ import jax.numpy as jnp
 
 from vbayes import distributions, models
 from vbayes.config import ModelConfig
+from vbayes.progress import Progress
 
-# Entries of one [B, C] chunk of the log-joint; bounds memory at ~16 MB of float32.
+# Entries of one [B, C] chunk of the log-joint, or of the Gaussian likelihood's
+# [B, C, D] squared differences; bounds memory at ~16 MB of float32.
 MAX_CHUNK_ENTRIES = 1 << 22
 
 
@@ -46,10 +48,18 @@ def _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D):
           + distributions.std_normal_log_prob(z_Cx2)[None, :])
 
 
-def _grid_chunks(limit: float, points: int, batch: int, center_2=None):
-  """The grid split into N chunks of C points, C dividing G, with B * C <= MAX_CHUNK_ENTRIES."""
+def _entries_per_pair(model: ModelConfig) -> int:
+  """Floats that models.log_likelihood_matrix holds per (image, grid point) pair:
+  one for the Bernoulli likelihood, D squared differences for the Gaussian."""
+  return model.data_dim if model.likelihood == "gaussian" else 1
+
+
+def _grid_chunks(limit: float, points: int, batch: int, center_2=None, per_pair: int = 1):
+  """The grid split into N chunks of C points, C dividing G, with
+  B * C * per_pair <= MAX_CHUNK_ENTRIES (or C = 1)."""
   z_Gx2, log_area = latent_grid(limit, points, center_2)
-  chunk = largest_divisor_at_most(points * points, max(1, MAX_CHUNK_ENTRIES // batch))
+  chunk = largest_divisor_at_most(points * points,
+                                  max(1, MAX_CHUNK_ENTRIES // (batch * per_pair)))
   return z_Gx2.reshape(-1, chunk, 2), log_area
 
 
@@ -67,30 +77,47 @@ def log_joint_on_grid(params, x_BxD, *, model: ModelConfig, limit: float, points
   pixels enter the likelihood: log p(x_obs, z).
   """
   _check_2d(model)
-  z_NxCx2, _ = _grid_chunks(limit, points, x_BxD.shape[0], center_2)
+  z_NxCx2, _ = _grid_chunks(limit, points, x_BxD.shape[0], center_2, _entries_per_pair(model))
   out_NxBxC = jax.lax.map(
       lambda z_Cx2: _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D), z_NxCx2)
   return jnp.moveaxis(out_NxBxC, 0, 1).reshape(x_BxD.shape[0], -1)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "limit", "points"))
-def quadrature_log_likelihood(params, x_BxD, *, model: ModelConfig, limit: float = 5.0,
-                              points: int = 512, pixel_mask_D=None):
-  """log p(x) = log int p(x|z) p(z) dz ~= logsumexp_g log p(x, z_g) + log(cell area).
-
-  Midpoint rule on `latent_grid`: exact up to the grid, for 2-D latents only. The
-  prior mass outside [-limit, limit]^2 is left out (1.1e-6 of it for limit 5). A
-  running log-sum-exp over grid chunks keeps memory at O(B * chunk). With
-  `pixel_mask_D`, the marginal likelihood of the observed pixels, log p(x_obs).
-  """
-  _check_2d(model)
-  z_NxCx2, log_area = _grid_chunks(limit, points, x_BxD.shape[0])
+@functools.partial(jax.jit, static_argnames=("model",))
+def _log_sum_over_chunks(params, x_BxD, z_NxCx2, pixel_mask_D=None, *, model: ModelConfig):
+  """logsumexp over the N * C points z of log p(x_b, z): [B], a running sum over chunks."""
 
   def body(log_sum_B, z_Cx2):
     log_joint_BxC = _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D)
     return jnp.logaddexp(log_sum_B, jax.nn.logsumexp(log_joint_BxC, axis=1)), None
 
   log_sum_B, _ = jax.lax.scan(body, jnp.full((x_BxD.shape[0],), -jnp.inf), z_NxCx2)
+  return log_sum_B
+
+
+def quadrature_log_likelihood(params, x_BxD, *, model: ModelConfig, limit: float = 5.0,
+                              points: int = 512, pixel_mask_D=None, log=None):
+  """log p(x) = log int p(x|z) p(z) dz ~= logsumexp_g log p(x, z_g) + log(cell area).
+
+  Midpoint rule on `latent_grid`: exact up to the grid, for 2-D latents only. The
+  prior mass outside [-limit, limit]^2 is left out (1.1e-6 of it for limit 5). A
+  running log-sum-exp over grid chunks keeps memory at O(B * chunk). With
+  `pixel_mask_D`, the marginal likelihood of the observed pixels, log p(x_obs).
+  The grid goes through in up to 16 bands of chunks, one jitted call each; with
+  `log`, a progress line (rate, ETA) between calls at most every 10 s.
+  """
+  _check_2d(model)
+  z_NxCx2, log_area = _grid_chunks(limit, points, x_BxD.shape[0],
+                                   per_pair=_entries_per_pair(model))
+  num_chunks, chunk = z_NxCx2.shape[:2]
+  per_band = num_chunks // largest_divisor_at_most(num_chunks, 16)
+  progress = Progress("quadrature", total=points * points, unit="grid points", log=log)
+  log_sum_B = jnp.full((x_BxD.shape[0],), -jnp.inf)
+  for start in range(0, num_chunks, per_band):
+    band = _log_sum_over_chunks(params, x_BxD, z_NxCx2[start:start + per_band], pixel_mask_D,
+                                model=model)
+    log_sum_B = jnp.logaddexp(log_sum_B, band)
+    progress.update((start + per_band) * chunk, wait_for=log_sum_B)
   return log_sum_B + log_area
 
 

@@ -1,11 +1,40 @@
-"""metrics.jsonl (one JSON object per logging point) and TensorBoard scalars."""
+"""metrics.jsonl (one JSON object per logging point) and TensorBoard scalars.
+
+Every line is strict JSON: a non-finite number is written as null (JSON has no
+NaN or Infinity), so any JSON reader can parse the file. A run that dies while
+appending can leave a cut-off last line; `read_metrics` drops it with a warning
+and `repair` rewrites the file without it.
+"""
 
 import json
 import math
 import os
+import sys
+import tempfile
 from pathlib import Path
 
+from vbayes.errors import UserError
+
 METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsError(UserError):
+  """metrics.jsonl is damaged somewhere other than its last line."""
+
+
+def to_json_value(value):
+  """value with every non-finite float replaced by None (null in JSON)."""
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {k: to_json_value(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [to_json_value(v) for v in value]
+  return value
+
+
+def dumps(record: dict) -> str:
+  return json.dumps(to_json_value(record), allow_nan=False)
 
 
 class MetricWriter:
@@ -18,7 +47,7 @@ class MetricWriter:
 
   def write(self, record: dict):
     with open(self.path, "a") as f:
-      f.write(json.dumps(record) + "\n")
+      f.write(dumps(record) + "\n")
     for name, value in record.items():
       if name != "step" and isinstance(value, (int, float)) and math.isfinite(value):
         self._tb.add_scalar(name, value, record["step"])
@@ -28,22 +57,57 @@ class MetricWriter:
     self._tb.close()
 
 
+def _parse(path: Path) -> tuple[list[dict], bool]:
+  """(records, whether a cut-off last line was dropped)."""
+  lines = path.read_text().splitlines()
+  records = []
+  for i, line in enumerate(lines):
+    if not line.strip():
+      continue
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      if i == len(lines) - 1:
+        return records, True
+      raise MetricsError(f"{path} line {i + 1} is not JSON ({e.msg}); move the file aside "
+                         "to keep the run's other files, or use another --workdir") from e
+  return records, False
+
+
 def read_metrics(workdir: str | Path) -> list[dict]:
+  """The records of workdir/metrics.jsonl ([] if there is none).
+
+  A cut-off last line (a run killed while writing it) is left out with a warning.
+  """
   path = Path(workdir) / METRICS_FILE
   if not path.exists():
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  records, cut = _parse(path)
+  if cut:
+    print(f"warning: ignoring the cut-off last line of {path}", file=sys.stderr)
+  return records
+
+
+def _rewrite(path: Path, records: list[dict]):
+  """Replaces `path` atomically by `records`, one per line."""
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+  with os.fdopen(fd, "w") as f:
+    f.writelines(dumps(r) + "\n" for r in records)
+  os.replace(tmp, path)
 
 
 def truncate_after(workdir: str | Path, step: int):
-  """Drops records past `step` (logged by a run that died before its next checkpoint)."""
+  """Keeps the training records up to `step`, the step of the checkpoint a run resumes
+  from (0 with no checkpoint). Records past it were logged by a run that died before
+  its next checkpoint, and test metrics belong to a finished run; a cut-off last line
+  is repaired with one warning."""
   path = Path(workdir) / METRICS_FILE
-  records = read_metrics(workdir)
-  kept = [r for r in records if r["step"] <= step and "test_nll" not in r]
-  if len(kept) == len(records):
+  if not path.exists():
     return
-  tmp = path.with_suffix(".tmp")
-  with open(tmp, "w") as f:
-    f.writelines(json.dumps(r) + "\n" for r in kept)
-  os.replace(tmp, path)
+  records, cut = _parse(path)
+  if cut:
+    print(f"warning: {path} ended in a cut-off line (a run killed while writing it); "
+          "dropping that line", file=sys.stderr)
+  kept = [r for r in records if r.get("step", 0) <= step and "test_nll" not in r]
+  if cut or len(kept) != len(records):
+    _rewrite(path, kept)

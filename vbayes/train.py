@@ -132,3 +132,11 @@ def make_train_chunk(update: Callable, *, batch_size: int, steps_per_call: int, 
 def steps_per_call_for(steps_per_epoch: int, requested: int) -> int:
   """The largest divisor of steps_per_epoch that is at most `requested`."""
   return max(d for d in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
+
+
+@jax.jit
+def all_finite(tree) -> jax.Array:
+  """True iff every floating-point entry of `tree` is finite: one reduction on the device."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)

@@ -2,6 +2,7 @@
 write metrics and figures. experiments/train.py is a thin flag parser over `run`.
 
 workdir/
+  .lock            held (flock) by the one process running in the workdir; its pid
   config.json      the TrainConfig of the run
   metrics.jsonl    one object per logging point; the last holds the test metrics
   tensorboard/     the same numbers as TensorBoard events
@@ -9,9 +10,8 @@ workdir/
   figures/         reconstructions.png, training_curves.png, latent_grid_walk.png (2-D)
 """
 
-import json
+import dataclasses
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -25,60 +25,28 @@ from vbayes import data as data_lib
 from vbayes import evaluate as evaluate_lib
 from vbayes import metrics_io, models, plots
 from vbayes import train as train_lib
-from vbayes.config import TrainConfig, trajectory_fields
+from vbayes import workdir as workdir_lib
+from vbayes.config import ConfigError, TrainConfig
+from vbayes.errors import UserError
+from vbayes.workdir import CONFIG_FILE, WorkdirError  # pylint: disable=unused-import
 
-CONFIG_FILE = "config.json"
 # Streams of randomness, each from fold_in(root, index): never reused across purposes.
 INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM = range(4)
 
 
-class WorkdirError(RuntimeError):
-  """The workdir holds something this run must not touch."""
+class TrainingDiverged(UserError):
+  """The loss, the parameters or the optimizer state became NaN or infinite."""
 
 
-class TrainingDiverged(RuntimeError):
-  """The loss became NaN or infinite."""
+class EvaluationError(UserError):
+  """Evaluation gave a non-finite test metric."""
 
 
-def check_workdir(config: TrainConfig, workdir: Path):
-  """Refuses a workdir holding a run with another config, or anything else.
-
-  Fields in config.RUN_LENGTH_FIELDS (epochs, evaluation settings) may differ: a
-  run can be resumed to train longer or be evaluated with another k.
-  """
-  path = workdir / CONFIG_FILE
-  if path.exists():
-    try:
-      old = TrainConfig.from_dict(json.loads(path.read_text()))
-    except Exception as e:
-      raise WorkdirError(f"{path} is not a vbayes config ({e}); use another --workdir") from e
-    old_fields, new_fields = trajectory_fields(old), trajectory_fields(config)
-    if old_fields != new_fields:
-      diff = _diff(old_fields, new_fields)
-      raise WorkdirError(f"workdir {workdir} holds a run with a different config ({diff}); "
-                         "use another --workdir or the same settings")
-  elif any(workdir.iterdir()):
-    raise WorkdirError(f"workdir {workdir} is not empty and holds no {CONFIG_FILE}; "
-                       "use an empty or new --workdir")
-
-
-def write_config(config: TrainConfig, workdir: Path):
-  tmp = workdir / (CONFIG_FILE + ".tmp")
-  tmp.write_text(config.to_json())
-  os.replace(tmp, workdir / CONFIG_FILE)
-
-
-def _diff(old: dict, new: dict, prefix: str = "") -> str:
-  parts = []
-  for name in sorted(set(old) | set(new)):
-    a, b = old.get(name), new.get(name)
-    if isinstance(a, dict) and isinstance(b, dict):
-      inner = _diff(a, b, f"{prefix}{name}.")
-      if inner:
-        parts.append(inner)
-    elif a != b:
-      parts.append(f"{prefix}{name}: {a!r} there, {b!r} now")
-  return "; ".join(parts)
+def _kept_sentence(checkpointer) -> str:
+  step = checkpointer.latest_step()
+  if step is None:
+    return "no checkpoint was saved before it"
+  return f"the last good checkpoint (step {step}) is kept in {checkpointer.directory}"
 
 
 def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | None = None,
@@ -87,24 +55,32 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
         epoch_hook: Callable[[int, dict], dict] | None = None) -> dict:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint), then evaluates.
 
+  One process at a time may run in a workdir (`workdir.open_locked`). A state
+  (parameters and optimizer state) is checked to be finite before it is saved or
+  evaluated, and a non-finite test metric is an error: neither is ever written.
   epoch_hook(step, params) -> dict, if given, runs at every checkpoint (epoch
   end); its numbers join that step's metrics record. Its time is not counted in
   `train_seconds`, the training time summed over all sessions of the run.
   Returns the final metrics record (also the last line of metrics.jsonl).
   """
   workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  check_workdir(config, workdir)
+  with workdir_lib.open_locked(workdir):
+    workdir_lib.check(config, workdir)
+    return _run_locked(config, workdir, data=data, data_dir=data_dir, manual_dir=manual_dir,
+                       log=log, mesh=mesh, epoch_hook=epoch_hook)
+
+
+def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_dir, log, mesh,
+                epoch_hook) -> dict:
   if data is None:
     data = data_lib.load(config.data, data_dir=data_dir, manual_dir=manual_dir)
   if data.data_dim != config.model.data_dim:
-    raise ValueError(f"model data_dim {config.model.data_dim} does not match the "
-                     f"dataset's {data.data_dim} pixels")
+    raise WorkdirError(f"model data_dim {config.model.data_dim} does not match the "
+                       f"dataset's {data.data_dim} pixels")
   steps_per_epoch = len(data.train) // config.batch_size
   if steps_per_epoch == 0:
-    raise ValueError(f"batch_size {config.batch_size} exceeds the {len(data.train)} "
-                     "training images")
-  total_steps = config.epochs * steps_per_epoch
+    raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(data.train)} "
+                       "training images")
   steps_per_call = train_lib.steps_per_call_for(steps_per_epoch, config.steps_per_call)
   checkpoint_every = config.checkpoint_every_epochs * steps_per_epoch
 
@@ -117,31 +93,53 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
   writer = None
   try:
     # Nothing in the workdir is written before the checkpoint has been read back.
+    start_step = 0
     if checkpointer.latest_step() is not None:
       state, train_key = checkpointer.restore(state, train_key)
-      metrics_io.truncate_after(workdir, int(state["step"]))
-      log(f"resumed from step {int(state['step'])} in {checkpointer.directory}")
-    write_config(config, workdir)
+      start_step = int(state["step"])
+      if not bool(train_lib.all_finite(state)):
+        raise checkpoint_lib.CheckpointError(
+            f"checkpoint {checkpointer.directory / str(start_step)} holds non-finite values "
+            "(written before vbayes checked states); move it aside to resume from an "
+            "earlier one, or use a fresh --workdir")
+      log(f"resumed from step {start_step} in {checkpointer.directory}")
+    total_steps = config.epochs * steps_per_epoch
+    if start_step > total_steps:
+      old = workdir_lib.read_config(workdir)
+      log(f"the run in {workdir} is at step {start_step} (epoch "
+          f"{start_step / steps_per_epoch:g}), past --epochs={config.epochs}; evaluating it "
+          "as it is")
+      config = config if old is None else dataclasses.replace(config, epochs=old.epochs)
+      total_steps = start_step
+    metrics_io.truncate_after(workdir, start_step)
+    workdir_lib.write_config(config, workdir)
     writer = metrics_io.MetricWriter(workdir)
     state = train_lib.replicate(state, mesh)
-    images = train_lib.replicate(jnp.asarray(data.train), mesh)
-    train_chunk = train_lib.make_train_chunk(
-        train_lib.make_update(config), batch_size=config.batch_size,
-        steps_per_call=steps_per_call, steps_per_epoch=steps_per_epoch,
-        binarization=data.binarization, mesh=mesh)
-    log(f"training {config.objective} for {config.epochs} epochs = {total_steps} steps "
-        f"({steps_per_epoch} per epoch, batch {config.batch_size}) on {mesh.size} "
-        f"{jax.default_backend()} device(s)")
-    previous = [r for r in metrics_io.read_metrics(workdir) if "train_seconds" in r]
-    state = _train_loop(state, train_chunk, images, train_key, data_key, total_steps=total_steps,
-                        steps_per_epoch=steps_per_epoch, checkpoint_every=checkpoint_every,
-                        checkpointer=checkpointer, writer=writer, log=log,
-                        epoch_hook=epoch_hook,
-                        seconds_before=previous[-1]["train_seconds"] if previous else 0.0)
-    checkpointer.wait()
+    if start_step < total_steps:
+      images = train_lib.replicate(jnp.asarray(data.train), mesh)
+      train_chunk = train_lib.make_train_chunk(
+          train_lib.make_update(config), batch_size=config.batch_size,
+          steps_per_call=steps_per_call, steps_per_epoch=steps_per_epoch,
+          binarization=data.binarization, mesh=mesh)
+      log(f"training {config.objective} for {config.epochs} epochs = {total_steps} steps "
+          f"({steps_per_epoch} per epoch, batch {config.batch_size}) on {mesh.size} "
+          f"{jax.default_backend()} device(s)")
+      previous = [r for r in metrics_io.read_metrics(workdir) if "train_seconds" in r]
+      state = _train_loop(state, train_chunk, images, train_key, data_key,
+                          total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+                          checkpoint_every=checkpoint_every, checkpointer=checkpointer,
+                          writer=writer, log=log, epoch_hook=epoch_hook,
+                          seconds_before=previous[-1]["train_seconds"] if previous else 0.0)
     results = _evaluate_and_plot(config, state["params"], data, eval_key, workdir, log)
-    results = {"step": int(state["step"]), "epoch": int(state["step"]) / steps_per_epoch,
-               **results}
+    step = int(state["step"])
+    results = {"step": step, "epoch": step / steps_per_epoch, **results}
+    bad = sorted(name for name, value in results.items()
+                 if isinstance(value, float) and not math.isfinite(value))
+    if bad:
+      raise EvaluationError(
+          f"evaluation of the model at step {step} gave non-finite "
+          f"{', '.join(f'{name} = {results[name]}' for name in bad)}; nothing was written. "
+          "Check that the data fits the likelihood (binary pixels for Bernoulli)")
     writer.write(results)
     log("test: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                              for k, v in results.items()))
@@ -156,10 +154,16 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
 
 def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps, steps_per_epoch,
                 checkpoint_every, checkpointer, writer, log, epoch_hook=None, seconds_before=0.0):
-  """Runs chunks until total_steps; logs each chunk's mean metrics while the next one runs."""
+  """Runs chunks until total_steps; logs each chunk's mean metrics while the next one runs.
+
+  At a checkpoint the state is checked to be finite (one reduction on the device)
+  and saved; the save completes, and any error in it is raised, while the next
+  chunk runs.
+  """
   step = int(state["step"])
   start_step, start_time = step, time.perf_counter()
   pending = None  # (step, metrics) of the chunk in flight, read after the next is dispatched
+  saving = None  # step of a checkpoint being written while the next chunk runs
   first = None  # (step, time) when the first chunk's metrics came back
   hook_seconds = 0.0  # time spent in epoch_hook, left out of train_seconds
 
@@ -174,9 +178,8 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
     else:  # mean rate since the first chunk; robust to when the host happens to look
       rate = (end_step - first[0]) / max(now - first[1], 1e-9)
     if not math.isfinite(means["loss"]):
-      raise TrainingDiverged(
-          f"training loss became {means['loss']} by step {end_step}; the last good checkpoint "
-          f"(step {checkpointer.latest_step()}) is kept in {checkpointer.directory}")
+      raise TrainingDiverged(f"training loss became {means['loss']} by step {end_step}; "
+                             f"{_kept_sentence(checkpointer)}")
     eta = (total_steps - end_step) / max(rate, 1e-9)
     record = {"step": end_step, "epoch": end_step / steps_per_epoch,
               "train_loss": means.pop("loss"),
@@ -190,13 +193,21 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
   while step < total_steps:
     state, metrics = train_chunk(state, images, train_key, data_key)
     step += int(metrics["loss"].shape[0])
+    if saving is not None:
+      checkpointer.wait()
+      saving = None
     if pending is not None:
       flush(pending)
     pending = (step, metrics)
     if step % checkpoint_every == 0 or step == total_steps:
       flush(pending)  # never checkpoint a diverged state
       pending = None
+      if not bool(train_lib.all_finite(state)):
+        raise TrainingDiverged(
+            f"the parameters or optimizer state became NaN or infinite by step {step} (the "
+            f"losses logged so far were finite); {_kept_sentence(checkpointer)}")
       checkpointer.save(step, state, train_key)
+      saving = step
       if epoch_hook is not None:
         hook_start = time.perf_counter()
         extra = epoch_hook(step, state["params"])
@@ -204,6 +215,7 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
         hook_seconds += time.perf_counter() - hook_start
   if pending is not None:
     flush(pending)
+  checkpointer.wait()
   if step > start_step:
     log(f"trained {step - start_step} steps in {time.perf_counter() - start_time:.1f}s")
   return state
@@ -217,10 +229,12 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
   t0 = time.perf_counter()
   quadrature = ({"limit": config.quadrature_limit, "points": config.quadrature_points}
                 if model.latent_dim == 2 else None)
+  log(f"evaluating {len(data.test)} test images: importance sampling with k={config.eval_k}"
+      + (f", then {config.quadrature_points}^2-point grid quadrature" if quadrature else ""))
   results = evaluate_lib.evaluate(params, eval_key, data.test, model=model,
                                   binarization=data.binarization, k=config.eval_k,
                                   batch_size=config.eval_batch_size, quadrature=quadrature,
-                                  proposal_samples=config.avb.eval_proposal_samples)
+                                  proposal_samples=config.avb.eval_proposal_samples, log=log)
   results["eval_seconds"] = time.perf_counter() - t0
   log(f"evaluated {results['num_test_images']} test images with k={config.eval_k} "
       f"in {results['eval_seconds']:.1f}s")
@@ -252,7 +266,7 @@ def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.I
   """
   workdir = Path(workdir)
   if (workdir / CONFIG_FILE).exists():
-    check_workdir(config, workdir)
+    workdir_lib.check(config, workdir)
     records = metrics_io.read_metrics(workdir)
     total_steps = config.epochs * (len(data.train) // config.batch_size)
     if records and "test_nll" in records[-1] and records[-1]["step"] == total_steps:

@@ -1,0 +1,37 @@
+"""Runs experiments.train's command line once per case, all in one process, so that
+tests/test_cli.py can try many bad inputs for the cost of one interpreter start.
+
+Reads one JSON list of arguments per line on stdin; prints one JSON object per case:
+{"argv", "code" (exit status, or "traceback"), "stderr"}. Parsing and error handling are
+the command line's own (`experiments.common`); only the process is shared.
+"""
+
+import contextlib
+import io
+import json
+import sys
+import traceback
+
+from absl import flags
+
+from experiments import common
+from experiments import train
+
+
+def run_case(argv: list[str]) -> dict:
+  flags.FLAGS.unparse_flags()
+  err, code = io.StringIO(), 0
+  with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    try:
+      common.with_errors(train.main)(common.parse_flags(["train", *argv]))
+    except SystemExit as e:
+      code = e.code
+    except BaseException:  # pylint: disable=broad-except
+      traceback.print_exc()
+      code = "traceback"
+  return {"argv": argv, "code": code, "stderr": err.getvalue()}
+
+
+if __name__ == "__main__":
+  for line in sys.stdin:
+    print(json.dumps(run_case(json.loads(line))), flush=True)

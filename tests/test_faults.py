@@ -1,0 +1,230 @@
+"""A run never keeps or reports a broken state: divergence, a second process on the
+same workdir, a crash mid-log, a full disk, a shorter re-run, a non-finite metric.
+
+Each test drives `trainer.run` in-process on 4frames with a tiny network."""
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vbayes import checkpoint, config as config_lib, data as data_lib, evaluate, metrics_io
+from vbayes import train as train_lib, trainer, workdir as workdir_lib
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny_config(**overrides) -> config_lib.TrainConfig:
+  model = config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(8,))
+  defaults = dict(model=model, data=config_lib.DataConfig(dataset="4frames"), batch_size=100,
+                  epochs=2, steps_per_call=5, eval_k=8, quadrature_points=64)
+  return config_lib.TrainConfig(**{**defaults, **overrides})
+
+
+def strict_records(workdir: Path) -> list[dict]:
+  """metrics.jsonl parsed as strict JSON: a bare NaN or Infinity fails."""
+  def refuse(token):
+    raise AssertionError(f"metrics.jsonl holds a bare {token}")
+  return [json.loads(line, parse_constant=refuse)
+          for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def checkpoint_steps(workdir: Path) -> list[int]:
+  folder = workdir / "checkpoints"
+  return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("epochs", [1, 5])
+def test_a_state_gone_nonfinite_is_never_saved_nor_evaluated(tmp_path, monkeypatch, epochs):
+  """One step per epoch, as with the issue's --batch_size=1000 on 4frames: each step's
+  loss is computed before its update, so it is finite while the state after the update
+  is not (the issue's --learning_rate=inf did this; the config now refuses inf)."""
+  real_make_update = train_lib.make_update
+
+  def nan_after_update(config):
+    update = real_make_update(config)
+
+    def poisoned(params, opt_state, step, key, x):
+      params, opt_state, metrics = update(params, opt_state, step, key, x)
+      return jax.tree.map(lambda p: p * jnp.nan, params), opt_state, metrics
+    return poisoned
+
+  monkeypatch.setattr(train_lib, "make_update", nan_after_update)
+  config = tiny_config(batch_size=1000, epochs=epochs, steps_per_call=1)
+  with pytest.raises(trainer.TrainingDiverged,
+                     match="NaN or infinite by step 1.*no checkpoint was saved before it"):
+    trainer.run(config, tmp_path / "run", log=lambda _: None)
+  assert checkpoint_steps(tmp_path / "run") == []
+  assert not any("test_nll" in r for r in strict_records(tmp_path / "run"))
+
+
+def test_a_run_whose_evaluation_overflows_fails_and_writes_no_test_metric(tmp_path):
+  """A learning rate of 1e30 leaves the parameters finite (about 1e30) after one step, and
+  their test metrics are NaN: an error, not a result."""
+  config = tiny_config(learning_rate=1e30, batch_size=1000, epochs=1, steps_per_call=1)
+  with pytest.raises(trainer.EvaluationError, match="non-finite .*test_nll = nan"):
+    trainer.run(config, tmp_path / "run", log=lambda _: None)
+  assert not any("test_nll" in r for r in strict_records(tmp_path / "run"))
+
+
+def test_a_nonfinite_test_metric_is_an_error_and_is_not_written(tmp_path, monkeypatch):
+  real = evaluate.evaluate
+
+  def nan_nll(*args, **kwargs):
+    return {**real(*args, **kwargs), "test_nll": float("nan")}
+
+  monkeypatch.setattr(evaluate, "evaluate", nan_nll)
+  with pytest.raises(trainer.EvaluationError, match="non-finite test_nll = nan"):
+    trainer.run(tiny_config(), tmp_path / "run", log=lambda _: None)
+  assert not any("test_nll" in r for r in strict_records(tmp_path / "run"))
+
+
+def test_metrics_jsonl_is_strict_json():
+  line = metrics_io.dumps({"step": 1, "a": float("nan"), "b": [float("inf"), 2.0]})
+  assert json.loads(line) == {"step": 1, "a": None, "b": [None, 2.0]}
+
+
+def test_a_second_process_on_the_workdir_is_refused_naming_the_holder(tmp_path):
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from vbayes import workdir\n"
+       "with workdir.open_locked(sys.argv[1]):\n  print('locked', flush=True); time.sleep(60)",
+       str(tmp_path / "run")], cwd=REPO, stdout=subprocess.PIPE, text=True,
+      env={**os.environ, "PYTHONPATH": str(REPO)})
+  try:
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(workdir_lib.WorkdirError, match=f"in use by another run \\(pid {holder.pid}\\)"):
+      trainer.run(tiny_config(), tmp_path / "run", log=lambda _: None)
+    assert workdir_lib.run_files(tmp_path / "run") == []  # nothing written
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  # The kernel dropped the dead holder's lock: the next run goes ahead.
+  trainer.run(tiny_config(), tmp_path / "run", log=lambda _: None)
+  assert checkpoint_steps(tmp_path / "run") == [10, 20]
+
+
+def test_records_of_a_run_killed_before_its_first_checkpoint_are_dropped_on_resume(tmp_path):
+  """A run killed before any checkpoint logged steps that the next run takes again."""
+  config = tiny_config()
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  workdir_lib.write_config(config, workdir)
+  (workdir / "metrics.jsonl").write_text(
+      "".join(json.dumps({"step": s, "train_loss": 3.0}) + "\n" for s in (5, 10, 15)))
+  trainer.run(config, workdir, log=lambda _: None)
+  steps = [r["step"] for r in strict_records(workdir) if "train_loss" in r]
+  assert steps == [5, 10, 15, 20]
+
+
+def test_a_cut_off_last_line_is_repaired_with_one_warning(tmp_path, capsys):
+  config = tiny_config()
+  workdir = tmp_path / "run"
+  trainer.run(dataclasses.replace(config, epochs=1), workdir, log=lambda _: None)
+  with open(workdir / "metrics.jsonl", "a") as f:
+    f.write('{"step": 15, "train_lo')  # killed while writing
+  capsys.readouterr()
+  trainer.run(config, workdir, log=lambda _: None)
+  err = capsys.readouterr().err
+  assert err.count("cut-off") == 1 and str(workdir / "metrics.jsonl") in err
+  records = strict_records(workdir)
+  assert [r["step"] for r in records if "train_loss" in r] == [5, 10, 15, 20]
+
+
+def test_a_metrics_file_damaged_before_its_last_line_is_refused_clearly(tmp_path):
+  config = tiny_config()
+  workdir = tmp_path / "run"
+  trainer.run(config, workdir, log=lambda _: None)
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  lines[1] = lines[1][:7]
+  (workdir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+  with pytest.raises(metrics_io.MetricsError, match="metrics.jsonl line 2 is not JSON"):
+    trainer.run(dataclasses.replace(config, epochs=3), workdir, log=lambda _: None)
+
+
+def test_rerunning_with_fewer_epochs_keeps_the_config_and_evaluates_the_run(tmp_path):
+  config = tiny_config(epochs=2)
+  workdir = tmp_path / "run"
+  trainer.run(config, workdir, log=lambda _: None)
+  before = (workdir / "config.json").read_text()
+  lines = []
+  results = trainer.run(dataclasses.replace(config, epochs=1, eval_k=16), workdir,
+                        log=lines.append)
+  assert json.loads((workdir / "config.json").read_text())["epochs"] == 2
+  assert json.loads(before)["epochs"] == 2
+  assert any("past --epochs=1" in line and "evaluating it" in line for line in lines)
+  assert results["step"] == 20 and results["eval_k"] == 16
+  assert checkpoint_steps(workdir) == [10, 20]
+  assert [r["step"] for r in strict_records(workdir) if "test_nll" in r] == [20]
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+  path.mkdir()
+  if os.geteuid() != 0 or not shutil.which("mount"):
+    return False
+  return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                        capture_output=True, check=False).returncode == 0
+
+
+def test_a_full_disk_stops_the_run_at_that_checkpoint_and_keeps_the_previous(tmp_path):
+  """On a small tmpfs the first checkpoint is written, then a file fills the disk: the
+  second checkpoint's write fails, and the run stops there with one clear error."""
+  disk = tmp_path / "disk"
+  if not _mount_tmpfs(disk, "8m"):
+    pytest.skip("needs root and tmpfs to make a full disk")
+  try:
+    workdir = disk / "run"
+    config = tiny_config(epochs=4, model=config_lib.ModelConfig(
+        data_dim=4, latent_dim=2, hidden_sizes=(256, 256)))
+
+    def fill_disk_after_first_checkpoint(step, params):
+      del params
+      if step == 10:
+        deadline = time.time() + 60
+        while not (workdir / "checkpoints" / "10").is_dir():  # written in the background
+          assert time.time() < deadline
+          time.sleep(0.01)
+        with open(disk / "filler", "wb", buffering=0) as f:
+          try:
+            while True:
+              f.write(b"\0" * (1 << 16))
+          except OSError:
+            pass
+          # Room for the logs' few hundred bytes, none for a checkpoint of ~2 MB.
+          f.truncate(max(0, os.fstat(f.fileno()).st_size - (256 << 10)))
+      return {}
+
+    with pytest.raises(checkpoint.CheckpointError) as raised:
+      trainer.run(config, workdir, log=lambda _: None, epoch_hook=fill_disk_after_first_checkpoint)
+    message = str(raised.value)
+    assert "checkpoints/20: No space left on device" in message, message
+    assert "the previous checkpoint (step 10) is kept" in message
+    assert len(message) < 400 and "\n" not in message
+    assert checkpoint_steps(workdir) == [10]
+    (disk / "filler").unlink()
+    params = trainer.restore_params(workdir, config)
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(params))
+  finally:
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_arrays_cache_writers_use_temporary_files_of_their_own(tmp_path, monkeypatch):
+  """Two processes preparing the same cache must not write the same temporary file."""
+  written = []
+  real_replace = os.replace
+  monkeypatch.setattr(os, "replace", lambda src, dst: (written.append(src), real_replace(src, dst)))
+  path = data_lib.cache_path("mnist", tmp_path)
+  arrays = {"train": np.zeros((2, 784), np.uint8), "test": np.zeros((1, 784), np.uint8)}
+  data_lib.save_arrays(path, arrays)
+  data_lib.save_arrays(path, arrays)
+  assert len(set(written)) == 2 and all(Path(w).parent == path.parent for w in written)
+  assert sorted(p.name for p in path.parent.iterdir()) == ["mnist.npz"]

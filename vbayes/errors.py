@@ -1,0 +1,10 @@
+"""The one base class of every error a user can act on.
+
+Its message names what is wrong and what to do; experiments/ prints it as one
+`error:` line and exits with status 1. Anything else is a bug and keeps its
+traceback.
+"""
+
+
+class UserError(RuntimeError):
+  """Bad input, an unusable workdir or data, a diverged run: the message says what to do."""
