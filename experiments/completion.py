@@ -38,6 +38,7 @@ def main(argv):
                         num_completions=FLAGS.num_completions,
                         steps=50 if FLAGS.fast else FLAGS.svi_steps,
                         svi_samples=FLAGS.svi_samples,
+                        log=lambda line: print(line, flush=True),
                         restarts=4 if FLAGS.fast else FLAGS.svi_restarts)
   for i, m, v in zip(index, np.asarray(out["q_mean"]), np.asarray(out["q_log_var"])):
     print(f"test image {i}: q mean {np.round(m, 3)}, sd {np.round(np.exp(0.5 * v), 3)}")

@@ -45,6 +45,9 @@ flags.DEFINE_integer("batch_size", 100, "Images per step.")
 flags.DEFINE_integer("samples", 500, "Samples from q(z|x) per image in the figure.")
 flags.DEFINE_integer("avb_samples", 8, "Encoder samples per image in AVB's losses (and the "
                      "moments of adaptive contrast).")
+flags.DEFINE_integer("avb_moment_samples", 128, "Encoder samples per image, apart from the "
+                     "scored ones, for adaptive contrast's moments (0: the scored ones, as "
+                     "in the README's 4Frames table).")
 flags.DEFINE_list("models", ["vae", "avb", "avb_ac"], "Which of vae, avb, avb_ac to train.")
 
 MODELS = {"vae": "VAE (ELBO)", "avb": "AVB", "avb_ac": "AVB + adaptive contrast"}
@@ -64,7 +67,7 @@ def model_config(name: str, seed: int) -> config_lib.TrainConfig:
           adaptive_contrast=name == "avb_ac",
           adversary_hidden_sizes=tuple(int(h) for h in FLAGS.adversary_hidden_sizes),
           adversary_learning_rate=FLAGS.learning_rate, adversary_steps=FLAGS.adversary_steps,
-          samples=FLAGS.avb_samples))
+          samples=FLAGS.avb_samples, moment_samples=FLAGS.avb_moment_samples))
 
 
 def main(argv):

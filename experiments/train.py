@@ -37,6 +37,8 @@ flags.DEFINE_integer("k", None, "Samples per image for iwae and prior_is (defaul
 flags.DEFINE_bool("adaptive_contrast", False, "avb: adaptive contrast (AVB+AC).")
 flags.DEFINE_integer("avb_samples", 8, "avb: encoder samples per image per loss (and for "
                      "the moments of adaptive contrast).")
+flags.DEFINE_integer("avb_moment_samples", 128, "avb: encoder samples per image, apart from "
+                     "the scored ones, for adaptive contrast's moments (0: the scored ones).")
 flags.DEFINE_integer("noise_dim", 0, "avb: noise inputs of the implicit encoder (0: latent_dim).")
 flags.DEFINE_list("adversary_hidden_sizes", ["256", "256"], "avb: hidden sizes of T(x, z).")
 flags.DEFINE_float("adversary_learning_rate", 1e-3, "avb: Adam learning rate of the adversary.")
@@ -79,6 +81,7 @@ def build_config() -> config_lib.TrainConfig:
       encoder="implicit" if FLAGS.objective == "avb" else "gaussian", noise_dim=FLAGS.noise_dim)
   avb = config_lib.AVBConfig(
       adaptive_contrast=FLAGS.adaptive_contrast, samples=FLAGS.avb_samples,
+      moment_samples=FLAGS.avb_moment_samples,
       adversary_hidden_sizes=_sizes("adversary_hidden_sizes"),
       adversary_learning_rate=FLAGS.adversary_learning_rate, adversary_steps=FLAGS.adversary_steps)
   return config_lib.TrainConfig(

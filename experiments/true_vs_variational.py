@@ -43,7 +43,7 @@ def main(argv):
   mask = svi.top_half_mask(data.image_shape)
   q_mean, q_log_var, trace = svi.fit_posterior_restarts(
       params, key, x, mask, model=config.model, restarts=fast("svi_restarts", 4),
-      steps=svi_steps, num_samples=FLAGS.svi_samples)
+      steps=svi_steps, num_samples=FLAGS.svi_samples, log=lambda line: print(line, flush=True))
   del trace
   log_p_top = grid.quadrature_log_likelihood(params, x, model=config.model, pixel_mask_D=mask,
                                              points=256 if FLAGS.fast else 512)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vbayes import svi
+from vbayes import progress, svi
 
 
 def test_fitted_q_matches_the_mean_field_optimum_of_the_observed_pixels(lg_model):
@@ -56,3 +56,22 @@ def test_restarts_keep_the_fit_with_the_best_final_elbo(lg_model):
   with pytest.raises(ValueError, match="restarts must be positive"):
     svi.fit_posterior_restarts(lg_model.params(), jax.random.key(3), x, mask, restarts=0,
                                **kwargs)
+
+
+def test_fit_logs_progress_between_calls_and_equals_one_long_call(lg_model, monkeypatch):
+  """Steps run STEPS_PER_CALL per jitted call with a progress line between calls; the
+  result does not depend on how the steps are split (step t always uses fold_in(key, t))."""
+  monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+  x = lg_model.sample(jax.random.key(0), 2)
+  mask = jnp.ones((x.shape[1],))
+  lines = []
+  fit = lambda: svi.fit_posterior(lg_model.params(), jax.random.key(1), x, mask,
+                                  model=lg_model.config, steps=300, log=lines.append)
+  mean, log_var, trace = fit()
+  assert [l.split(": ")[1].split(" ")[0] for l in lines] == ["100/300", "200/300"]
+  assert all("steps/s, ETA" in l for l in lines)
+  monkeypatch.setattr(svi, "STEPS_PER_CALL", 300)
+  mean1, log_var1, trace1 = fit()
+  np.testing.assert_allclose(mean, mean1, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(trace, trace1, rtol=1e-5, atol=1e-5)
+  assert trace.shape == (300, 2)

@@ -113,16 +113,19 @@ class DataConfig:
 class AVBConfig:
   """Adversarial variational Bayes settings (used by objective "avb" only).
 
-  samples: K encoder samples per image for each loss (and for the moment-matched
-  r(z|x) of adaptive contrast); adversary_steps: adversary updates per model
-  update; eval_proposal_samples: encoder samples for the Gaussian proposal of
-  the test log-likelihood.
+  samples: K encoder samples per image for each loss; moment_samples: M further
+  encoder samples per image for the moment-matched r(z|x) of adaptive contrast (0:
+  the moments of the K scored samples, as before this option; biased, see
+  avb.contrast_moments); adversary_steps: adversary updates per model update;
+  eval_proposal_samples: encoder samples for the Gaussian proposal of the test
+  log-likelihood.
   """
   adaptive_contrast: bool = False
   adversary_hidden_sizes: tuple[int, ...] = (256, 256)
   adversary_learning_rate: float = 1e-3
   adversary_steps: int = 1
   samples: int = 8
+  moment_samples: int = 128
   eval_proposal_samples: int = 1000
 
   def __post_init__(self):
@@ -131,7 +134,10 @@ class AVBConfig:
     _require(_positive_finite(self.adversary_learning_rate),
              "adversary_learning_rate must be positive and finite, got "
              f"{self.adversary_learning_rate}")
-    _require(self.samples > 1 or not self.adaptive_contrast,
+    _require(self.moment_samples >= 0, f"avb moment_samples must be >= 0, got "
+             f"{self.moment_samples}")
+    _require(self.moment_samples != 1 and (self.moment_samples or self.samples > 1
+                                           or not self.adaptive_contrast),
              "adaptive contrast needs at least 2 samples per image for its moments")
     _require(all(h > 0 for h in self.adversary_hidden_sizes),
              f"adversary_hidden_sizes must all be positive, got {self.adversary_hidden_sizes}")
@@ -218,6 +224,8 @@ class TrainConfig:
     model = dict(d.pop("model"))
     model["hidden_sizes"] = tuple(model["hidden_sizes"])
     avb = dict(d.pop("avb", {}))
+    if avb:  # written before moment_samples existed: the moments came from the K samples
+      avb.setdefault("moment_samples", 0)
     if "adversary_hidden_sizes" in avb:
       avb["adversary_hidden_sizes"] = tuple(avb["adversary_hidden_sizes"])
     return cls(model=ModelConfig(**model), data=DataConfig(**d.pop("data")),

@@ -75,7 +75,7 @@ def interpolate(params, x_a_D, x_b_D, *, model: ModelConfig, steps: int):
 
 def complete(params, key, x_BxD, mask_D, *, model: ModelConfig, num_completions: int,
              steps: int = 2000, svi_samples: int = 16, learning_rate: float = 1e-2,
-             restarts: int = 16):
+             restarts: int = 16, log=None):
   """Fills in the unobserved pixels of each image from p(z | x_obs).
 
   q_b(z) = N(m_b, diag v_b) is fitted to p(z | x_obs,b) by stochastic VI
@@ -89,7 +89,7 @@ def complete(params, key, x_BxD, mask_D, *, model: ModelConfig, num_completions:
   fit_key, sample_key = jax.random.split(key)
   q_mean, q_log_var, trace = svi.fit_posterior_restarts(
       params, fit_key, x_BxD, mask_D, model=model, restarts=restarts, steps=steps,
-      num_samples=svi_samples, learning_rate=learning_rate)
+      num_samples=svi_samples, learning_rate=learning_rate, log=log)
   return _complete_from_q(params, sample_key, x_BxD, mask_D, q_mean, q_log_var, trace,
                           model=model, num_completions=num_completions)
 

@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vbayes import distributions, models
+from vbayes import distributions, grid, models
 from vbayes.config import ModelConfig
+from vbayes.progress import Progress
 
 
 def top_half_mask(image_shape: tuple[int, int]) -> jax.Array:
@@ -37,18 +38,14 @@ def masked_elbo(q_params, params, key, x_D, mask_D, *, model: ModelConfig, num_s
   return jnp.mean(log_lik_S) - distributions.kl_diag_normal_std_normal(mean_L, log_var_L)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "steps", "num_samples", "learning_rate"))
-def fit_posterior(params, key, x_BxD, mask_D, *, model: ModelConfig, steps: int = 2000,
-                  num_samples: int = 16, learning_rate: float = 1e-2, init_mean_BxL=None):
-  """Fits one Gaussian q(z) per image to p(z | observed pixels).
+# Steps per jitted call of `fit_posterior`; progress lines come between calls.
+STEPS_PER_CALL = 100
 
-  Starts at N(init_mean, 0.1^2 I) (init_mean defaults to 0) and runs `steps` Adam
-  steps on -ELBO. Returns (mean_BxL, log_var_BxL, elbo_trace_TxB) with the ELBO
-  of every step.
-  """
-  batch = x_BxD.shape[0]
-  mean = jnp.zeros((batch, model.latent_dim)) if init_mean_BxL is None else init_mean_BxL
-  q = {"mean": mean, "log_var": jnp.full((batch, model.latent_dim), 2.0 * jnp.log(0.1))}
+
+@functools.partial(jax.jit, static_argnames=("model", "steps", "num_samples", "learning_rate"))
+def _fit_steps(params, key, x_BxD, mask_D, q, opt_state, t0, *, model: ModelConfig, steps: int,
+               num_samples: int, learning_rate: float):
+  """Adam steps t0 .. t0 + steps - 1 on -ELBO, step t with the key fold_in(key, t)."""
   optimizer = optax.adam(learning_rate)
   neg_elbo = lambda qb, k, x: -masked_elbo(qb, params, k, x, mask_D, model=model,
                                            num_samples=num_samples)
@@ -56,18 +53,44 @@ def fit_posterior(params, key, x_BxD, mask_D, *, model: ModelConfig, steps: int 
 
   def step(carry, t):
     q, opt_state = carry
-    keys = jax.random.split(jax.random.fold_in(key, t), batch)
+    keys = jax.random.split(jax.random.fold_in(key, t), x_BxD.shape[0])
     loss_B, grads = grad_fn(q, keys, x_BxD)
     updates, opt_state = optimizer.update(grads, opt_state, q)
     return (optax.apply_updates(q, updates), opt_state), -loss_B
 
-  (q, _), trace = jax.lax.scan(step, (q, optimizer.init(q)), jnp.arange(steps))
-  return q["mean"], q["log_var"], trace
+  (q, opt_state), trace = jax.lax.scan(step, (q, opt_state), t0 + jnp.arange(steps))
+  return q, opt_state, trace
+
+
+def fit_posterior(params, key, x_BxD, mask_D, *, model: ModelConfig, steps: int = 2000,
+                  num_samples: int = 16, learning_rate: float = 1e-2, init_mean_BxL=None,
+                  log=None):
+  """Fits one Gaussian q(z) per image to p(z | observed pixels).
+
+  Starts at N(init_mean, 0.1^2 I) (init_mean defaults to 0) and runs `steps` Adam
+  steps on -ELBO, STEPS_PER_CALL of them per jitted call; with `log`, a progress
+  line (rate, ETA) between calls at most every 10 s. Returns (mean_BxL,
+  log_var_BxL, elbo_trace_TxB) with the ELBO of every step.
+  """
+  batch = x_BxD.shape[0]
+  mean = jnp.zeros((batch, model.latent_dim)) if init_mean_BxL is None else init_mean_BxL
+  q = {"mean": mean, "log_var": jnp.full((batch, model.latent_dim), 2.0 * jnp.log(0.1))}
+  opt_state = optax.adam(learning_rate).init(q)
+  per_call = grid.largest_divisor_at_most(steps, STEPS_PER_CALL)
+  progress = Progress(f"stochastic VI of {batch} posteriors", total=steps, unit="steps", log=log)
+  traces = []
+  for t0 in range(0, steps, per_call):
+    q, opt_state, trace = _fit_steps(params, key, x_BxD, mask_D, q, opt_state, t0, model=model,
+                                     steps=per_call, num_samples=num_samples,
+                                     learning_rate=learning_rate)
+    traces.append(trace)
+    progress.update(t0 + per_call, wait_for=trace)
+  return q["mean"], q["log_var"], jnp.concatenate(traces)
 
 
 def fit_posterior_restarts(params, key, x_BxD, mask_D, *, model: ModelConfig, restarts: int,
                            steps: int = 2000, num_samples: int = 16,
-                           learning_rate: float = 1e-2):
+                           learning_rate: float = 1e-2, log=None):
   """`fit_posterior` from `restarts` starting means z_0 ~ p(z) per image; keeps the best.
 
   p(z | x_obs) of a trained decoder can have several modes and sharp ridges, and
@@ -83,7 +106,7 @@ def fit_posterior_restarts(params, key, x_BxD, mask_D, *, model: ModelConfig, re
   init_mean = jax.random.normal(init_key, (restarts * batch, model.latent_dim))
   mean, log_var, trace = fit_posterior(
       params, fit_key, jnp.tile(x_BxD, (restarts, 1)), mask_D, model=model, steps=steps,
-      num_samples=num_samples, learning_rate=learning_rate, init_mean_BxL=init_mean)
+      num_samples=num_samples, learning_rate=learning_rate, init_mean_BxL=init_mean, log=log)
   final_RxB = jnp.mean(trace[-min(100, steps):], axis=0).reshape(restarts, batch)
   best_B = jnp.argmax(final_RxB, axis=0)
   pick = lambda a: a.reshape(restarts, batch, *a.shape[1:])[best_B, jnp.arange(batch)]
