@@ -1,5 +1,6 @@
 """Run by test_train.py in a process with 8 CPU devices: the same training chunk on
-one device and data-parallel over a mesh of 8 must give the same parameters."""
+one device and data-parallel over a mesh of 8 must give the same parameters. Prints
+one JSON line per objective named on the command line (one process for all of them)."""
 
 import json
 import sys
@@ -45,6 +46,7 @@ def main(objective: str):
                        init["params"], results["single"]["params"])
   leaf = jax.tree.leaves(results["sharded"]["params"])[0]
   print(json.dumps({
+      "objective": objective,
       "devices": jax.device_count(),
       "param_devices": len(leaf.sharding.device_set),
       "params_replicated": leaf.sharding.is_fully_replicated,
@@ -53,8 +55,9 @@ def main(objective: str):
       "single_all_reduce": "all-reduce" in hlo["single"],
       "max_abs_diff": max(jax.tree.leaves(diffs)),
       "params_changed": max(jax.tree.leaves(moved)),
-  }))
+  }), flush=True)
 
 
 if __name__ == "__main__":
-  main(sys.argv[1] if len(sys.argv) > 1 else "elbo")
+  for name in sys.argv[1:] or ["elbo"]:
+    main(name)

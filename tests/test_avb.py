@@ -34,6 +34,7 @@ def linear_implicit_encoder(w_x, w_e, b):
                       "b": jnp.asarray(b, jnp.float32)}}
 
 
+@pytest.mark.slow
 def test_trained_adversary_approaches_log_q_minus_log_p():
   """Prop. 1: the logistic optimum is T*(x, z) = log q(z|x) - log p(z). With a linear
   implicit encoder q(z|x) is a known Gaussian; T is trained alone and compared on
@@ -116,6 +117,7 @@ def test_adaptive_contrast_loss_matches_a_hand_computation(moment_samples):
   np.testing.assert_allclose(adv_loss, want, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_avb_training_chunk_is_traced_once_and_learns_four_frames():
   config = avb_config(adaptive_contrast=True, data_dim=4, hidden=(32,), adversary=(32,))
   traces = []
@@ -225,6 +227,7 @@ def _kl_bias_per_dimension(config, num_draws=2000, latent=2):
   return moment_part + adversary_part, moment_part, adversary_part
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [8, 32, 128])
 def test_adaptive_contrast_kl_bias_at_q_equal_p_is_small_by_default(k):
   """With q = p the true KL is 0. The default (moments from 128 separate samples) is

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the edit loop runs -m "not slow"
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -50,6 +50,7 @@ def snapshot(folder: Path) -> dict:
           if p.is_file() and p.name != ".lock"}
 
 
+@pytest.mark.slow
 def test_end_to_end_on_tiny_mnist_like_data(tmp_path, fake_mnist_dir):
   workdir = tmp_path / "run"
   out = cli(f"--workdir={workdir}", "--epochs=2", "--batch_size=20", *TINY,
@@ -76,6 +77,7 @@ def test_end_to_end_on_tiny_mnist_like_data(tmp_path, fake_mnist_dir):
       assert min(im.size) >= min_size * 0.2 and max(im.size) >= min_size, (name, im.size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("binarization", ["dynamic", "none"])
 def test_grey_mnist_with_dynamic_binarization_or_gaussian_decoder(tmp_path, binarization):
   rng = np.random.default_rng(1)
@@ -93,6 +95,7 @@ def test_grey_mnist_with_dynamic_binarization_or_gaussian_decoder(tmp_path, bina
   assert np.isfinite(final["test_nll"]) and "test_nll_quadrature" not in final
 
 
+@pytest.mark.slow
 def test_four_frames_learns(tmp_path):
   out = cli(f"--workdir={tmp_path / 'run'}", "--dataset=4frames", "--epochs=6",
             "--batch_size=20", "--hidden_sizes=32", "--eval_k=200", "--quadrature_points=128",
@@ -105,6 +108,7 @@ def test_four_frames_learns(tmp_path):
   assert records[-1]["test_nll_quadrature"] > np.log(4) - 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["--objective=iwae --k=5 --estimator=dreg",
                                        "--objective=iwae --k=3 --estimator=stl",
                                        "--objective=prior_is --k=16"])
@@ -210,6 +214,7 @@ def test_a_read_only_workdir_gives_one_error_line(tmp_path):
       subprocess.run(["umount", str(root)], check=False)
 
 
+@pytest.mark.slow
 def test_missing_offline_data_names_the_files(tmp_path):
   (tmp_path / "empty").mkdir()
   out = cli(f"--workdir={tmp_path / 'run'}", f"--manual_dir={tmp_path / 'empty'}",
@@ -218,6 +223,7 @@ def test_missing_offline_data_names_the_files(tmp_path):
   assert "binarized_mnist_train.amat.gz" in out.stderr
 
 
+@pytest.mark.slow
 def test_workdir_with_another_config_is_refused_untouched(tmp_path, fake_mnist_dir):
   workdir = tmp_path / "run"
   assert cli(f"--workdir={workdir}", "--epochs=1", "--batch_size=20", *TINY,
@@ -230,6 +236,7 @@ def test_workdir_with_another_config_is_refused_untouched(tmp_path, fake_mnist_d
   assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_reported_and_kept(tmp_path, fake_mnist_dir):
   workdir = tmp_path / "run"
   assert cli(f"--workdir={workdir}", "--epochs=1", "--batch_size=20", *TINY,
@@ -256,6 +263,7 @@ def _restore_params(workdir: Path):
   return state
 
 
+@pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_the_same_parameters(tmp_path, fake_mnist_dir):
   args = ["--epochs=30", "--batch_size=20", "--hidden_sizes=256,256", "--eval_k=2",
           "--quadrature_points=64", "--steps_per_call=5"]
@@ -282,6 +290,7 @@ def test_run_killed_with_sigkill_resumes_to_the_same_parameters(tmp_path, fake_m
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", ["", "--adaptive_contrast --kl_warmup_steps=50 --grad_clip=10"])
 def test_avb_runs_end_to_end(tmp_path, flags):
   workdir = tmp_path / "run"

@@ -142,6 +142,7 @@ def test_a_bad_cache_is_rebuilt_and_bad_data_refused(tmp_path, monkeypatch, caps
     data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(),
                     reason=f"no offline MNIST files at {SHARED_DATA}")
@@ -154,6 +155,7 @@ def test_a_stale_unpacked_file_is_unpacked_again(tmp_path):
     assert data_lib.matches_published(unpacked / name, size, sha)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(),
                     reason=f"no offline MNIST files at {SHARED_DATA}")

@@ -94,6 +94,7 @@ def test_metrics_jsonl_is_strict_json():
   assert json.loads(line) == {"step": 1, "a": None, "b": [None, 2.0]}
 
 
+@pytest.mark.slow
 def test_a_second_process_on_the_workdir_is_refused_naming_the_holder(tmp_path):
   holder = subprocess.Popen(
       [sys.executable, "-c", "import sys, time; from vbayes import workdir\n"
@@ -175,6 +176,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
                         capture_output=True, check=False).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_run_at_that_checkpoint_and_keeps_the_previous(tmp_path):
   """On a small tmpfs the first checkpoint is written, then a file fills the disk: the
   second checkpoint's write fails, and the run stops there with one clear error."""

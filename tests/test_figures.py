@@ -15,6 +15,8 @@ from PIL import Image
 from vbayes import data as data_lib
 from vbayes import latent_plots
 
+pytestmark = pytest.mark.slow  # the edit loop runs -m "not slow"
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = ("prior_samples", "latent_posterior", "interpolation", "true_vs_variational",
            "completion", "reconstructions_by_digit")

@@ -1,7 +1,6 @@
 """IWAE, prior importance sampling and the STL / DReG estimators on the
 linear-Gaussian model, where log p(x) and p(z|x) are closed form."""
 
-import functools
 import math
 
 import jax
@@ -28,6 +27,7 @@ def test_iwae_with_one_sample_is_the_elbo_with_mc_kl(lg_model):
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", iw.ESTIMATORS)
 def test_batched_bounds_are_the_per_image_bounds(lg_model, estimator):
   """iwae_bounds over B images equals B one-image calls, in value and in gradient."""
@@ -71,6 +71,7 @@ def _mean_bound(params, x, model, k, n_keys, fn=None):
   return per_key.mean(), per_key.std() / math.sqrt(n_keys)
 
 
+@pytest.mark.slow
 def test_iwae_bound_increases_with_k_towards_log_marginal(lg_model):
   params = lg_model.params(linear_gaussian.perturbed_encoder(lg_model))
   x = lg_model.sample(jax.random.key(1), 4)
@@ -87,6 +88,7 @@ def test_iwae_bound_increases_with_k_towards_log_marginal(lg_model):
   assert log_px - m < 0.01 + 4 * s
 
 
+@pytest.mark.slow
 def test_prior_importance_sampling_converges_to_log_marginal(lg_model):
   params = lg_model.params()
   x = lg_model.sample(jax.random.key(2), 4)
@@ -116,6 +118,7 @@ def _flat(tree):
   return np.concatenate([np.ravel(a) for a in jax.tree.leaves(tree)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ["stl", "dreg"])
 def test_path_estimators_vanish_at_the_exact_posterior(lg_model, estimator):
   """With q = p(z|x), log w_i = log p(x) for every z_i: no path derivative is left."""
@@ -128,6 +131,7 @@ def test_path_estimators_vanish_at_the_exact_posterior(lg_model, estimator):
     assert np.max(np.abs(plain)) > 1e-2  # the score term of the plain estimator is not zero
 
 
+@pytest.mark.slow
 def test_decoder_gradient_is_the_same_for_every_estimator(lg_model):
   params = lg_model.params(linear_gaussian.perturbed_encoder(lg_model))
   x = lg_model.sample(jax.random.key(4), 3)
@@ -137,6 +141,7 @@ def test_decoder_gradient_is_the_same_for_every_estimator(lg_model):
     np.testing.assert_allclose(_flat(dec[e]), _flat(dec["reparam"]), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_dreg_encoder_gradient_is_unbiased(lg_model):
   """Averaged over many keys, DReG and the plain IWAE encoder gradient agree within
   their standard errors; STL (biased for k > 1, Tucker et al. 2019) does not."""
@@ -160,6 +165,7 @@ def _flat_jnp(tree):
   return jnp.concatenate([jnp.ravel(a) for a in jax.tree.leaves(tree)])
 
 
+@pytest.mark.slow
 def test_iwae_bound_gradients_match_finite_differences(lg_model):
   params = lg_model.params(linear_gaussian.perturbed_encoder(lg_model))
   x = lg_model.sample(jax.random.key(7), 1)[0]
@@ -171,6 +177,7 @@ def test_iwae_bound_gradients_match_finite_differences(lg_model):
     test_util.check_grads(bound, (params64,), order=2, modes=("rev",))
 
 
+@pytest.mark.slow
 def test_huge_log_weights_stay_finite_and_correct_in_float32(lg_model):
   """x far out in the tails: log p(x) ~ -1e4 and k = 5000 weights of that size."""
   params = lg_model.params()  # exact posterior: every weight equals p(x)

@@ -9,6 +9,7 @@ from vbayes import distributions, grid, models
 from vbayes.config import ModelConfig
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_matrix_form_equals_elementwise_form(likelihood, masked):
@@ -39,6 +40,7 @@ def test_log_likelihood_is_the_bernoulli_density():
                              distributions.bernoulli_log_prob(logits[:6], x[:6]), rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_log_likelihood_of_samples_is_log_likelihood_per_image_and_sample(likelihood):
   config = ModelConfig(data_dim=12, latent_dim=3, hidden_sizes=(8,), likelihood=likelihood)

@@ -12,6 +12,8 @@ from nbclient.exceptions import CellExecutionError
 
 from vbayes import data as data_lib
 
+pytestmark = pytest.mark.slow  # the edit loop runs -m "not slow"
+
 COLAB = Path(__file__).resolve().parent.parent / "colab"
 FIGURES = {"01_tour": 4, "02_estimators": 2, "03_avb_4frames": 2}  # figures each one shows
 NOTEBOOKS = tuple(FIGURES)

@@ -80,6 +80,7 @@ def _final_params(workdir, config):
   return state
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
   full = small_config(epochs=4)
   trainer.run(full, tmp_path / "full", log=lambda _: None)
@@ -94,17 +95,26 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   assert steps == sorted(set(steps))  # no step logged twice after the resume
 
 
-@pytest.mark.parametrize("objective", ["elbo", "iwae", "prior_is", "avb"])
-def test_sharded_step_equals_single_device_step(objective):
-  """Runs tests/sharded_check.py on 8 fake CPU devices (a fresh process: the device
-  count is fixed when JAX starts)."""
+OBJECTIVES = ("elbo", "iwae", "prior_is", "avb")
+
+
+@pytest.fixture(scope="module")
+def sharded_results():
+  """tests/sharded_check.py for every objective, in one fresh process with 8 CPU devices
+  (the device count is fixed when JAX starts)."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "8",
          "PYTHONPATH": str(REPO)}
-  out = subprocess.run([sys.executable, str(REPO / "tests" / "sharded_check.py"), objective],
-                       env=env,
-                       capture_output=True, text=True, timeout=300, check=False)
+  out = subprocess.run([sys.executable, str(REPO / "tests" / "sharded_check.py"), *OBJECTIVES],
+                       env=env, capture_output=True, text=True, timeout=600, check=False)
   assert out.returncode == 0, out.stderr[-3000:]
-  result = json.loads(out.stdout.strip().splitlines()[-1])
+  results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+  return {r["objective"]: r for r in results}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_sharded_step_equals_single_device_step(objective, sharded_results):
+  result = sharded_results[objective]
   assert result["devices"] == 8
   assert result["param_devices"] == 8 and result["params_replicated"]
   assert result["sharded_all_reduce"] and not result["single_all_reduce"]

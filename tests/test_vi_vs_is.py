@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from vbayes import data as data_lib
+
+pytestmark = pytest.mark.slow  # the edit loop runs -m "not slow"
 
 REPO = Path(__file__).resolve().parent.parent
 
