@@ -9,9 +9,10 @@ import pytest
 
 from tests import linear_gaussian
 from vbayes import gradient_snr as gs
-from vbayes import importance_weighted
+from vbayes import importance_weighted, models
 
 
+@pytest.mark.slow
 def test_moments_equal_those_of_the_stacked_draws(lg_model):
   params = lg_model.params(linear_gaussian.perturbed_encoder(lg_model))
   x = lg_model.sample(jax.random.key(1), 3)
@@ -51,6 +52,7 @@ def test_rejects_bad_draw_counts(lg_model):
                         num_draws=10, draws_per_chunk=4)
 
 
+@pytest.mark.slow
 def test_snr_trends_in_k(lg_model):
   """Plain IWAE: encoder SNR falls like k^-1/2, decoder SNR rises like k^1/2;
   DReG's encoder SNR rises. Slopes over k = 4..256 from 256 draws each (the
@@ -73,6 +75,7 @@ def test_snr_trends_in_k(lg_model):
     assert snr["dreg", k]["decoder"] == pytest.approx(snr["reparam", k]["decoder"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_gaussian_toy_at_its_optimum_is_exact():
   """With no perturbation and variance 1/2, q(z|x) is p(z|x): every importance weight
   is p(x) = N(x; theta, 2I), so L_k = log p(x) for any k and draw."""
@@ -85,3 +88,59 @@ def test_gaussian_toy_at_its_optimum_is_exact():
     np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-4)
   _, perturbed, _, _ = gs.gaussian_toy(jax.random.key(0), dim=5, num_points=3)
   assert not np.allclose(perturbed["encoder"]["layer_0"]["w"], params["encoder"]["layer_0"]["w"])
+
+
+def test_rainforth_groups_select_a_b_and_theta():
+  """In gaussian_toy's parameters, "encoder (A, b)" is exactly the dim^2 + dim scalars
+  that make q's mean A x + b (read off the encoder's output), and "decoder (theta)" the
+  dim entries of theta; not the log-variance head, W = I or the decoder scale."""
+  dim = 4
+  model, params, _, theta = gs.gaussian_toy(jax.random.key(0), dim=dim)
+  groups = gs.rainforth_groups(dim)
+  encode_mean = lambda x_D: models.encode(params, model, x_D)[0]
+  b = encode_mean(jnp.zeros(dim))
+  a_t = jax.vmap(encode_mean)(jnp.eye(dim)) - b  # row i: A e_i
+  a_and_b = gs.select(params, groups["encoder (A, b)"])
+  assert a_and_b.size == dim * dim + dim
+  np.testing.assert_allclose(np.sort(a_and_b), np.sort(np.concatenate([np.ravel(a_t), b])),
+                             atol=1e-6)
+  np.testing.assert_array_equal(gs.select(params, groups["decoder (theta)"]), theta)
+  sizes = {group: gs.select(params, s).size for group, s in gs.network_groups().items()}
+  assert sizes == {"encoder": 2 * dim * dim + 2 * dim, "decoder": dim * dim + 2 * dim}
+
+
+def test_paper_groups_do_not_see_the_extra_parameters():
+  """Mean gradient 1 everywhere, variance 1 on A, b and theta (SNR 1) but 1e-6 on the
+  log-variance head, W and the decoder scale (SNR 1000): the paper's groups report
+  SNR 1, where all of each network's parameters (the default) report hundreds."""
+  dim = 3
+  _, params, _, _ = gs.gaussian_toy(jax.random.key(0), dim=dim)
+  mean = jax.tree.map(lambda p: np.ones(p.shape), params)
+  var = jax.tree.map(lambda p: np.full(p.shape, 1e-6), params)
+  var["encoder"]["layer_0"]["w"][:, :dim] = 1.0  # A^T
+  var["encoder"]["layer_0"]["b"][:dim] = 1.0  # b
+  var["decoder"]["layer_0"]["b"][:] = 1.0  # theta
+  assert gs.summarize(mean, var, gs.rainforth_groups(dim)) == {
+      "encoder (A, b)": {"mean": 1.0, "median": 1.0, "parameters": dim * dim + dim},
+      "decoder (theta)": {"mean": 1.0, "median": 1.0, "parameters": dim}}
+  every = gs.summarize(mean, var)
+  assert every["encoder"]["mean"] > 100 and every["decoder"]["mean"] > 100
+
+
+@pytest.mark.slow
+def test_sweep_and_table_by_group():
+  """One sweep reports the paper's groups and all parameters, labelled apart; the table
+  shows the groups asked for, and `renamed` gives plots their "encoder"/"decoder"."""
+  dim = 3
+  model, params, x, _ = gs.gaussian_toy(jax.random.key(0), dim=dim, num_points=4)
+  groups = {**gs.rainforth_groups(dim), **gs.network_groups("encoder, all", "decoder, all")}
+  snr = gs.sweep(params, jax.random.key(1), x, model=model, ks=(1, 4), estimators=("dreg",),
+                 num_draws=16, groups=groups, log=lambda line: None)
+  assert [s["parameters"] for s in snr["dreg", 4].values()] == [
+      dim * dim + dim, dim, 2 * dim * dim + 2 * dim, dim * dim + 2 * dim]
+  table = gs.markdown_table(snr, (1, 4), groups=gs.rainforth_groups(dim))
+  assert "| encoder (A, b) SNR, mean | encoder (A, b), median | decoder (theta) SNR" in table
+  assert "all" not in table
+  plotted = gs.renamed(snr, {"encoder": "encoder (A, b)", "decoder": "decoder (theta)"})
+  assert plotted["dreg", 1] == {"encoder": snr["dreg", 1]["encoder (A, b)"],
+                                "decoder": snr["dreg", 1]["decoder (theta)"]}

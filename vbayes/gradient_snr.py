@@ -11,6 +11,10 @@ show that the DReG encoder gradient's SNR grows with k instead.
     mean, var = gradient_moments(grads, params, key, x_BxD, num_draws=200)
     summarize(mean, var)  # {"encoder": {"mean": ..., "median": ...}, "decoder": {...}}
 
+summarize averages over groups of parameters: by default every parameter of each
+network (network_groups); rainforth_groups picks, in gaussian_toy's parameters, the
+ones of Rainforth et al.'s model (the encoder's A and b, the decoder's theta).
+
 The M draws are never stored: a scan over chunks of `draws_per_chunk` vmapped
 draws accumulates the sums of (g - g_0) and (g - g_0)^2, shifted by the first
 draw g_0 so that float32 keeps the variance of a gradient whose mean is far
@@ -97,33 +101,76 @@ def gradient_moments(grad_fn: Callable, params, key: jax.Array, x_BxD, *, num_dr
   return mean, jax.tree.map(lambda v: jnp.maximum(v, 0.0), var)
 
 
-def per_parameter_snr(mean, var) -> dict[str, np.ndarray]:
-  """{"encoder": SNR_j of every encoder scalar, "decoder": of every other one} (flat arrays).
+Selector = Callable[[tuple, np.ndarray], "bool | np.ndarray"]
 
-  Parameters whose gradient has zero variance (dead units, or a path estimator at
-  the exact posterior) have no SNR and are left out.
+
+def network_groups(encoder: str = "encoder", decoder: str = "decoder") -> dict[str, Selector]:
+  """{encoder: every scalar under params["encoder"], decoder: every other scalar}.
+
+  All parameters of each network: a Gaussian encoder's mean and log-variance heads,
+  the decoder's weights and biases and, for a Gaussian likelihood, its scale.
   """
-  groups = {"encoder": ([], []), "decoder": ([], [])}
-  for name in mean:
-    group = "encoder" if name == "encoder" else "decoder"
-    for m, v in zip(jax.tree.leaves(mean[name]), jax.tree.leaves(var[name])):
-      groups[group][0].append(np.ravel(np.asarray(m)))
-      groups[group][1].append(np.ravel(np.asarray(v)))
+  return {encoder: lambda path, leaf: path[0] == "encoder",
+          decoder: lambda path, leaf: path[0] != "encoder"}
+
+
+def rainforth_groups(dim: int) -> dict[str, Selector]:
+  """The parameters of Rainforth et al.'s Gaussian model, in gaussian_toy's params.
+
+  "encoder (A, b)": the mean A x + b of q(z|x) = N(A x + b, (2/3) I), i.e. the first
+  dim columns of the encoder's w = [A^T | 0] and the first dim entries of its
+  b = [b | log(2/3)]: dim^2 + dim scalars. "decoder (theta)": the decoder bias theta,
+  dim scalars. Left out are the parameters their model does not have: the
+  log-variance head, the decoder weight W = I and the decoder scale.
+  """
+  def mean_head(path, leaf):  # w [dim, 2 dim], b [2 dim]: outputs 0..dim-1 are the mean
+    if path[:2] != ("encoder", "layer_0"):
+      return False
+    if leaf.shape[-1] != 2 * dim:
+      raise ValueError(f"{path} has {leaf.shape[-1]} outputs, not 2 * dim = {2 * dim}")
+    return np.arange(2 * dim) < dim
+
+  return {"encoder (A, b)": mean_head,
+          "decoder (theta)": lambda path, leaf: path == ("decoder", "layer_0", "b")}
+
+
+def select(tree, selector: Selector) -> np.ndarray:
+  """The scalars of `tree` that `selector` picks, flat, leaf by leaf in tree order.
+
+  selector(path, leaf) is a bool, or a bool array broadcasting to leaf.shape, with
+  path the leaf's tuple of dict keys, e.g. ("encoder", "layer_0", "w").
+  """
+  parts = []
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    leaf = np.asarray(leaf)
+    mask = selector(tuple(getattr(key, "key", key) for key in path), leaf)
+    parts.append(leaf[np.broadcast_to(mask, leaf.shape)])
+  return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def per_parameter_snr(mean, var, groups: dict[str, Selector] | None = None
+                      ) -> dict[str, np.ndarray]:
+  """{group: SNR_j = |mean_j| / sqrt(var_j) for each scalar j its selector picks} (flat).
+
+  groups maps names to selectors (see `select`); the default is network_groups(),
+  every parameter of the encoder and of the decoder. Parameters whose gradient has
+  zero variance (dead units, or a path estimator at the exact posterior) have no SNR
+  and are left out.
+  """
   out = {}
-  for group, (means, variances) in groups.items():
-    if not means:
-      continue
-    m, v = np.concatenate(means), np.concatenate(variances)
+  for group, selector in (network_groups() if groups is None else groups).items():
+    m, v = select(mean, selector), select(var, selector)
     keep = v > 0
     out[group] = np.abs(m[keep]) / np.sqrt(v[keep])
   return out
 
 
-def summarize(mean, var) -> dict[str, dict[str, float]]:
-  """Mean and median over parameters of SNR_j, for the encoder and the decoder."""
+def summarize(mean, var, groups: dict[str, Selector] | None = None) -> dict[str, dict]:
+  """Mean and median over the parameters of each group of SNR_j (per_parameter_snr),
+  and how many parameters that is; a group with no SNR is left out."""
   return {group: {"mean": float(np.mean(snr)), "median": float(np.median(snr)),
                   "parameters": int(snr.size)}
-          for group, snr in per_parameter_snr(mean, var).items() if snr.size}
+          for group, snr in per_parameter_snr(mean, var, groups).items() if snr.size}
 
 
 def noise_floor(num_draws: int) -> float:
@@ -134,22 +181,28 @@ def noise_floor(num_draws: int) -> float:
   return math.sqrt(2.0 / (math.pi * num_draws))
 
 
-def markdown_table(snr: dict, ks) -> str:
-  """The sweep as a table (mean and median SNR per network), then the log-log slope
-  of the mean SNR in k for every estimator."""
-  rows = ["| estimator | k | encoder SNR, mean | encoder, median | decoder SNR, mean | "
-          "decoder, median |", "| --- | --- | --- | --- | --- | --- |"]
+def markdown_table(snr: dict, ks, groups=None) -> str:
+  """The sweep as a table (mean and median SNR of each group), then the log-log slope
+  of the mean SNR in k for every estimator. groups: the names to show (default all)."""
+  groups = list(groups or next(iter(snr.values())))
+  rows = ["| estimator | k | " + " | ".join(f"{g} SNR, mean | {g}, median" for g in groups)
+          + " |", "|" + " --- |" * (2 + 2 * len(groups))]
   for (estimator, k), s in snr.items():
-    rows.append(f"| {estimator} | {k} | {s['encoder']['mean']:.3g} | "
-                f"{s['encoder']['median']:.3g} | {s['decoder']['mean']:.3g} | "
-                f"{s['decoder']['median']:.3g} |")
-  rows += ["", "| estimator | slope of log mean SNR in log k: encoder | decoder |",
-           "| --- | --- | --- |"]
+    rows.append(f"| {estimator} | {k} | " + " | ".join(
+        f"{s[g]['mean']:.3g} | {s[g]['median']:.3g}" for g in groups) + " |")
+  rows += ["", "| estimator | slope of log mean SNR in log k: " + " | ".join(groups) + " |",
+           "|" + " --- |" * (1 + len(groups))]
   for estimator in dict.fromkeys(e for e, _ in snr):
-    slopes = [log_log_slope(ks, [snr[estimator, k][g]["mean"] for k in ks])
-              for g in ("encoder", "decoder")]
-    rows.append(f"| {estimator} | {slopes[0]:+.2f} | {slopes[1]:+.2f} |")
+    slopes = [log_log_slope(ks, [snr[estimator, k][g]["mean"] for k in ks]) for g in groups]
+    rows.append(f"| {estimator} | " + " | ".join(f"{slope:+.2f}" for slope in slopes) + " |")
   return "\n".join(rows)
+
+
+def renamed(snr: dict, names: dict[str, str]) -> dict:
+  """The sweep with only the groups in names = {new name: old name}, renamed: e.g.
+  {"encoder": "encoder (A, b)", "decoder": "decoder (theta)"} for
+  plots.save_snr_curves, which draws the groups "encoder" and "decoder"."""
+  return {setting: {new: s[old] for new, old in names.items()} for setting, s in snr.items()}
 
 
 def log_log_slope(ks, values) -> float:
@@ -158,20 +211,24 @@ def log_log_slope(ks, values) -> float:
 
 
 def sweep(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks, estimators, num_draws: int,
-          draws_per_chunk: int = 8, log=print) -> dict:
+          draws_per_chunk: int = 8, groups: dict[str, Selector] | None = None,
+          log=print) -> dict:
   """summarize(...) of the IWAE-k gradient for every (estimator, k): {(estimator, k): {...}}.
 
-  Every setting is drawn from the same `key`: the estimators at one k see the same
-  noise, so their decoder gradients (which they share) agree exactly; draws for
-  different k (differently shaped) are independent.
+  Setting (estimator, k) is drawn from key_k = fold_in(key, k): the estimators at
+  one k see the same noise, so their decoder gradients (which they share) agree
+  exactly, and draws for different k are independent. (With `key` itself for every
+  k they would not be: JAX's default (partitionable) threefry draws element i of a
+  shape from its flat index i, so a smaller k's eps_BxKxL would repeat part of a
+  larger k's.)
   """
   out = {}
   for estimator in estimators:
     for k in ks:
       grad_fn = iwae_gradient(model, k=k, estimator=estimator)
-      mean, var = gradient_moments(grad_fn, params, key, x_BxD, num_draws=num_draws,
-                                   draws_per_chunk=draws_per_chunk)
-      out[estimator, k] = summarize(mean, var)
+      mean, var = gradient_moments(grad_fn, params, jax.random.fold_in(key, k), x_BxD,
+                                   num_draws=num_draws, draws_per_chunk=draws_per_chunk)
+      out[estimator, k] = summarize(mean, var, groups)
       log(f"{estimator:8s} k={k:<5d} " + "  ".join(
           f"{group} SNR mean {s['mean']:.3g} median {s['median']:.3g}"
           for group, s in out[estimator, k].items()))
