@@ -43,8 +43,7 @@ flags.DEFINE_integer("adversary_steps", 5, "AVB adversary updates per model upda
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (model and adversary).")
 flags.DEFINE_integer("batch_size", 100, "Images per step.")
 flags.DEFINE_integer("samples", 500, "Samples from q(z|x) per image in the figure.")
-flags.DEFINE_integer("avb_samples", 8, "Encoder samples per image in AVB's losses (and the "
-                     "moments of adaptive contrast).")
+flags.DEFINE_integer("avb_samples", 8, "Encoder samples per image in AVB's losses.")
 flags.DEFINE_integer("avb_moment_samples", 128, "Encoder samples per image, apart from the "
                      "scored ones, for adaptive contrast's moments (0: the scored ones, as "
                      "in the README's 4Frames table).")

@@ -35,8 +35,7 @@ flags.DEFINE_enum("objective", "elbo", config_lib.OBJECTIVES,
                   "--k prior samples).")
 flags.DEFINE_integer("k", None, "Samples per image for iwae and prior_is (default 50 and 128).")
 flags.DEFINE_bool("adaptive_contrast", False, "avb: adaptive contrast (AVB+AC).")
-flags.DEFINE_integer("avb_samples", 8, "avb: encoder samples per image per loss (and for "
-                     "the moments of adaptive contrast).")
+flags.DEFINE_integer("avb_samples", 8, "avb: encoder samples per image per loss.")
 flags.DEFINE_integer("avb_moment_samples", 128, "avb: encoder samples per image, apart from "
                      "the scored ones, for adaptive contrast's moments (0: the scored ones).")
 flags.DEFINE_integer("noise_dim", 0, "avb: noise inputs of the implicit encoder (0: latent_dim).")

@@ -230,3 +230,39 @@ def test_arrays_cache_writers_use_temporary_files_of_their_own(tmp_path, monkeyp
   data_lib.save_arrays(path, arrays)
   assert len(set(written)) == 2 and all(Path(w).parent == path.parent for w in written)
   assert sorted(p.name for p in path.parent.iterdir()) == ["mnist.npz"]
+
+
+def test_a_config_json_from_before_moment_samples_and_coarse_grids_still_resumes(tmp_path):
+  """config.json as vbayes wrote it before this round: no avb.moment_samples, and
+  quadrature_points=32, which the config now refuses but a resumed run may change."""
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  old = tiny_config().to_dict()
+  del old["avb"]["moment_samples"]
+  old["quadrature_points"] = 32
+  (workdir / "config.json").write_text(json.dumps(old))
+  workdir_lib.check(tiny_config(), workdir)  # an ELBO run: AVB's settings do not matter
+  # An AVB+AC run from then took its moments from the scored samples: not resumed with
+  # the new estimator, and the message says which setting differs.
+  ac = config_lib.TrainConfig(
+      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(8,),
+                                   encoder="implicit"),
+      data=config_lib.DataConfig(dataset="4frames"), objective="avb",
+      avb=config_lib.AVBConfig(adaptive_contrast=True))
+  old = ac.to_dict()
+  del old["avb"]["moment_samples"]
+  (workdir / "config.json").write_text(json.dumps(old))
+  with pytest.raises(workdir_lib.WorkdirError, match="avb.moment_samples: 0 there, 128 now"):
+    workdir_lib.check(ac, workdir)
+  workdir_lib.check(dataclasses.replace(
+      ac, avb=dataclasses.replace(ac.avb, moment_samples=0)), workdir)
+
+
+def test_leftovers_of_a_run_that_failed_before_its_config_do_not_block_the_next(tmp_path):
+  workdir = tmp_path / "run"
+  (workdir / "checkpoints").mkdir(parents=True)
+  (workdir / "config.json.abc123.tmp").write_text("{")
+  workdir_lib.check(tiny_config(), workdir)
+  (workdir / "notes.txt").write_text("mine")
+  with pytest.raises(workdir_lib.WorkdirError, match="not empty"):
+    workdir_lib.check(tiny_config(), workdir)

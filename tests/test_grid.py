@@ -32,6 +32,18 @@ def test_quadrature_matches_log_marginal(lg_model):
   np.testing.assert_allclose(got, lg_model.log_marginal(x), atol=1e-3)
 
 
+def test_quadrature_in_image_blocks_matches_log_marginal(lg_model, monkeypatch):
+  """The Gaussian likelihood's [B, C, D] block is bounded by splitting the images: with a
+  bound small enough for blocks of 5 images, 12 images take 3 blocks, same answer."""
+  d = lg_model.config.data_dim
+  monkeypatch.setattr(grid, "MAX_CHUNK_ENTRIES", 5 * d * grid.MIN_CHUNK_POINTS)
+  x = lg_model.sample(jax.random.key(4), 12)
+  got = grid.quadrature_log_likelihood(lg_model.params(), x, model=lg_model.config,
+                                       limit=6.0, points=128)
+  assert got.shape == (12,)
+  np.testing.assert_allclose(got, lg_model.log_marginal(x), atol=2e-3)
+
+
 def test_masked_quadrature_is_the_marginal_of_the_observed_pixels(lg_model):
   """log p(x_obs) = log N(x_obs; b_o, W_o W_o^T + s^2 I)."""
   mask, w_o, b_o, s2, _ = _observed_half(lg_model)

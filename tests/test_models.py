@@ -120,3 +120,21 @@ def test_grid_chunks_bound_the_likelihood_matrix_block(likelihood, batch):
   assert z_NxCx2.shape[0] * chunk == 512 * 512
   assert batch * chunk * per_pair <= grid.MAX_CHUNK_ENTRIES
   assert batch * 2 * chunk * per_pair > grid.MAX_CHUNK_ENTRIES  # G = 2^18: the next divisor
+
+
+@pytest.mark.parametrize("hidden", [(), (16, 8)])
+def test_implicit_encoder_samples_equal_one_draw_at_a_time(hidden):
+  """implicit_encode_samples (the image's first-layer product computed once) equals
+  implicit_encode of [x, eps_k] for each draw, in value and in gradient."""
+  config = ModelConfig(data_dim=12, latent_dim=3, hidden_sizes=hidden, encoder="implicit",
+                       noise_dim=4)
+  params = models.init(jax.random.key(0), config)
+  x = jax.random.bernoulli(jax.random.key(1), 0.3, (12,)).astype(jnp.float32)
+  eps = jax.random.normal(jax.random.key(2), (5, 4))
+  one = jax.vmap(models.implicit_encode, in_axes=(None, None, None, 0))
+  np.testing.assert_allclose(models.implicit_encode_samples(params, config, x, eps),
+                             one(params, config, x, eps), rtol=1e-5, atol=1e-6)
+  loss = lambda f: lambda p: jnp.sum(jnp.sin(f(p, config, x, eps)))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               jax.grad(loss(models.implicit_encode_samples))(params),
+               jax.grad(loss(one))(params))

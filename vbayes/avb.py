@@ -30,7 +30,9 @@ So KL(q || p) = KL(q~ || N(0, I)) + E_q[log r(z|x) - log p(z)]. The adversary
 now tells z~ from eps ~ N(0, I) (an easier task: q~ is close to N(0, I)), its
 optimum T*(x, z~) = log q~(z~|x) - log N(z~; 0, I), and the per-sample KL term
 of the model's loss is T(x, z~) + log r(z|x) - log p(z). The identity holds for
-any fixed mu and sigma, so they are held fixed (no gradient through them).
+any fixed mu and sigma, so with separate moment samples they are held fixed (no
+gradient through them); with moment_samples=0 (the K scored samples, the old
+estimator) the gradient flows through them, as before.
 
 All losses are per image and vmapped; logits go through log_sigmoid, so no
 probability is ever formed.
@@ -76,8 +78,7 @@ def adversary_logit(adv_params: Params, config: TrainConfig, x_D, z_L) -> jax.Ar
 def encoder_samples(params: Params, model: ModelConfig, key: jax.Array, x_D, num: int):
   """z_k = g_phi(x, eps_k), eps_k ~ N(0, I_E): [num, L]."""
   eps_KxE = jax.random.normal(key, (num, model.noise_dim_or_latent))
-  return jax.vmap(models.implicit_encode, in_axes=(None, None, None, 0))(
-      params, model, x_D, eps_KxE)
+  return models.implicit_encode_samples(params, model, x_D, eps_KxE)
 
 
 def moment_match(z_KxL):

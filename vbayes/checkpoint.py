@@ -77,12 +77,20 @@ class Checkpointer:
                           "command to resume.") from e
 
   def close(self):
+    """Finishes the checkpoint being written and releases Orbax's threads; CheckpointError
+    if that checkpoint failed and no failure was reported yet."""
+    error = None
     try:
       self._manager.wait_until_finished()
-      self._manager.close()
-    except Exception:  # pylint: disable=broad-except
-      if not self._failed:  # a failure already reported is not reported twice
-        raise
+    except Exception as e:  # pylint: disable=broad-except
+      error = e
+    finally:
+      try:
+        self._manager.close()
+      except Exception as e:  # pylint: disable=broad-except
+        error = error or e
+    if error is not None and not self._failed:
+      self._fail(error)
 
 
 def _reason(e: BaseException, limit: int = 160) -> str:

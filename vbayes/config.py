@@ -136,8 +136,8 @@ class AVBConfig:
              f"{self.adversary_learning_rate}")
     _require(self.moment_samples >= 0, f"avb moment_samples must be >= 0, got "
              f"{self.moment_samples}")
-    _require(self.moment_samples != 1 and (self.moment_samples or self.samples > 1
-                                           or not self.adaptive_contrast),
+    _require(not self.adaptive_contrast or self.moment_samples > 1
+             or (self.moment_samples == 0 and self.samples > 1),
              "adaptive contrast needs at least 2 samples per image for its moments")
     _require(all(h > 0 for h in self.adversary_hidden_sizes),
              f"adversary_hidden_sizes must all be positive, got {self.adversary_hidden_sizes}")
@@ -224,8 +224,8 @@ class TrainConfig:
     model = dict(d.pop("model"))
     model["hidden_sizes"] = tuple(model["hidden_sizes"])
     avb = dict(d.pop("avb", {}))
-    if avb:  # written before moment_samples existed: the moments came from the K samples
-      avb.setdefault("moment_samples", 0)
+    if avb.get("adaptive_contrast"):  # written before moment_samples existed: adaptive
+      avb.setdefault("moment_samples", 0)  # contrast took the moments of the K samples
     if "adversary_hidden_sizes" in avb:
       avb["adversary_hidden_sizes"] = tuple(avb["adversary_hidden_sizes"])
     return cls(model=ModelConfig(**model), data=DataConfig(**d.pop("data")),
@@ -238,8 +238,14 @@ RUN_LENGTH_FIELDS = ("epochs", "eval_k", "eval_batch_size", "quadrature_points",
 
 
 def trajectory_fields(config: TrainConfig) -> dict[str, Any]:
-  """The config without the fields a resumed run may change."""
+  """The config without the fields a resumed run may change, nor those its objective
+  does not read (AVB's settings for other objectives, moment_samples without adaptive
+  contrast)."""
   d = config.to_dict()
   for name in RUN_LENGTH_FIELDS:
     d.pop(name)
+  if config.objective != "avb":
+    d.pop("avb")
+  elif not config.avb.adaptive_contrast:
+    d["avb"].pop("moment_samples")
   return d

@@ -15,7 +15,6 @@ import dataclasses
 import gzip
 import hashlib
 import os
-import shutil
 import socket
 import sys
 import tempfile
@@ -181,9 +180,16 @@ def binarized_mnist_test_labels(test_NxD: np.ndarray, *, data_dir: Path,
   """
   path = cache_path("binarized_mnist_test_labels", data_dir)
   if path.exists():
-    with np.load(path) as f:
-      if len(f["labels"]) == len(test_NxD):
-        return f["labels"]
+    try:
+      with np.load(path) as f:
+        labels = f["labels"]
+      if (labels.shape == (len(test_NxD),) and np.issubdtype(labels.dtype, np.integer)
+          and labels.min() >= 0 and labels.max() <= 9):
+        return labels
+      problem = f"labels of shape {labels.shape} and dtype {labels.dtype}"
+    except Exception as e:  # pylint: disable=broad-except
+      problem = f"it cannot be read ({type(e).__name__}: {e})"
+    print(f"vbayes: rebuilding the cache {path}: {problem}", file=sys.stderr)
   mnist = load_tfds_arrays("mnist", data_dir=data_dir, manual_dir=manual_dir)
   labels, margins = match_labels(test_NxD, mnist["test"], mnist["test_labels"])
   save_arrays(path, {"labels": labels, "margins": margins})
@@ -202,10 +208,19 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]):
   try:
     with os.fdopen(fd, "wb") as f:
       np.savez(f, **arrays)
+    _usual_permissions(tmp)
     os.replace(tmp, path)
   except BaseException:
     Path(tmp).unlink(missing_ok=True)
     raise
+
+
+def _usual_permissions(path):
+  """mkstemp makes files readable by their owner alone; give them the umask's permissions
+  (a data dir may be shared)."""
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(path, 0o666 & ~umask)
 
 
 def check_arrays(name: str, arrays: dict[str, np.ndarray]) -> str | None:
@@ -321,17 +336,26 @@ def _manual_files(name: str, manual_dir: Path, data_dir: Path) -> Path:
       continue
     fd, tmp = tempfile.mkstemp(dir=unpacked, prefix=target.name + ".", suffix=".partial")
     try:
-      try:
-        with gzip.open(folder / f) as src, os.fdopen(fd, "wb") as dst:
-          shutil.copyfileobj(src, dst)
-      except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{folder / f} cannot be unpacked ({e}): it is truncated or not "
-                        f"gzip; put the original {f} there, as ../shared/data/{name}/ holds "
-                        "it") from e
+      with os.fdopen(fd, "wb") as dst, gzip.open(folder / f) as src:
+        while True:
+          try:
+            block = src.read(1 << 20)
+          except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{folder / f} cannot be unpacked ({e}): it is truncated or not "
+                            f"gzip; put the original {f} there, as ../shared/data/{name}/ "
+                            "holds it") from e
+          if not block:
+            break
+          try:
+            dst.write(block)
+          except OSError as e:
+            raise DataError(f"cannot write {target} into the data dir ({e.strerror}); free "
+                            "space there or choose another --data_dir") from e
       if not matches_published(Path(tmp), *published):
         raise DataError(f"{folder / f} does not unpack to the published {target.name} (its "
                         "checksum differs); put the original Larochelle file, gzipped, there, "
                         f"as ../shared/data/{name}/ holds it")
+      _usual_permissions(tmp)
       os.replace(tmp, target)
     finally:
       Path(tmp).unlink(missing_ok=True)

@@ -96,7 +96,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binariz
 
   nll: -log p(x) by k-sample importance sampling with q(z|x) as proposal (the
   prior for a model without an encoder); nll_stderr = sd_i(log p(x_i)) / sqrt(N),
-  with the sample sd (ddof=1) over the N images (NaN for N = 1); elbo = recon -
+  with the sample sd (ddof=1) over the N images (None for N = 1); elbo = recon -
   kl, with recon = E_q log p(x|z) over the same k samples and the analytic KL;
   active_units: #{i : Var_x E_q[z_i] > 0.01} (Burda et al. 2016), None without an
   encoder.
@@ -147,10 +147,11 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: ModelConfig, binariz
   return results
 
 
-def _standard_error(values_N: np.ndarray) -> float:
-  """sd(v) / sqrt(N) with the sample sd, sqrt(sum_i (v_i - mean)^2 / (N - 1)); NaN for N < 2."""
+def _standard_error(values_N: np.ndarray) -> float | None:
+  """sd(v) / sqrt(N) with the sample sd, sqrt(sum_i (v_i - mean)^2 / (N - 1)); None for
+  N < 2 (no spread to estimate)."""
   n = len(values_N)
-  return float(np.std(values_N, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+  return float(np.std(values_N, ddof=1) / math.sqrt(n)) if n > 1 else None
 
 
 def active_units(means_NxL: np.ndarray, threshold: float = 0.01) -> int:

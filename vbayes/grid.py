@@ -21,6 +21,7 @@ from vbayes.progress import Progress
 # Entries of one [B, C] chunk of the log-joint, or of the Gaussian likelihood's
 # [B, C, D] squared differences; bounds memory at ~16 MB of float32.
 MAX_CHUNK_ENTRIES = 1 << 22
+MIN_CHUNK_POINTS = 64  # quadrature splits the images so that a chunk holds at least this
 
 
 def latent_grid(limit: float, points: int, center_2=None):
@@ -107,18 +108,27 @@ def quadrature_log_likelihood(params, x_BxD, *, model: ModelConfig, limit: float
   `log`, a progress line (rate, ETA) between calls at most every 10 s.
   """
   _check_2d(model)
-  z_NxCx2, log_area = _grid_chunks(limit, points, x_BxD.shape[0],
-                                   per_pair=_entries_per_pair(model))
-  num_chunks, chunk = z_NxCx2.shape[:2]
-  per_band = num_chunks // largest_divisor_at_most(num_chunks, 16)
-  progress = Progress("quadrature", total=points * points, unit="grid points", log=log)
-  log_sum_B = jnp.full((x_BxD.shape[0],), -jnp.inf)
-  for start in range(0, num_chunks, per_band):
-    band = _log_sum_over_chunks(params, x_BxD, z_NxCx2[start:start + per_band], pixel_mask_D,
-                                model=model)
-    log_sum_B = jnp.logaddexp(log_sum_B, band)
-    progress.update((start + per_band) * chunk, wait_for=log_sum_B)
-  return log_sum_B + log_area
+  per_pair = _entries_per_pair(model)
+  # Images go through in blocks small enough that a chunk holds MIN_CHUNK_POINTS grid
+  # points (one block for the Bernoulli likelihood up to 65536 images).
+  block = max(1, MAX_CHUNK_ENTRIES // (per_pair * MIN_CHUNK_POINTS))
+  starts = range(0, x_BxD.shape[0], block)
+  progress = Progress("quadrature", total=len(starts) * points * points, unit="grid points",
+                      log=log)
+  out = []
+  for i, image_start in enumerate(starts):
+    x_block = x_BxD[image_start:image_start + block]
+    z_NxCx2, log_area = _grid_chunks(limit, points, x_block.shape[0], per_pair=per_pair)
+    num_chunks, chunk = z_NxCx2.shape[:2]
+    per_band = num_chunks // largest_divisor_at_most(num_chunks, 16)
+    log_sum = jnp.full((x_block.shape[0],), -jnp.inf)
+    for start in range(0, num_chunks, per_band):
+      band = _log_sum_over_chunks(params, x_block, z_NxCx2[start:start + per_band],
+                                  pixel_mask_D, model=model)
+      log_sum = jnp.logaddexp(log_sum, band)
+      progress.update(i * points * points + (start + per_band) * chunk, wait_for=log_sum)
+    out.append(log_sum + log_area)
+  return jnp.concatenate(out)
 
 
 def posterior_on_grid(params, x_BxD, *, model: ModelConfig, limit: float, points: int,

@@ -8,9 +8,7 @@ and `repair` rewrites the file without it.
 
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from vbayes.errors import UserError
@@ -90,10 +88,8 @@ def read_metrics(workdir: str | Path) -> list[dict]:
 
 def _rewrite(path: Path, records: list[dict]):
   """Replaces `path` atomically by `records`, one per line."""
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    f.writelines(dumps(r) + "\n" for r in records)
-  os.replace(tmp, path)
+  from vbayes.workdir import write_atomically  # pylint: disable=g-import-not-at-top
+  write_atomically(path, "".join(dumps(r) + "\n" for r in records))
 
 
 def truncate_after(workdir: str | Path, step: int):

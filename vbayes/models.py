@@ -79,6 +79,24 @@ def implicit_encode(params: Params, config: ModelConfig, x_D, eps_E) -> jax.Arra
   return mlp_apply(params["encoder"], jnp.concatenate([x_D, eps_E]), config.activation)
 
 
+def implicit_encode_samples(params: Params, config: ModelConfig, x_D, eps_KxE) -> jax.Array:
+  """z_k = g(x, eps_k) for K noise draws of one image: [K, L].
+
+  The first layer's [x, eps] W = x W_x + eps W_eps: x W_x is computed once, not K
+  times, so a draw costs the noise columns and the layers above (784 of the first
+  layer's 792 inputs are the image's, for MNIST with 8 noise inputs).
+  """
+  layers = params["encoder"]
+  first = layers["layer_0"]
+  dim = x_D.shape[-1]
+  h_KxH = (x_D @ first["w"][:dim] + first["b"]) + eps_KxE @ first["w"][dim:]
+  act = ACTIVATIONS[config.activation]
+  for i in range(1, len(layers)):
+    layer = layers[f"layer_{i}"]
+    h_KxH = act(h_KxH) @ layer["w"] + layer["b"]
+  return h_KxH
+
+
 def has_encoder(params: Params) -> bool:
   return "encoder" in params
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vbayes import distributions, grid, models
+from vbayes import distributions, models
 from vbayes.config import ModelConfig
 from vbayes.progress import Progress
 
@@ -72,19 +72,21 @@ def fit_posterior(params, key, x_BxD, mask_D, *, model: ModelConfig, steps: int 
   line (rate, ETA) between calls at most every 10 s. Returns (mean_BxL,
   log_var_BxL, elbo_trace_TxB) with the ELBO of every step.
   """
+  if steps <= 0:
+    raise ValueError(f"steps must be positive, got {steps}")
   batch = x_BxD.shape[0]
   mean = jnp.zeros((batch, model.latent_dim)) if init_mean_BxL is None else init_mean_BxL
   q = {"mean": mean, "log_var": jnp.full((batch, model.latent_dim), 2.0 * jnp.log(0.1))}
   opt_state = optax.adam(learning_rate).init(q)
-  per_call = grid.largest_divisor_at_most(steps, STEPS_PER_CALL)
   progress = Progress(f"stochastic VI of {batch} posteriors", total=steps, unit="steps", log=log)
   traces = []
-  for t0 in range(0, steps, per_call):
+  for t0 in range(0, steps, STEPS_PER_CALL):  # full calls, then the remainder
+    n = min(STEPS_PER_CALL, steps - t0)
     q, opt_state, trace = _fit_steps(params, key, x_BxD, mask_D, q, opt_state, t0, model=model,
-                                     steps=per_call, num_samples=num_samples,
+                                     steps=n, num_samples=num_samples,
                                      learning_rate=learning_rate)
     traces.append(trace)
-    progress.update(t0 + per_call, wait_for=trace)
+    progress.update(t0 + n, wait_for=trace)
   return q["mean"], q["log_var"], jnp.concatenate(traces)
 
 

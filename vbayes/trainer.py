@@ -90,7 +90,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
       jax.random.fold_in(root, s) for s in (INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM))
   state = train_lib.init_state(init_key, config)
   checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints")
-  writer = None
+  writer, finished = None, False
   try:
     # Nothing in the workdir is written before the checkpoint has been read back.
     start_step = 0
@@ -105,11 +105,11 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
       log(f"resumed from step {start_step} in {checkpointer.directory}")
     total_steps = config.epochs * steps_per_epoch
     if start_step > total_steps:
-      old = workdir_lib.read_config(workdir)
       log(f"the run in {workdir} is at step {start_step} (epoch "
           f"{start_step / steps_per_epoch:g}), past --epochs={config.epochs}; evaluating it "
           "as it is")
-      config = config if old is None else dataclasses.replace(config, epochs=old.epochs)
+      epochs = workdir_lib.written_epochs(workdir)
+      config = dataclasses.replace(config, epochs=epochs or -(-start_step // steps_per_epoch))
       total_steps = start_step
     metrics_io.truncate_after(workdir, start_step)
     workdir_lib.write_config(config, workdir)
@@ -130,26 +130,25 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
                           checkpoint_every=checkpoint_every, checkpointer=checkpointer,
                           writer=writer, log=log, epoch_hook=epoch_hook,
                           seconds_before=previous[-1]["train_seconds"] if previous else 0.0)
-    results = _evaluate_and_plot(config, state["params"], data, eval_key, workdir, log)
     step = int(state["step"])
+    results = _evaluate_and_plot(config, state["params"], data, eval_key, workdir, log, step)
     results = {"step": step, "epoch": step / steps_per_epoch, **results}
-    bad = sorted(name for name, value in results.items()
-                 if isinstance(value, float) and not math.isfinite(value))
-    if bad:
-      raise EvaluationError(
-          f"evaluation of the model at step {step} gave non-finite "
-          f"{', '.join(f'{name} = {results[name]}' for name in bad)}; nothing was written. "
-          "Check that the data fits the likelihood (binary pixels for Bernoulli)")
     writer.write(results)
     log("test: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                              for k, v in results.items()))
     plots.save_training_curves(metrics_io.read_metrics(workdir), workdir / "figures" /
                                "training_curves.png")
+    finished = True
     return results
   finally:
-    checkpointer.close()
-    if writer is not None:
-      writer.close()
+    try:
+      checkpointer.close()  # raises if the last checkpoint could not be written...
+    except checkpoint_lib.CheckpointError:
+      if finished:  # ...but never hides the error that is already on its way out
+        raise
+    finally:
+      if writer is not None:
+        writer.close()
 
 
 def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps, steps_per_epoch,
@@ -222,7 +221,8 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
 
 
 def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, eval_key,
-                       workdir: Path, log) -> dict:
+                       workdir: Path, log, step: int) -> dict:
+  """Test metrics (an EvaluationError if any is non-finite) and the run's figures."""
   figures = workdir / "figures"
   figures.mkdir(exist_ok=True)
   model = config.model
@@ -235,6 +235,14 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
                                   binarization=data.binarization, k=config.eval_k,
                                   batch_size=config.eval_batch_size, quadrature=quadrature,
                                   proposal_samples=config.avb.eval_proposal_samples, log=log)
+  bad = sorted(name for name, value in results.items()
+               if isinstance(value, float) and not math.isfinite(value))
+  if bad:
+    raise EvaluationError(
+        f"evaluation of the model at step {step} gave non-finite "
+        f"{', '.join(f'{name} = {results[name]}' for name in bad)}; no test metrics or "
+        "figures were written. The model's outputs overflow (a diverged run: try a lower "
+        "--learning_rate) or the data does not fit the likelihood")
   results["eval_seconds"] = time.perf_counter() - t0
   log(f"evaluated {results['num_test_images']} test images with k={config.eval_k} "
       f"in {results['eval_seconds']:.1f}s")
@@ -269,8 +277,8 @@ def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.I
     workdir_lib.check(config, workdir)
     records = metrics_io.read_metrics(workdir)
     total_steps = config.epochs * (len(data.train) // config.batch_size)
-    if records and "test_nll" in records[-1] and records[-1]["step"] == total_steps:
-      log(f"loading the trained model from {workdir} (step {total_steps})")
+    if records and "test_nll" in records[-1] and records[-1]["step"] >= total_steps:
+      log(f"loading the trained model from {workdir} (step {records[-1]['step']})")
       return restore_params(workdir, config)
   run(config, workdir, data=data, log=log, mesh=mesh)
   return restore_params(workdir, config)

@@ -17,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from vbayes.config import TrainConfig, trajectory_fields
+from vbayes.config import RUN_LENGTH_FIELDS, TrainConfig, trajectory_fields
 from vbayes.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -69,8 +69,12 @@ def open_locked(workdir: str | Path):
 
 
 def run_files(workdir: Path) -> list[Path]:
-  """The workdir's entries other than its lock file."""
-  return [p for p in workdir.iterdir() if p.name != LOCK_FILE]
+  """The workdir's entries that a run wrote: not its lock file, nor temporary files or an
+  empty checkpoints/ left by a run that failed before writing its config."""
+  def leftover(p: Path) -> bool:
+    return (p.name == LOCK_FILE or p.name.endswith(".tmp")
+            or (p.name == "checkpoints" and p.is_dir() and not any(p.iterdir())))
+  return [p for p in workdir.iterdir() if not leftover(p)]
 
 
 def check(config: TrainConfig, workdir: Path):
@@ -82,7 +86,11 @@ def check(config: TrainConfig, workdir: Path):
   path = workdir / CONFIG_FILE
   if path.exists():
     try:
-      old = TrainConfig.from_dict(json.loads(path.read_text()))
+      raw = json.loads(path.read_text())
+      # Fields a resumed run may change are taken from the new config, so that an old
+      # value a newer vbayes refuses (e.g. quadrature_points=32) does not block a resume.
+      raw.update({name: getattr(config, name) for name in RUN_LENGTH_FIELDS})
+      old = TrainConfig.from_dict(raw)
     except Exception as e:
       raise WorkdirError(f"{path} is not a vbayes config ({e}); use another --workdir") from e
     old_fields, new_fields = trajectory_fields(old), trajectory_fields(config)
@@ -95,17 +103,31 @@ def check(config: TrainConfig, workdir: Path):
                        "use an empty or new --workdir")
 
 
-def read_config(workdir: Path) -> TrainConfig | None:
+def written_epochs(workdir: Path) -> int | None:
+  """The epochs of the config.json in `workdir` (None without one)."""
   path = workdir / CONFIG_FILE
-  return TrainConfig.from_dict(json.loads(path.read_text())) if path.exists() else None
+  return json.loads(path.read_text())["epochs"] if path.exists() else None
+
+
+def write_atomically(path: Path, text: str):
+  """Replaces `path` by `text` through a temporary file of its own, removed on failure;
+  the file gets the usual permissions (umask), not mkstemp's owner-only ones."""
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+  except BaseException:
+    Path(tmp).unlink(missing_ok=True)
+    raise
 
 
 def write_config(config: TrainConfig, workdir: Path):
   """Writes config.json atomically."""
-  fd, tmp = tempfile.mkstemp(dir=workdir, prefix=CONFIG_FILE + ".", suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    f.write(config.to_json())
-  os.replace(tmp, workdir / CONFIG_FILE)
+  write_atomically(workdir / CONFIG_FILE, config.to_json())
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> str:
