@@ -151,9 +151,13 @@ def _standard_error(values_N: np.ndarray) -> float | None:
   """sd(v) / sqrt(N) with the sample sd, sqrt(sum_i (v_i - mean)^2 / (N - 1)); None for
   N < 2 (no spread to estimate)."""
   n = len(values_N)
-  return float(np.std(values_N, ddof=1) / math.sqrt(n)) if n > 1 else None
+  if n < 2:
+    return None
+  with np.errstate(invalid="ignore"):  # NaN values give NaN, which the trainer reports
+    return float(np.std(values_N, ddof=1) / math.sqrt(n))
 
 
 def active_units(means_NxL: np.ndarray, threshold: float = 0.01) -> int:
   """A_u = Cov_x(E_{q(u|x)}[u]) > threshold, counted over latent dimensions (Burda et al. 2016)."""
-  return int(np.sum(np.var(np.asarray(means_NxL), axis=0) > threshold))
+  with np.errstate(invalid="ignore"):  # NaN means (a diverged model) count as inactive
+    return int(np.sum(np.var(np.asarray(means_NxL), axis=0) > threshold))
