@@ -91,23 +91,29 @@ def test_match_labels_finds_the_original_of_each_binarized_image():
   assert got.dtype == np.int32 and margin.shape == (120,) and np.all(margin > 0)
 
 
+def _fill_manual_dir(folder: Path, names, content: bytes, gzipped: bool = True):
+  """Writes every named file into folder, gzipped (or raw) `content`."""
+  folder.mkdir(parents=True, exist_ok=True)
+  for name in names:
+    if gzipped:
+      with gzip.open(folder / name, "wb") as f:
+        f.write(content)
+    else:
+      (folder / name).write_bytes(content)
+
+
 def test_wrong_or_truncated_files_in_the_manual_dir_are_named(tmp_path):
   manual = tmp_path / "manual"
-  (manual / "mnist").mkdir(parents=True)
-  for name in data_lib.MANUAL_FILES["mnist"]:
-    with gzip.open(manual / "mnist" / name, "wb") as f:
-      f.write(b"not mnist")
+  _fill_manual_dir(manual / "mnist", data_lib.MANUAL_FILES["mnist"], b"not mnist")
   with pytest.raises(data_lib.DataError, match="train-images-idx3-ubyte.gz does not match the "
                      "published checksum.*put the original train-images-idx3-ubyte.gz there"):
     data_lib._manual_files("mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
-  (manual / "binarized_mnist").mkdir()
-  for name in data_lib.MANUAL_FILES["binarized_mnist"]:
-    (manual / "binarized_mnist" / name).write_bytes(b"\x1f\x8b truncated")
+  binarized = manual / "binarized_mnist"
+  _fill_manual_dir(binarized, data_lib.MANUAL_FILES["binarized_mnist"], b"\x1f\x8b truncated",
+                   gzipped=False)
   with pytest.raises(data_lib.DataError, match="binarized_mnist_train.amat.gz cannot be unpacked"):
     data_lib._manual_files("binarized_mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
-  for name in data_lib.MANUAL_FILES["binarized_mnist"]:
-    with gzip.open(manual / "binarized_mnist" / name, "wb") as f:
-      f.write(b"0 1 0\n")
+  _fill_manual_dir(binarized, data_lib.MANUAL_FILES["binarized_mnist"], b"0 1 0\n")
   with pytest.raises(data_lib.DataError, match="does not unpack to the published "
                      "binarized_mnist_train.amat"):
     data_lib._manual_files("binarized_mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access

@@ -1,8 +1,9 @@
 """The one base class of every error a user can act on.
 
 Its message names what is wrong and what to do; experiments/ prints it as one
-`error:` line and exits with status 1. Anything else is a bug and keeps its
-traceback.
+`error:` line and exits with status 1. experiments/common.py does the same for
+ValueError (the library's argument checks name the bad value) and OSError (the
+system names the file); anything else keeps its traceback.
 """
 
 
