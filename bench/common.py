@@ -17,6 +17,28 @@ import jax.numpy as jnp
 import optax
 
 
+class Shapes(NamedTuple):
+  """The benchmarked VAE: an MLP encoder (its last layer gives means and
+  log-variances) and decoder, and the batch."""
+  encoder: tuple[int, ...]
+  decoder: tuple[int, ...]
+  batch: int
+
+  @property
+  def hidden_sizes(self) -> tuple[int, ...]:
+    return self.encoder[1:-1]
+
+  @property
+  def latent_dim(self) -> int:
+    return self.decoder[0]
+
+
+VAE = Shapes(encoder=(784, 500, 500, 100), decoder=(50, 500, 500, 784), batch=100)
+# --smoke: every code path of a benchmark in seconds; its numbers mean nothing.
+SMOKE = Shapes(encoder=(784, 32, 8), decoder=(4, 32, 784), batch=10)
+SMOKE_PEAK_SIZES = (64, 128)
+
+
 class Timer(NamedTuple):
   run: Callable[[Any], Any]  # state -> state; jitted, state donated where it can be
   state: Any

@@ -1,7 +1,7 @@
 r"""IWAE training throughput at k=5 and k=50, and k=5000 evaluation throughput, each
 as a fraction of the float32 matmul peak measured in the same run.
 
-    python bench/iwae_throughput.py
+    python bench/iwae_throughput.py [--ks=5,50] [--calls=3] [--smoke]
 
 Model: the 784-500-500-50 VAE of train_throughput.py, Bernoulli decoder, batch 100.
 Training: vbayes' jitted chunk with the iwae objective (reparam estimator), Adam.
@@ -31,63 +31,72 @@ from vbayes import config as config_lib, evaluate, grid, models
 
 flags.DEFINE_integer("calls", 3, "Timed calls of each timer (the best is reported).")
 flags.DEFINE_list("ks", ["5", "50"], "Numbers of samples k for which IWAE training is timed.")
+flags.DEFINE_bool("smoke", False, "A 784-32-4 VAE on 10 images, 10 steps per call, small peak "
+                  "matmuls: checks that the script runs; the numbers mean nothing.")
 FLAGS = flags.FLAGS
-BATCH = 100
-ENCODER = (784, 500, 500, 100)
-DECODER = (50, 500, 500, 784)
 
 
-def train_timer(k: int, images) -> common.Timer:
+def model_config(shapes: common.Shapes) -> config_lib.ModelConfig:
+  return config_lib.ModelConfig(latent_dim=shapes.latent_dim, hidden_sizes=shapes.hidden_sizes)
+
+
+def train_timer(shapes: common.Shapes, k: int, images, steps: int) -> common.Timer:
   """vbayes' IWAE-k training chunk; work in steps."""
-  steps = max(10, 2000 // k)
-  config = config_lib.TrainConfig(
-      model=config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500)), objective="iwae",
-      k=k, batch_size=BATCH, steps_per_call=steps)
+  config = config_lib.TrainConfig(model=model_config(shapes), objective="iwae", k=k,
+                                  batch_size=shapes.batch, steps_per_call=steps)
   return common.training_timer(config, images, steps_per_epoch=steps * 10)
 
 
-def eval_chunk() -> int:
-  """Samples per evaluation step, as evaluate.evaluate picks them for batches of 100."""
-  return grid.largest_divisor_at_most(5000, evaluate.MAX_ROWS_PER_CHUNK // BATCH)
+def eval_chunk(batch: int) -> int:
+  """Samples per evaluation step, as evaluate.evaluate picks them for this batch size."""
+  return grid.largest_divisor_at_most(5000, evaluate.MAX_ROWS_PER_CHUNK // batch)
 
 
-def eval_timer(images) -> common.Timer:
-  """The k=5000 importance-sampled log-likelihood of 100 images; work in images."""
-  model = config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500))
+def eval_timer(shapes: common.Shapes, images) -> common.Timer:
+  """The k=5000 importance-sampled log-likelihood of one batch; work in images."""
+  model = model_config(shapes)
   params = models.init(jax.random.key(0), model)
-  x = images[:BATCH].astype(jnp.float32)
-  chunk = eval_chunk()
+  x = images[:shapes.batch].astype(jnp.float32)
+  chunk = eval_chunk(shapes.batch)
   run = lambda _: evaluate.importance_sampled_log_likelihood(
       params, jax.random.key(3), x, model=model, k=5000, chunk=chunk)
-  return common.Timer(run, None, BATCH)
+  return common.Timer(run, None, shapes.batch)
 
 
 def main(argv):
   del argv
   jax.config.update("jax_default_matmul_precision", "highest")
-  images = jnp.asarray((np.random.default_rng(0).random((10_000, 784)) < 0.13).astype(np.uint8))
-  out, peaks = {"backend": jax.default_backend()}, []
+  shapes = common.SMOKE if FLAGS.smoke else common.VAE
+  encoder, decoder, batch = shapes
+  peak_timers = lambda: (common.peak_timers(common.SMOKE_PEAK_SIZES) if FLAGS.smoke
+                         else common.peak_timers())
+  images = jnp.asarray((np.random.default_rng(0).random((100 * batch, 784)) < 0.13)
+                       .astype(np.uint8))
+  out, peaks = {"backend": jax.default_backend(), "smoke": FLAGS.smoke}, []
   for k in map(int, FLAGS.ks):
-    ceiling = lambda adam, k=k: common.matmul_ceiling_timer(
-        ENCODER, DECODER, BATCH, k=k, steps=max(10, 500 // k), adam=adam)
-    rates = common.rates({"train": train_timer(k, images), "matmul": ceiling(False),
-                          "adam": ceiling(True), **common.peak_timers()}, FLAGS.calls)
+    steps, ceiling_steps = (10, 10) if FLAGS.smoke else (max(10, 2000 // k), max(10, 500 // k))
+    ceiling = lambda adam, k=k, steps=ceiling_steps: common.matmul_ceiling_timer(
+        encoder, decoder, batch, k=k, steps=steps, adam=adam)
+    rates = common.rates({"train": train_timer(shapes, k, images, steps),
+                          "matmul": ceiling(False), "adam": ceiling(True), **peak_timers()},
+                         FLAGS.calls)
     peaks.append(peak := common.peak_gflops(rates))
-    flops = (common.mlp_train_flops(ENCODER, BATCH)
-             + common.mlp_train_flops(DECODER, BATCH * k, input_gradient=True))
+    flops = (common.mlp_train_flops(encoder, batch)
+             + common.mlp_train_flops(decoder, batch * k, input_gradient=True))
     out[f"iwae_k{k}_steps_per_s"] = round(rates["train"], 2)
     out[f"iwae_k{k}_gflops"] = round(rates["train"] * flops / 1e9, 1)
     out[f"iwae_k{k}_peak_gflops"] = round(peak, 1)
     out[f"iwae_k{k}_fraction_of_peak"] = round(rates["train"] * flops / 1e9 / peak, 3)
     for name in ("matmul", "adam"):
       out[f"iwae_k{k}_{name}_ceiling_fraction"] = round(rates[name] * flops / 1e9 / peak, 3)
-  rows = eval_chunk() * BATCH
-  rates = common.rates({"eval": eval_timer(images),
-                        "forward": common.forward_ceiling_timer(DECODER, rows),
-                        **common.peak_timers()}, FLAGS.calls)
+  rows = eval_chunk(batch) * batch
+  rates = common.rates({"eval": eval_timer(shapes, images),
+                        "forward": common.forward_ceiling_timer(
+                            decoder, rows, steps=2 if FLAGS.smoke else 50),
+                        **peak_timers()}, FLAGS.calls)
   peaks.append(peak := common.peak_gflops(rates))
   macs = lambda sizes: sum(m * n for m, n in zip(sizes[:-1], sizes[1:]))
-  flops_per_image = 2.0 * (macs(ENCODER) + 5000 * macs(DECODER))
+  flops_per_image = 2.0 * (macs(encoder) + 5000 * macs(decoder))
   out["eval_k5000_images_per_s"] = round(rates["eval"], 2)
   out["eval_k5000_gflops"] = round(rates["eval"] * flops_per_image / 1e9, 1)
   out["eval_k5000_peak_gflops"] = round(peak, 1)

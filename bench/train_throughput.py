@@ -1,7 +1,7 @@
 r"""Training throughput of a 784-500-500-50 VAE at batch 100, as a fraction of the
 float32 matmul peak measured in the same run.
 
-    python bench/train_throughput.py [--steps_per_call=500] [--calls=5]
+    python bench/train_throughput.py [--steps_per_call=500] [--calls=5] [--smoke]
 
 Last line: one JSON object with steps_per_s, gflops, peak_gflops, fraction_of_peak,
 and two ceilings (common.matmul_ceiling_timer): matmul_ceiling_* times the same
@@ -26,29 +26,37 @@ from vbayes import config as config_lib
 
 flags.DEFINE_integer("steps_per_call", 500, "Steps fused per jitted call.")
 flags.DEFINE_integer("calls", 5, "Timed calls of each timer (the best is reported).")
+flags.DEFINE_bool("smoke", False, "A 784-32-4 VAE at batch 10, 10 steps per call, small "
+                  "peak matmuls: checks that the script runs; the numbers mean nothing.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
   jax.config.update("jax_default_matmul_precision", "highest")
+  shapes = common.SMOKE if FLAGS.smoke else common.VAE
+  steps, ceiling_steps = (10, 10) if FLAGS.smoke else (FLAGS.steps_per_call, 200)
   config = config_lib.TrainConfig(
-      model=config_lib.ModelConfig(latent_dim=50, hidden_sizes=(500, 500)), batch_size=100,
-      steps_per_call=FLAGS.steps_per_call)
-  images = jnp.asarray((np.random.default_rng(0).random((50_000, 784)) < 0.13).astype(np.uint8))
-  encoder, decoder = (784, 500, 500, 100), (50, 500, 500, 784)
+      model=config_lib.ModelConfig(latent_dim=shapes.latent_dim,
+                                   hidden_sizes=shapes.hidden_sizes),
+      batch_size=shapes.batch, steps_per_call=steps)
+  images = jnp.asarray((np.random.default_rng(0).random((500 * shapes.batch, 784)) < 0.13)
+                       .astype(np.uint8))
+  encoder, decoder, batch = shapes
+  peaks = common.peak_timers(common.SMOKE_PEAK_SIZES) if FLAGS.smoke else common.peak_timers()
   rates = common.rates({
       "train": common.training_timer(config, images, steps_per_epoch=500),
-      "matmul_ceiling": common.matmul_ceiling_timer(encoder, decoder, 100),
-      "adam_ceiling": common.matmul_ceiling_timer(encoder, decoder, 100, adam=True),
-      **common.peak_timers()}, FLAGS.calls)
+      "matmul_ceiling": common.matmul_ceiling_timer(encoder, decoder, batch, steps=ceiling_steps),
+      "adam_ceiling": common.matmul_ceiling_timer(encoder, decoder, batch,
+                                                  steps=ceiling_steps, adam=True),
+      **peaks}, FLAGS.calls)
   peak = common.peak_gflops(rates)
   steps_per_s, ceiling, adam_ceiling = (
       rates[name] for name in ("train", "matmul_ceiling", "adam_ceiling"))
   # Encoder 784-500-500-(50 means, 50 log-variances); the decoder's input gradient
   # (with respect to z) is needed for the reparameterized encoder gradient.
-  flops = (common.mlp_train_flops(encoder, 100)
-           + common.mlp_train_flops(decoder, 100, input_gradient=True))
+  flops = (common.mlp_train_flops(encoder, batch)
+           + common.mlp_train_flops(decoder, batch, input_gradient=True))
   gflops = steps_per_s * flops / 1e9
   print(f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
         f"{flops / 1e6:.0f} MFLOP per step")
@@ -58,7 +66,7 @@ def main(argv):
                     "matmul_ceiling_fraction": round(ceiling * flops / 1e9 / peak, 3),
                     "adam_ceiling_steps_per_s": round(adam_ceiling, 1),
                     "adam_ceiling_fraction": round(adam_ceiling * flops / 1e9 / peak, 3),
-                    "backend": jax.default_backend()}))
+                    "backend": jax.default_backend(), "smoke": FLAGS.smoke}))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 tests/test_cli.py can try many bad inputs for the cost of one interpreter start.
 
 Reads one JSON list of arguments per line on stdin; prints one JSON object per case:
-{"argv", "code" (exit status, or "traceback"), "stderr"}. Parsing and error handling are
-the command line's own (`experiments.common`); only the process is shared.
+{"argv", "code" (exit status, or "traceback"), "stdout", "stderr"}. Parsing and error
+handling are the command line's own (`experiments.common`); only the process is shared.
 """
 
 import contextlib
@@ -20,8 +20,8 @@ from experiments import train
 
 def run_case(argv: list[str]) -> dict:
   flags.FLAGS.unparse_flags()
-  err, code = io.StringIO(), 0
-  with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+  out, err, code = io.StringIO(), io.StringIO(), 0
+  with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
     try:
       common.with_errors(train.main)(common.parse_flags(["train", *argv]))
     except SystemExit as e:
@@ -29,7 +29,7 @@ def run_case(argv: list[str]) -> dict:
     except BaseException:  # pylint: disable=broad-except
       traceback.print_exc()
       code = "traceback"
-  return {"argv": argv, "code": code, "stderr": err.getvalue()}
+  return {"argv": argv, "code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The benchmark scripts run and print their JSON line (timings are not asserted)."""
+"""The benchmark scripts run at their --smoke size (tiny networks, 10 steps per call)
+and print their JSON line; timings are not asserted."""
 
 import json
 import os
@@ -14,10 +15,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("script, args, keys", [
-    ("train_throughput.py", ["--steps_per_call=10", "--calls=1"],
+    ("train_throughput.py", ["--smoke", "--calls=1"],
      {"steps_per_s", "gflops", "peak_gflops", "fraction_of_peak", "matmul_ceiling_fraction",
       "adam_ceiling_fraction"}),
-    ("iwae_throughput.py", ["--calls=1", "--ks=5"],  # k=5 only: a shorter suite
+    ("iwae_throughput.py", ["--smoke", "--calls=1", "--ks=5"],
      {"iwae_k5_fraction_of_peak", "eval_k5000_fraction_of_peak", "iwae_k5_steps_per_s",
       "eval_k5000_images_per_s", "iwae_k5_matmul_ceiling_fraction",
       "iwae_k5_adam_ceiling_fraction", "eval_k5000_matmul_ceiling_fraction", "peak_gflops",
@@ -30,9 +31,8 @@ def test_benchmark_prints_its_json_line(script, args, keys):
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out.stdout.strip().splitlines()[-1])
   assert keys <= set(result)
+  assert result["smoke"] is True
   for key in keys:
     assert result[key] > 0
-  assert all(v < 1.5 for k, v in result.items() if k.endswith("fraction_of_peak")
-             or k.endswith("ceiling_fraction"))
   # Each group's fractions are against its own peak; the run's peak is the best of them.
   assert all(result["peak_gflops"] >= v for k, v in result.items() if k.endswith("_peak_gflops"))

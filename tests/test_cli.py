@@ -36,12 +36,7 @@ def cli(*args, data_dir=None, wait=True):
 
 @pytest.fixture
 def fake_mnist_dir(tmp_path):
-  """A tfds data dir whose binarized_mnist cache holds tiny random binary images."""
-  rng = np.random.default_rng(0)
-  arrays = {split: (rng.random((n, 784)) < 0.13).astype(np.uint8)
-            for split, n in (("train", 400), ("validation", 50), ("test", 30))}
-  data_lib.save_arrays(data_lib.cache_path("binarized_mnist", tmp_path / "tfds"), arrays)
-  return tmp_path / "tfds"
+  return _fake_mnist(tmp_path / "tfds")
 
 
 def snapshot(folder: Path) -> dict:
@@ -50,13 +45,65 @@ def snapshot(folder: Path) -> dict:
           if p.is_file() and p.name != ".lock"}
 
 
+def _fake_mnist(folder: Path) -> Path:
+  """A tfds data dir whose binarized_mnist cache holds tiny random binary images."""
+  rng = np.random.default_rng(0)
+  arrays = {split: (rng.random((n, 784)) < 0.13).astype(np.uint8)
+            for split, n in (("train", 400), ("validation", 50), ("test", 30))}
+  data_lib.save_arrays(data_lib.cache_path("binarized_mnist", folder), arrays)
+  return folder
+
+
+def _grey_mnist(folder: Path) -> Path:
+  """A tfds data dir whose mnist cache holds tiny random grey images with labels."""
+  rng = np.random.default_rng(1)
+  arrays = {split: rng.integers(0, 256, size=(n, 784)).astype(np.uint8)
+            for split, n in (("train", 200), ("test", 20))}
+  arrays["test_labels"] = rng.integers(0, 10, size=20).astype(np.int32)
+  data_lib.save_arrays(data_lib.cache_path("mnist", folder), arrays)
+  return folder
+
+
+FOUR_FRAMES = ["--dataset=4frames", "--batch_size=20", "--quadrature_points=64"]
+AVB = [*FOUR_FRAMES, "--objective=avb", "--epochs=4", "--hidden_sizes=16",
+       "--adversary_hidden_sizes=16", "--avb_samples=4", "--eval_k=100"]
+IW = [*FOUR_FRAMES, "--epochs=2", "--hidden_sizes=16", "--eval_k=50"]
+GREY = ["--dataset=mnist", "--epochs=1", "--batch_size=20", "--latent_dim=3", *TINY]
+RUNS = {  # name: (data, arguments) of the runs that must succeed
+    "tiny_mnist": ("fake", ["--epochs=2", "--batch_size=20", *TINY]),
+    "grey_dynamic": ("grey", [*GREY, "--binarization=dynamic"]),
+    "grey_none": ("grey", [*GREY, "--binarization=none"]),
+    "four_frames": (None, [*FOUR_FRAMES, "--epochs=6", "--hidden_sizes=32", "--eval_k=200",
+                           "--learning_rate=0.01", "--steps_per_call=25"]),
+    "iwae_dreg": (None, [*IW, "--objective=iwae", "--k=5", "--estimator=dreg"]),
+    "iwae_stl": (None, [*IW, "--objective=iwae", "--k=3", "--estimator=stl"]),
+    "prior_is": (None, [*IW, "--objective=prior_is", "--k=16"]),
+    "avb": (None, AVB),
+    "avb_ac": (None, [*AVB, "--adaptive_contrast", "--kl_warmup_steps=50", "--grad_clip=10"]),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[dict, Path]]:
+  """Every run of RUNS through experiments.train's command line, all in one process
+  (tests/cli_cases.py): {name: (its result, its workdir)}."""
+  root = tmp_path_factory.mktemp("runs")
+  data = {"fake": _fake_mnist(root / "fake"), "grey": _grey_mnist(root / "grey"),
+          None: root / "unused"}
+  cases = [[f"--workdir={root / name}", f"--data_dir={data[source]}", *args]
+           for name, (source, args) in RUNS.items()]
+  return {name: (result, root / name) for name, result in zip(RUNS, run_cases(cases))}
+
+
+def succeeded(result: dict):
+  assert result["code"] == 0, result["stderr"][-3000:]
+
+
 @pytest.mark.slow
-def test_end_to_end_on_tiny_mnist_like_data(tmp_path, fake_mnist_dir):
-  workdir = tmp_path / "run"
-  out = cli(f"--workdir={workdir}", "--epochs=2", "--batch_size=20", *TINY,
-            data_dir=fake_mnist_dir)
-  assert out.returncode == 0, out.stderr[-3000:]
-  assert "steps/s" in out.stdout and "ETA" in out.stdout
+def test_end_to_end_on_tiny_mnist_like_data(runs):
+  result, workdir = runs["tiny_mnist"]
+  succeeded(result)
+  assert "steps/s" in result["stdout"] and "ETA" in result["stdout"]
   records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   train = [r for r in records if "train_loss" in r]
   assert [r["step"] for r in train] == list(range(5, 41, 5))
@@ -79,16 +126,9 @@ def test_end_to_end_on_tiny_mnist_like_data(tmp_path, fake_mnist_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("binarization", ["dynamic", "none"])
-def test_grey_mnist_with_dynamic_binarization_or_gaussian_decoder(tmp_path, binarization):
-  rng = np.random.default_rng(1)
-  arrays = {split: rng.integers(0, 256, size=(n, 784)).astype(np.uint8)
-            for split, n in (("train", 200), ("test", 20))}
-  arrays["test_labels"] = rng.integers(0, 10, size=20).astype(np.int32)
-  data_lib.save_arrays(data_lib.cache_path("mnist", tmp_path / "tfds"), arrays)
-  workdir = tmp_path / "run"
-  out = cli(f"--workdir={workdir}", "--dataset=mnist", f"--binarization={binarization}",
-            "--epochs=1", "--batch_size=20", "--latent_dim=3", *TINY, data_dir=tmp_path / "tfds")
-  assert out.returncode == 0, out.stderr[-3000:]
+def test_grey_mnist_with_dynamic_binarization_or_gaussian_decoder(runs, binarization):
+  result, workdir = runs[f"grey_{binarization}"]
+  succeeded(result)
   config = json.loads((workdir / "config.json").read_text())
   assert config["model"]["likelihood"] == ("gaussian" if binarization == "none" else "bernoulli")
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
@@ -96,12 +136,10 @@ def test_grey_mnist_with_dynamic_binarization_or_gaussian_decoder(tmp_path, bina
 
 
 @pytest.mark.slow
-def test_four_frames_learns(tmp_path):
-  out = cli(f"--workdir={tmp_path / 'run'}", "--dataset=4frames", "--epochs=6",
-            "--batch_size=20", "--hidden_sizes=32", "--eval_k=200", "--quadrature_points=128",
-            "--learning_rate=0.01", "--steps_per_call=25")
-  assert out.returncode == 0, out.stderr[-3000:]
-  records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+def test_four_frames_learns(runs):
+  result, workdir = runs["four_frames"]
+  succeeded(result)
+  records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   losses = [r["train_loss"] for r in records if "train_loss" in r]
   assert losses[-1] < losses[0]
   # 4frames is uniform over 4 images: no model beats log 4 nats.
@@ -109,19 +147,16 @@ def test_four_frames_learns(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", ["--objective=iwae --k=5 --estimator=dreg",
-                                       "--objective=iwae --k=3 --estimator=stl",
-                                       "--objective=prior_is --k=16"])
-def test_importance_weighted_objectives_run_end_to_end(tmp_path, objective):
-  workdir = tmp_path / "run"
-  out = cli(f"--workdir={workdir}", "--dataset=4frames", "--epochs=2", "--batch_size=20",
-            "--hidden_sizes=16", "--eval_k=50", "--quadrature_points=64", *objective.split())
-  assert out.returncode == 0, out.stderr[-3000:]
+@pytest.mark.parametrize("name", ["iwae_dreg", "iwae_stl", "prior_is"])
+def test_importance_weighted_objectives_run_end_to_end(runs, name):
+  result, workdir = runs[name]
+  succeeded(result)
   config = json.loads((workdir / "config.json").read_text())
-  assert f"--objective={config['objective']}" in objective and f"--k={config['k']}" in objective
+  assert f"--objective={config['objective']}" in RUNS[name][1]
+  assert f"--k={config['k']}" in RUNS[name][1]
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
   assert final["test_nll_quadrature"] > np.log(4) - 1e-3
-  assert final["proposal"] == ("prior" if "prior_is" in objective else "encoder")
+  assert final["proposal"] == ("prior" if name == "prior_is" else "encoder")
   assert (workdir / "figures" / "latent_grid_walk.png").exists()
 
 
@@ -156,7 +191,7 @@ def run_cases(cases: list[list[str]]) -> list[dict]:
   env.pop(data_lib.MANUAL_DIR_ENV, None)
   out = subprocess.run([sys.executable, str(REPO / "tests" / "cli_cases.py")],
                        input="".join(json.dumps(c) + "\n" for c in cases), cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=300, check=False)
+                       capture_output=True, text=True, timeout=900, check=False)
   assert out.returncode == 0, out.stderr[-3000:]
   return [json.loads(line) for line in out.stdout.splitlines()]
 
@@ -291,16 +326,13 @@ def test_run_killed_with_sigkill_resumes_to_the_same_parameters(tmp_path, fake_m
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flags", ["", "--adaptive_contrast --kl_warmup_steps=50 --grad_clip=10"])
-def test_avb_runs_end_to_end(tmp_path, flags):
-  workdir = tmp_path / "run"
-  out = cli(f"--workdir={workdir}", "--dataset=4frames", "--objective=avb", "--epochs=4",
-            "--batch_size=20", "--hidden_sizes=16", "--adversary_hidden_sizes=16",
-            "--avb_samples=4", "--eval_k=100", "--quadrature_points=64", *flags.split())
-  assert out.returncode == 0, out.stderr[-3000:]
+@pytest.mark.parametrize("name", ["avb", "avb_ac"])
+def test_avb_runs_end_to_end(runs, name):
+  result, workdir = runs[name]
+  succeeded(result)
   config = json.loads((workdir / "config.json").read_text())
   assert config["model"]["encoder"] == "implicit"
-  assert config["avb"]["adaptive_contrast"] == ("--adaptive_contrast" in flags)
+  assert config["avb"]["adaptive_contrast"] == (name == "avb_ac")
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
   assert final["proposal"] == "moment-matched" and final["test_elbo"] is None
   assert final["test_nll_quadrature"] > np.log(4) - 1e-3

@@ -26,7 +26,7 @@ def execute(name, tmp_path, monkeypatch, data_dir, size="tiny", devices=1):
   monkeypatch.setenv(data_lib.DATA_DIR_ENV, str(data_dir))
   monkeypatch.delenv(data_lib.MANUAL_DIR_ENV, raising=False)
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")
-  monkeypatch.setenv("XLA_FLAGS", f"--xla_force_host_platform_device_count={devices}")
+  monkeypatch.setenv("JAX_NUM_CPU_DEVICES", str(devices))
   nb = nbformat.read(COLAB / f"{name}.ipynb", as_version=4)
   NotebookClient(nb, timeout=240, kernel_name="python3",
                  resources={"metadata": {"path": str(tmp_path)}}).execute()

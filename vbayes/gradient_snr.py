@@ -16,8 +16,8 @@ network (network_groups); rainforth_groups picks, in gaussian_toy's parameters, 
 ones of Rainforth et al.'s model (the encoder's A and b, the decoder's theta).
 
 The M draws are never stored: a scan over chunks of `draws_per_chunk` vmapped
-draws accumulates the sums of (g - g_0) and (g - g_0)^2, shifted by the first
-draw g_0 so that float32 keeps the variance of a gradient whose mean is far
+draws merges each chunk's mean and squared deviations into running ones (Chan et
+al.'s update), so that float32 keeps the variance of a gradient whose mean is far
 larger than its spread.
 """
 
@@ -77,28 +77,34 @@ def gradient_moments(grad_fn: Callable, params, key: jax.Array, x_BxD, *, num_dr
   """Mean and (unbiased) variance of grad_fn(params, key_m, x_BxD) over m < num_draws.
 
   Draw m uses key_m = fold_in(key, m). Returns two pytrees shaped like params.
+  Each chunk of C draws gives its mean and its sum of squared deviations M2; the
+  running (n, mean, M2) absorbs chunk b by Chan et al.'s pairwise update
+      delta = mean_b - mean,   mean += delta C / (n + C),
+      M2 += M2_b + delta^2 n C / (n + C),
+  so no draw's deviation is taken from a far-off reference.
   """
   if num_draws < 2:
     raise ValueError(f"num_draws must be at least 2 for a variance, got {num_draws}")
   if num_draws % draws_per_chunk:
     raise ValueError(f"draws_per_chunk {draws_per_chunk} must divide num_draws {num_draws}")
   draw = lambda m: grad_fn(params, jax.random.fold_in(key, m), x_BxD)
-  g0 = draw(0)
+  c = draws_per_chunk
 
-  def add_chunk(sums, chunk):
-    g_CxP = jax.vmap(draw)(chunk * draws_per_chunk + jnp.arange(draws_per_chunk))
-    d_CxP = jax.tree.map(lambda g, shift: g - shift, g_CxP, g0)
-    s1, s2 = sums
-    s1 = jax.tree.map(lambda s, d: s + jnp.sum(d, 0), s1, d_CxP)
-    s2 = jax.tree.map(lambda s, d: s + jnp.sum(d * d, 0), s2, d_CxP)
-    return (s1, s2), None
+  def add_chunk(state, chunk):
+    n, mean, m2 = state
+    g_CxP = jax.vmap(draw)(chunk * c + jnp.arange(c))
+    chunk_mean = jax.tree.map(lambda g: jnp.mean(g, 0), g_CxP)
+    chunk_m2 = jax.tree.map(lambda g, mu: jnp.sum(jnp.square(g - mu), 0), g_CxP, chunk_mean)
+    delta = jax.tree.map(jnp.subtract, chunk_mean, mean)
+    mean = jax.tree.map(lambda mu, d: mu + d * (c / (n + c)), mean, delta)
+    m2 = jax.tree.map(lambda a, b, d: a + b + jnp.square(d) * (n * c / (n + c)), m2, chunk_m2,
+                      delta)
+    return (n + c, mean, m2), None
 
-  zeros = jax.tree.map(jnp.zeros_like, g0)
-  (s1, s2), _ = jax.lax.scan(add_chunk, (zeros, zeros), jnp.arange(num_draws // draws_per_chunk))
-  mean_shift = jax.tree.map(lambda s: s / num_draws, s1)
-  mean = jax.tree.map(jnp.add, g0, mean_shift)
-  var = jax.tree.map(lambda s, m: (s - num_draws * m * m) / (num_draws - 1), s2, mean_shift)
-  return mean, jax.tree.map(lambda v: jnp.maximum(v, 0.0), var)
+  zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, p.dtype), jax.eval_shape(draw, 0))
+  (_, mean, m2), _ = jax.lax.scan(add_chunk, (jnp.float32(0), zeros, zeros),
+                                  jnp.arange(num_draws // c))
+  return mean, jax.tree.map(lambda m: m / (num_draws - 1), m2)
 
 
 Selector = Callable[[tuple, np.ndarray], "bool | np.ndarray"]
@@ -244,7 +250,7 @@ def bound_and_ess(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks) -> d
   """
   out = {}
   for k in ks:
-    _, metrics = importance_weighted.iwae_loss(params, jax.random.fold_in(key, k), x_BxD,
-                                               model=model, k=k)
+    loss = jax.jit(functools.partial(importance_weighted.iwae_loss, model=model, k=k))
+    _, metrics = loss(params, jax.random.fold_in(key, k), x_BxD)
     out[k] = (float(metrics["iwae_bound"]), float(metrics["ess"]))
   return out
