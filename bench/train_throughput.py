@@ -26,8 +26,9 @@ from vbayes import config as config_lib
 
 flags.DEFINE_integer("steps_per_call", 500, "Steps fused per jitted call.")
 flags.DEFINE_integer("calls", 5, "Timed calls of each timer (the best is reported).")
-flags.DEFINE_bool("smoke", False, "A 784-32-4 VAE at batch 10, 10 steps per call, small "
-                  "peak matmuls: checks that the script runs; the numbers mean nothing.")
+flags.DEFINE_bool("smoke", False, "A 784-32-4 VAE at batch 10, 10 steps per call (whatever "
+                  "--steps_per_call says), small peak matmuls: checks that the script runs; the "
+                  "numbers mean nothing.")
 FLAGS = flags.FLAGS
 
 

@@ -13,7 +13,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 #   rounding, e.g. 2e-5 of an IWAE gradient's largest entry);
 # - one compilation cache for the session lets a process reuse what another compiled.
 # VBAYES_TEST_XLA_DEFAULTS=1 tests at XLA's defaults, without the cache.
-if not os.environ.get("VBAYES_TEST_XLA_DEFAULTS"):
+if os.environ.get("VBAYES_TEST_XLA_DEFAULTS") != "1":
   if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = " ".join(
         [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()

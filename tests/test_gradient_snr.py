@@ -45,6 +45,19 @@ def test_snr_of_a_known_distribution_survives_a_large_mean():
   assert snr["decoder"].size == 0  # a zero-variance gradient has no SNR
 
 
+@pytest.mark.parametrize("draws_per_chunk", [3, 8, 64])
+def test_a_gradient_the_same_in_every_draw_has_zero_variance(draws_per_chunk):
+  """Entries that no draw changes (0.1 and 1/3 are not exact in float32, so a plain
+  chunk mean can miss them by an ulp) get variance 0 and are left out of the SNR."""
+  w = jnp.array([0.1, 1 / 3, 123.456, -7.7])
+  grad_fn = lambda params, key, x: {"decoder": params["w"] + 0.0 * jax.random.normal(key, (4,))}
+  mean, var = gs.gradient_moments(grad_fn, {"w": w}, jax.random.key(0), None,
+                                  num_draws=3 * 64, draws_per_chunk=draws_per_chunk)
+  np.testing.assert_array_equal(mean["decoder"], w)
+  np.testing.assert_array_equal(var["decoder"], np.zeros(4))
+  assert gs.summarize(mean, var) == {}
+
+
 def test_rejects_bad_draw_counts(lg_model):
   grad_fn = gs.iwae_gradient(lg_model.config, k=2, estimator="reparam")
   with pytest.raises(ValueError, match="must divide num_draws"):

@@ -16,8 +16,8 @@ network (network_groups); rainforth_groups picks, in gaussian_toy's parameters, 
 ones of Rainforth et al.'s model (the encoder's A and b, the decoder's theta).
 
 The M draws are never stored: a scan over chunks of `draws_per_chunk` vmapped
-draws merges each chunk's mean and squared deviations into running ones (Chan et
-al.'s update), so that float32 keeps the variance of a gradient whose mean is far
+draws merges each chunk's mean and squared deviations into running ones (Chan,
+Golub & LeVeque 1979), so that float32 keeps the variance of a gradient whose mean is far
 larger than its spread.
 """
 
@@ -77,11 +77,12 @@ def gradient_moments(grad_fn: Callable, params, key: jax.Array, x_BxD, *, num_dr
   """Mean and (unbiased) variance of grad_fn(params, key_m, x_BxD) over m < num_draws.
 
   Draw m uses key_m = fold_in(key, m). Returns two pytrees shaped like params.
-  Each chunk of C draws gives its mean and its sum of squared deviations M2; the
-  running (n, mean, M2) absorbs chunk b by Chan et al.'s pairwise update
+  Each chunk of C draws g_1..g_C gives its mean, mean_b = g_1 + (1/C) sum_c (g_c - g_1),
+  and its sum of squared deviations M2_b; the running (n, mean, M2) absorbs chunk b
+  by the pairwise update of Chan, Golub & LeVeque (1979)
       delta = mean_b - mean,   mean += delta C / (n + C),
-      M2 += M2_b + delta^2 n C / (n + C),
-  so no draw's deviation is taken from a far-off reference.
+      M2 += M2_b + delta^2 n C / (n + C).
+  A gradient entry that is the same in every draw gets variance exactly 0.
   """
   if num_draws < 2:
     raise ValueError(f"num_draws must be at least 2 for a variance, got {num_draws}")
@@ -93,7 +94,7 @@ def gradient_moments(grad_fn: Callable, params, key: jax.Array, x_BxD, *, num_dr
   def add_chunk(state, chunk):
     n, mean, m2 = state
     g_CxP = jax.vmap(draw)(chunk * c + jnp.arange(c))
-    chunk_mean = jax.tree.map(lambda g: jnp.mean(g, 0), g_CxP)
+    chunk_mean = jax.tree.map(lambda g: g[0] + jnp.mean(g - g[0], 0), g_CxP)
     chunk_m2 = jax.tree.map(lambda g, mu: jnp.sum(jnp.square(g - mu), 0), g_CxP, chunk_mean)
     delta = jax.tree.map(jnp.subtract, chunk_mean, mean)
     mean = jax.tree.map(lambda mu, d: mu + d * (c / (n + c)), mean, delta)
@@ -241,6 +242,9 @@ def sweep(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks, estimators, 
   return out
 
 
+_iwae_loss = jax.jit(importance_weighted.iwae_loss, static_argnames=("model", "k", "estimator"))
+
+
 def bound_and_ess(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks) -> dict:
   """{k: (mean_b L_k(x_b), mean_b ESS_k(x_b))}: how far k is from the asymptotic regime.
 
@@ -250,7 +254,6 @@ def bound_and_ess(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks) -> d
   """
   out = {}
   for k in ks:
-    loss = jax.jit(functools.partial(importance_weighted.iwae_loss, model=model, k=k))
-    _, metrics = loss(params, jax.random.fold_in(key, k), x_BxD)
+    _, metrics = _iwae_loss(params, jax.random.fold_in(key, k), x_BxD, model=model, k=k)
     out[k] = (float(metrics["iwae_bound"]), float(metrics["ess"]))
   return out
