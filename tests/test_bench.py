@@ -36,3 +36,21 @@ def test_benchmark_prints_its_json_line(script, args, keys):
     assert result[key] > 0
   # Each group's fractions are against its own peak; the run's peak is the best of them.
   assert all(result["peak_gflops"] >= v for k, v in result.items() if k.endswith("_peak_gflops"))
+
+
+@pytest.mark.parametrize("input_gradient", [False, True])
+def test_mlp_train_flops_counts_what_xla_counts(input_gradient):
+  """The FLOP count behind every fraction of peak against XLA's own count for one
+  forward and backward pass of a bias-free ReLU MLP (ReLU and the loss add ~1%)."""
+  sys.path.insert(0, str(REPO / "bench"))
+  import common  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  sizes, batch = (200, 64, 32), 16
+  ws = common._random_weights(jax.random.key(0), sizes)  # pylint: disable=protected-access
+  x = jax.random.normal(jax.random.key(1), (batch, sizes[0]))
+  loss = lambda ws, x: jnp.sum(jnp.sin(common.relu_mlp(ws, x)))
+  grad = jax.grad(loss, argnums=(0, 1) if input_gradient else 0)
+  xla = jax.jit(grad).lower(ws, x).compile().cost_analysis()["flops"]
+  ours = common.mlp_train_flops(sizes, batch, input_gradient=input_gradient)
+  assert ours == pytest.approx(xla, rel=0.05)
