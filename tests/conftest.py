@@ -3,7 +3,10 @@
 import atexit
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Compiling, not running, is most of a tiny test's time on the CPU backend. Two settings,
@@ -27,6 +30,45 @@ import pytest  # pylint: disable=g-import-not-at-top
 
 from tests import linear_gaussian  # pylint: disable=g-import-not-at-top
 from vbayes import data as data_lib  # pylint: disable=g-import-not-at-top
+
+
+SHARED_DATA = Path(os.environ.get(
+    data_lib.MANUAL_DIR_ENV, Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+_PREPARATION = {}  # the background tfds preparation, once started: {"process", "data_dir", "log"}
+
+
+def pytest_collection_finish(session):
+  """Starts tests/prepare_tfds.py in the background if a collected test uses the
+  `tfds_prepared_from_original_files` fixture and the original files are there."""
+  wanted = any("tfds_prepared_from_original_files" in getattr(item, "fixturenames", ())
+               for item in session.items)
+  if not wanted or not (SHARED_DATA / "binarized_mnist").is_dir():
+    return
+  data_dir = Path(tempfile.mkdtemp(prefix="vbayes_test_tfds_"))
+  atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+  log_path = data_dir.parent / f"{data_dir.name}.log"
+  atexit.register(log_path.unlink, missing_ok=True)
+  log = open(log_path, "w+")  # pylint: disable=consider-using-with
+  env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+  env.pop(data_lib.MANUAL_DIR_ENV, None)
+  process = subprocess.Popen(  # pylint: disable=consider-using-with
+      [sys.executable, str(Path(__file__).parent / "prepare_tfds.py"), str(data_dir),
+       str(SHARED_DATA)], stdout=log, stderr=subprocess.STDOUT, env=env)
+  atexit.register(process.kill)  # a session that ends early does not leave it running
+  _PREPARATION.update(process=process, data_dir=data_dir, log=log)
+
+
+@pytest.fixture(scope="session")
+def tfds_prepared_from_original_files() -> Path:
+  """A tfds data dir in which tests/prepare_tfds.py prepared binarized_mnist and mnist
+  from ../shared/data, offline, started in the background when the suite was collected."""
+  if not _PREPARATION:
+    pytest.skip(f"no offline MNIST files at {SHARED_DATA}")
+  process, log = _PREPARATION["process"], _PREPARATION["log"]
+  code = process.wait(timeout=900)
+  log.seek(0)
+  assert code == 0, log.read()[-3000:]
+  return _PREPARATION["data_dir"]
 
 
 @pytest.fixture

@@ -163,16 +163,19 @@ def test_a_stale_unpacked_file_is_unpacked_again(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(),
-                    reason=f"no offline MNIST files at {SHARED_DATA}")
-def test_tfds_prepares_both_datasets_offline_from_the_original_files(tmp_path, monkeypatch):
-  bm = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path,
-                     manual_dir=SHARED_DATA)
+def test_tfds_prepares_both_datasets_offline_from_the_original_files(
+    tfds_prepared_from_original_files, monkeypatch):
+  """tests/prepare_tfds.py, started in the background by conftest.py, had tfds prepare
+  both datasets from the original files with the network refused; vbayes cached them."""
+  tmp_path = tfds_prepared_from_original_files
+  for name, version in (("binarized_mnist", "1.0.0"), ("mnist", "3.0.1")):
+    assert (tmp_path / name / version / "dataset_info.json").is_file()
+  bm = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
   assert bm.train.shape == (50000, 784) and bm.validation.shape == (10000, 784)
   assert bm.test.shape == (10000, 784)
   assert abs(bm.train.mean() - 0.13056) < 5e-5 and abs(bm.test.mean() - 0.13251) < 5e-5
   mnist = data_lib.load(config_lib.DataConfig(dataset="mnist", binarization="dynamic"),
-                        data_dir=tmp_path, manual_dir=SHARED_DATA)
+                        data_dir=tmp_path)
   assert mnist.train.shape == (60000, 784) and mnist.test.shape == (10000, 784)
   assert mnist.train.max() == 255
   np.testing.assert_array_equal(np.bincount(mnist.test_labels),
