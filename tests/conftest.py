@@ -34,41 +34,67 @@ from vbayes import data as data_lib  # pylint: disable=g-import-not-at-top
 
 SHARED_DATA = Path(os.environ.get(
     data_lib.MANUAL_DIR_ENV, Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
-_PREPARATION = {}  # the background tfds preparation, once started: {"process", "data_dir", "log"}
+TESTS = Path(__file__).resolve().parent
+NOTEBOOKS = tuple(p.stem for p in sorted((TESTS.parent / "colab").glob("*.ipynb")))
+# Set-up that runs in a process of its own from collection on, beside the other tests:
+# {fixture name: {"process", "out", "log"}}.
+_BACKGROUND = {}
+
+
+def _start_in_background(fixture: str, script: str, out: Path, *args: str):
+  """Runs tests/<script> OUT ARGS... in the background; removed (and stopped) at exit."""
+  atexit.register(shutil.rmtree, out, ignore_errors=True)
+  log_path = out.parent / f"{out.name}.log"
+  atexit.register(log_path.unlink, missing_ok=True)
+  log = open(log_path, "w+")  # pylint: disable=consider-using-with
+  env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
+  env.pop(data_lib.MANUAL_DIR_ENV, None)
+  process = subprocess.Popen(  # pylint: disable=consider-using-with
+      [sys.executable, str(TESTS / script), str(out), *args], stdout=log,
+      stderr=subprocess.STDOUT, env=env)
+  atexit.register(process.kill)  # a session that ends early does not leave it running
+  _BACKGROUND[fixture] = {"process": process, "out": out, "log": log}
+
+
+def _wait_for(fixture: str) -> Path:
+  job = _BACKGROUND[fixture]
+  code = job["process"].wait(timeout=1800)
+  job["log"].seek(0)
+  assert code == 0, job["log"].read()[-3000:]
+  return job["out"]
 
 
 def pytest_collection_finish(session):
-  """Starts tests/prepare_tfds.py in the background if a collected test uses the
-  `tfds_prepared_from_original_files` fixture and the original files are there."""
-  wanted = any("tfds_prepared_from_original_files" in getattr(item, "fixturenames", ())
-               for item in session.items)
-  if not wanted or not (SHARED_DATA / "binarized_mnist").is_dir():
-    return
-  data_dir = Path(tempfile.mkdtemp(prefix="vbayes_test_tfds_"))
-  atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
-  log_path = data_dir.parent / f"{data_dir.name}.log"
-  atexit.register(log_path.unlink, missing_ok=True)
-  log = open(log_path, "w+")  # pylint: disable=consider-using-with
-  env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-  env.pop(data_lib.MANUAL_DIR_ENV, None)
-  process = subprocess.Popen(  # pylint: disable=consider-using-with
-      [sys.executable, str(Path(__file__).parent / "prepare_tfds.py"), str(data_dir),
-       str(SHARED_DATA)], stdout=log, stderr=subprocess.STDOUT, env=env)
-  atexit.register(process.kill)  # a session that ends early does not leave it running
-  _PREPARATION.update(process=process, data_dir=data_dir, log=log)
+  """Starts the background set-up that the collected tests use: tfds' preparation of
+  both datasets from the original files (tests/prepare_tfds.py, when they are there),
+  and the notebooks at their tiny size (tests/run_notebooks.py)."""
+  used = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
+  if "tfds_prepared_from_original_files" in used and (SHARED_DATA / "binarized_mnist").is_dir():
+    _start_in_background("tfds_prepared_from_original_files", "prepare_tfds.py",
+                         Path(tempfile.mkdtemp(prefix="vbayes_test_tfds_")), str(SHARED_DATA))
+  if "executed_notebooks" in used:
+    data_dir = Path(tempfile.mkdtemp(prefix="vbayes_test_notebook_tfds_"))
+    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+    write_tiny_tfds(data_dir)
+    _start_in_background("executed_notebooks", "run_notebooks.py",
+                         Path(tempfile.mkdtemp(prefix="vbayes_test_notebooks_")), str(data_dir),
+                         *NOTEBOOKS)
 
 
 @pytest.fixture(scope="session")
 def tfds_prepared_from_original_files() -> Path:
   """A tfds data dir in which tests/prepare_tfds.py prepared binarized_mnist and mnist
   from ../shared/data, offline, started in the background when the suite was collected."""
-  if not _PREPARATION:
+  if "tfds_prepared_from_original_files" not in _BACKGROUND:
     pytest.skip(f"no offline MNIST files at {SHARED_DATA}")
-  process, log = _PREPARATION["process"], _PREPARATION["log"]
-  code = process.wait(timeout=900)
-  log.seek(0)
-  assert code == 0, log.read()[-3000:]
-  return _PREPARATION["data_dir"]
+  return _wait_for("tfds_prepared_from_original_files")
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks() -> Path:
+  """A folder with NAME.ipynb, each colab/ notebook executed at its tiny size by
+  tests/run_notebooks.py (or NAME.error), started in the background at collection."""
+  return _wait_for("executed_notebooks")
 
 
 @pytest.fixture
@@ -76,11 +102,9 @@ def lg_model():
   return linear_gaussian.make()
 
 
-@pytest.fixture(scope="session")
-def tiny_tfds(tmp_path_factory):
+def write_tiny_tfds(root: Path) -> Path:
   """tfds caches as the figures need them: binarized_mnist (no labels) whose test
   images are Bernoulli draws of mnist's labelled grey test images, in another order."""
-  root = tmp_path_factory.mktemp("tfds")
   rng = np.random.default_rng(0)
   grey = (rng.random((150, 784)) ** 4 * 255).astype(np.uint8)
   labels = np.arange(150, dtype=np.int32) % 10
@@ -92,3 +116,8 @@ def tiny_tfds(tmp_path_factory):
       "train": binary(np.resize(grey, (200, 784))), "validation": binary(grey[:20]),
       "test": binary(grey[order])})
   return root
+
+
+@pytest.fixture(scope="session")
+def tiny_tfds(tmp_path_factory):
+  return write_tiny_tfds(tmp_path_factory.mktemp("tfds"))

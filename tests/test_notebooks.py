@@ -10,6 +10,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from tests import conftest
 from vbayes import data as data_lib
 
 pytestmark = pytest.mark.slow  # the edit loop runs -m "not slow"
@@ -47,10 +48,14 @@ def images_of(nb) -> int:
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch, tiny_tfds):
-  # The tour trains on every device: two host CPU devices exercise the sharded step.
+def test_notebook_runs_top_to_bottom(name, executed_notebooks):
+  """Executed by tests/run_notebooks.py, in the background from collection on. The tour
+  trains on every device: two host CPU devices exercise the sharded step."""
+  assert tuple(sorted(FIGURES)) == conftest.NOTEBOOKS  # every notebook in colab/ is run
+  error = executed_notebooks / f"{name}.error"
+  assert not error.exists(), error.read_text()[-5000:]
+  nb = nbformat.read(executed_notebooks / f"{name}.ipynb", as_version=4)
   devices = 2 if name == "01_tour" else 1
-  nb = execute(name, tmp_path, monkeypatch, tiny_tfds, devices=devices)
   text = text_of(nb)
   assert "backend 'cpu'" in text and f"{devices} device(s)" in text
   assert images_of(nb) == FIGURES[name]
