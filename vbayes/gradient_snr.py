@@ -17,8 +17,8 @@ ones of Rainforth et al.'s model (the encoder's A and b, the decoder's theta).
 
 The M draws are never stored: a scan over chunks of `draws_per_chunk` vmapped
 draws merges each chunk's mean and squared deviations into running ones (Chan,
-Golub & LeVeque 1979), so that float32 keeps the variance of a gradient whose mean is far
-larger than its spread.
+Golub & LeVeque 1979), so that float32 keeps the variance of a gradient whose mean
+is far larger than its spread.
 """
 
 import functools
