@@ -3,35 +3,18 @@ with their size switch at "tiny" and tiny generated tfds caches; and the committ
 notebooks carry the outputs of a real run."""
 
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from tests import conftest
-from vbayes import data as data_lib
+from tests import conftest, run_notebooks
 
 pytestmark = pytest.mark.slow  # the edit loop runs -m "not slow"
 
-COLAB = Path(__file__).resolve().parent.parent / "colab"
+COLAB = run_notebooks.COLAB
 FIGURES = {"01_tour": 4, "02_estimators": 2, "03_avb_4frames": 2}  # figures each one shows
 NOTEBOOKS = tuple(FIGURES)
-
-
-def execute(name, tmp_path, monkeypatch, data_dir, size="tiny", devices=1):
-  """Runs colab/<name>.ipynb in a fresh kernel (which inherits this environment)."""
-  monkeypatch.setenv("VBAYES_NOTEBOOK_SIZE", size)
-  monkeypatch.setenv("VBAYES_NOTEBOOK_WORKDIR", str(tmp_path / "runs"))
-  monkeypatch.setenv(data_lib.DATA_DIR_ENV, str(data_dir))
-  monkeypatch.delenv(data_lib.MANUAL_DIR_ENV, raising=False)
-  monkeypatch.setenv("JAX_PLATFORMS", "cpu")
-  monkeypatch.setenv("JAX_NUM_CPU_DEVICES", str(devices))
-  nb = nbformat.read(COLAB / f"{name}.ipynb", as_version=4)
-  NotebookClient(nb, timeout=240, kernel_name="python3",
-                 resources={"metadata": {"path": str(tmp_path)}}).execute()
-  return nb
 
 
 def text_of(nb) -> str:
@@ -55,16 +38,16 @@ def test_notebook_runs_top_to_bottom(name, executed_notebooks):
   error = executed_notebooks / f"{name}.error"
   assert not error.exists(), error.read_text()[-5000:]
   nb = nbformat.read(executed_notebooks / f"{name}.ipynb", as_version=4)
-  devices = 2 if name == "01_tour" else 1
+  devices = run_notebooks.DEVICES.get(name, 1)
   text = text_of(nb)
   assert "backend 'cpu'" in text and f"{devices} device(s)" in text
   assert images_of(nb) == FIGURES[name]
   assert not re.search(r"\bnan\b", text.lower()), "a NaN in the printed numbers"
 
 
-def test_size_switch_rejects_an_unknown_size(tmp_path, monkeypatch, tiny_tfds):
+def test_size_switch_rejects_an_unknown_size(tmp_path, tiny_tfds):
   with pytest.raises(CellExecutionError, match="VBAYES_NOTEBOOK_SIZE must be one of"):
-    execute("03_avb_4frames", tmp_path, monkeypatch, tiny_tfds, size="huge")
+    run_notebooks.execute("03_avb_4frames", tmp_path, tiny_tfds, size="huge")
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
