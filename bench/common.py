@@ -78,10 +78,11 @@ def peak_gflops(group_rates: dict[str, float]) -> float:
   return max(r for name, r in group_rates.items() if name.startswith("peak_")) / 1e9
 
 
-def training_timer(config, images, steps_per_epoch: int) -> Timer:
+def training_timer(config, images, steps_per_epoch: int, train_lib=None) -> Timer:
   """vbayes' training chunk for `config`, state donated from call to call as in a
-  real run; work in steps."""
-  from vbayes import train as train_lib  # pylint: disable=g-import-not-at-top
+  real run; work in steps. train_lib: vbayes.train, or another version's (A/B)."""
+  if train_lib is None:
+    from vbayes import train as train_lib  # pylint: disable=g-import-not-at-top
   chunk = train_lib.make_train_chunk(
       train_lib.make_update(config), batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,

@@ -27,7 +27,8 @@ import numpy as np
 from absl import app, flags
 
 import common  # bench/common.py, beside this script
-from vbayes import config as config_lib, evaluate, grid, models
+from vbayes import config as config_lib, evaluate, numerics
+from vbayes.models import build
 
 flags.DEFINE_integer("calls", 3, "Timed calls of each timer (the best is reported).")
 flags.DEFINE_list("ks", ["5", "50"], "Numbers of samples k for which IWAE training is timed.")
@@ -49,13 +50,13 @@ def train_timer(shapes: common.Shapes, k: int, images, steps: int) -> common.Tim
 
 def eval_chunk(batch: int) -> int:
   """Samples per evaluation step, as evaluate.evaluate picks them for this batch size."""
-  return grid.largest_divisor_at_most(5000, evaluate.MAX_ROWS_PER_CHUNK // batch)
+  return numerics.largest_divisor_at_most(5000, evaluate.MAX_ROWS_PER_CHUNK // batch)
 
 
 def eval_timer(shapes: common.Shapes, images) -> common.Timer:
   """The k=5000 importance-sampled log-likelihood of one batch; work in images."""
   model = model_config(shapes)
-  params = models.init(jax.random.key(0), model)
+  params = build(model).init(jax.random.key(0))
   x = images[:shapes.batch].astype(jnp.float32)
   chunk = eval_chunk(shapes.batch)
   run = lambda _: evaluate.importance_sampled_log_likelihood(

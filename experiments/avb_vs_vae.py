@@ -35,7 +35,8 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import avb, evaluate, grid, latent, latent_plots, metrics_io, models, trainer
+from vbayes import avb, evaluate, latent, latent_plots, metrics_io, numerics, trainer
+from vbayes.models import build
 from vbayes.progress import Progress
 
 FLAGS = flags.FLAGS
@@ -138,11 +139,11 @@ def first_images_nll(configs, params, data, num: int) -> dict[str, float]:
       if config.model.encoder == "implicit":
         log_px.append(avb.kde_log_likelihood(
             params[name], batch_key, batch, model=config.model, k=k, num_centres=1000,
-            bandwidth=FLAGS.kde_bandwidth, chunk=grid.largest_divisor_at_most(k, 100)))
+            bandwidth=FLAGS.kde_bandwidth, chunk=numerics.largest_divisor_at_most(k, 100)))
       else:
         log_px.append(evaluate.importance_sampled_log_likelihood(
             params[name], batch_key, batch, model=config.model, k=k,
-            chunk=grid.largest_divisor_at_most(k, 100))[0])
+            chunk=numerics.largest_divisor_at_most(k, 100))[0])
       progress.update(min(start + 100, num), wait_for=log_px[-1])
     out[name] = float(-jnp.mean(jnp.concatenate(log_px)))
   return out
@@ -152,9 +153,8 @@ def write_figures(figures: Path, configs, params, data):
   key = jax.random.fold_in(jax.random.key(FLAGS.seed), 1001)
   rows, cols = 8, 8
   z = jax.random.normal(jax.random.fold_in(key, 0), (rows * cols, FLAGS.latent_dim))
-  decode = jax.vmap(models.mean_image, in_axes=(None, None, 0))
   latent_plots.save_image_grids(
-      {f"{TITLES[n]}: E[x | z], z ~ N(0, I)": np.asarray(decode(params[n], c.model, z))
+      {f"{TITLES[n]}: E[x | z], z ~ N(0, I)": np.asarray(build(c.model).mean_image(params[n], z))
        for n, c in configs.items()}, data.image_shape, rows, cols, figures / "prior_samples.png")
 
   x = jnp.asarray(data.test, jnp.float32)
@@ -163,7 +163,7 @@ def write_figures(figures: Path, configs, params, data):
            for n, c in configs.items()}
   recon = {"test x": np.asarray(x[:12])}
   for n, c in configs.items():
-    recon[TITLES[n]] = np.asarray(decode(params[n], c.model, jnp.asarray(means[n][:12])))
+    recon[TITLES[n]] = np.asarray(build(c.model).mean_image(params[n], jnp.asarray(means[n][:12])))
   latent_plots.save_image_rows(recon, data.image_shape, figures / "reconstructions.png")
 
   panels = {}

@@ -30,7 +30,8 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import grid, metrics_io, models, plots, trainer
+from vbayes import grid, metrics_io, plots, trainer
+from vbayes.models import build
 
 FLAGS = flags.FLAGS
 CURVE_STREAM = 1003  # the held-out curve's binarization key: fold_in(key(seed), 1003)
@@ -116,8 +117,8 @@ def write_outputs(workdir: Path, configs, results, params, image_shape):
   print(table)
   points, limit = 15, 3.0
   z = jnp.asarray(plots.latent_walk_points(points, limit))
-  walks = {name: np.asarray(jax.vmap(models.mean_image, in_axes=(None, None, 0))(
-      params[name], configs[name].model, z)) for name in configs}
+  walks = {name: np.asarray(build(configs[name].model).mean_image(params[name], z))
+           for name in configs}
   plots.save_grid_walks(walks, image_shape, points, limit, workdir / "figures" / "grid_walks.png")
   curves = {}
   for name in configs:

@@ -12,10 +12,11 @@ import optax
 import pytest
 from scipy.stats import multivariate_normal
 
-from vbayes import avb, grid, models
+from vbayes import avb, distributions, grid
 from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes import train as train_lib
+from vbayes.models import build
 
 
 def avb_config(adaptive_contrast=False, data_dim=3, hidden=(), adversary=(64, 64), samples=8):
@@ -64,7 +65,8 @@ def test_trained_adversary_approaches_log_q_minus_log_p():
   z_p = rng.normal(size=(200, 2))
   cov = w_e.T @ w_e
   for z in (z_q, z_p):
-    t = jax.vmap(lambda xx, zz: avb.adversary_logit(adversary, config, xx, zz))(x, z)
+    t = jax.vmap(lambda xx, zz: avb.adversary_logit(
+        adversary, config, xx, zz, distributions.std_normal_log_prob))(x, z)
     want = np.array([multivariate_normal.logpdf(zz, xx @ w_x + b, cov)
                      - multivariate_normal.logpdf(zz, np.zeros(2), np.eye(2))
                      for xx, zz in zip(x, z)])
@@ -83,7 +85,7 @@ def test_adaptive_contrast_loss_matches_a_hand_computation(moment_samples):
   config = avb_config(adaptive_contrast=True, data_dim=4, hidden=(8,), adversary=(8,), samples=5)
   config = dataclasses.replace(config, avb=dataclasses.replace(config.avb,
                                                                moment_samples=moment_samples))
-  params = models.init(jax.random.key(0), config.model)
+  params = build(config.model).init(jax.random.key(0))
   adversary = avb.init_adversary(jax.random.key(1), config)
   x = jnp.asarray([1.0, 0.0, 0.0, 1.0])
   key, beta = jax.random.key(2), 0.7
@@ -94,12 +96,13 @@ def test_adaptive_contrast_loss_matches_a_hand_computation(moment_samples):
       params, config.model, jax.random.fold_in(key, avb.MOMENT_STREAM), x, moment_samples))
   mu, sigma = moment_z.mean(axis=0), moment_z.std(axis=0)  # population sd, as moment matching
   z_tilde = (z - mu) / sigma
-  t = np.array([float(avb.adversary_logit(adversary, config, x, jnp.asarray(zt, jnp.float32)))
+  t = np.array([float(avb.adversary_logit(adversary, config, x, jnp.asarray(zt, jnp.float32),
+                                         distributions.std_normal_log_prob))
                 for zt in z_tilde])
   log_r = multivariate_normal.logpdf(z, mu, np.diag(sigma**2))
   log_p = multivariate_normal.logpdf(z, np.zeros(2), np.eye(2))
-  log_lik = np.array([float(models.log_likelihood(params, config.model,
-                                                  jnp.asarray(zk, jnp.float32), x)) for zk in z])
+  log_lik = np.array([float(build(config.model).log_likelihood(
+      params, jnp.asarray(zk, jnp.float32), x)) for zk in z])
   kl = t + log_r - log_p
   np.testing.assert_allclose(metrics["kl"], kl.mean(), rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(loss, beta * kl.mean() - log_lik.mean(), rtol=1e-4, atol=1e-4)
@@ -111,7 +114,8 @@ def test_adaptive_contrast_loss_matches_a_hand_computation(moment_samples):
   moment_z = zq if moment_samples == 0 else moment_z
   zq = (zq - moment_z.mean(axis=0)) / moment_z.std(axis=0)
   zp = np.asarray(jax.random.normal(p_key, (5, 2)))
-  logit = lambda zz: float(avb.adversary_logit(adversary, config, x, jnp.asarray(zz, jnp.float32)))
+  logit = lambda zz: float(avb.adversary_logit(adversary, config, x, jnp.asarray(zz, jnp.float32),
+                                               distributions.std_normal_log_prob))
   want = (np.mean([np.log1p(np.exp(-logit(zz))) for zz in zq])
           + np.mean([np.log1p(np.exp(logit(zz))) for zz in zp]))
   np.testing.assert_allclose(adv_loss, want, rtol=1e-4)
@@ -145,7 +149,7 @@ def test_four_frames_quadrature_matches_a_brute_force_sum_and_normalizes():
   """log p(x) of a 2-D model by grid quadrature equals a plain sum of p(x|z) p(z) dz
   over a fine grid, and p(x) sums to 1 over all 16 binary 2x2 images."""
   config = avb_config(data_dim=4, hidden=(16,))
-  params = models.init(jax.random.key(3), config.model)
+  params = build(config.model).init(jax.random.key(3))
   all_images = np.array(list(itertools.product([0.0, 1.0], repeat=4)), np.float32)
   log_px = np.asarray(grid.quadrature_log_likelihood(params, jnp.asarray(all_images),
                                                      model=config.model, limit=6.0, points=256))
@@ -154,8 +158,7 @@ def test_four_frames_quadrature_matches_a_brute_force_sum_and_normalizes():
   axis = np.linspace(-6, 6, 601)
   dz = axis[1] - axis[0]
   z = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2).astype(np.float32)
-  logits = np.asarray(jax.vmap(models.decode, in_axes=(None, None, 0))(params, config.model,
-                                                                        jnp.asarray(z)))
+  logits = np.asarray(build(config.model).decode(params, jnp.asarray(z)))
   prob = 1 / (1 + np.exp(-logits.astype(np.float64)))
   prior = np.exp(-0.5 * (z.astype(np.float64) ** 2).sum(1)) / (2 * np.pi)
   for x, want_log in zip(data_lib.four_frames(1).astype(np.float64), log_px[[8, 4, 2, 1]]):

@@ -16,8 +16,9 @@ import jax
 import numpy as np
 
 from tests import linear_gaussian
-from vbayes import config as config_lib, grid, models, progress
+from vbayes import config as config_lib, grid, progress
 from vbayes import evaluate as evaluate_lib
+from vbayes.models import build
 
 N_IMAGES, BATCH = 7, 3  # 7 = 2 * 3 + 1: the last batch has 2 padding rows
 
@@ -184,7 +185,7 @@ def test_evaluation_and_quadrature_log_progress_between_calls(monkeypatch):
   monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
   monkeypatch.setattr(grid, "MAX_CHUNK_ENTRIES", 7 * 256)  # 16 chunks of the 64^2 grid
   model = config_lib.ModelConfig(data_dim=6, latent_dim=2, hidden_sizes=(8,))
-  params = models.init(jax.random.key(0), model)
+  params = build(model).init(jax.random.key(0))
   images = (np.random.default_rng(0).random((7, 6)) < 0.5).astype(np.uint8)
   lines = []
   evaluate_lib.evaluate(params, jax.random.key(1), images, model=model, binarization="fixed", k=4,

@@ -9,7 +9,8 @@ import pytest
 
 from tests import linear_gaussian
 from vbayes import gradient_snr as gs
-from vbayes import importance_weighted, models
+from vbayes import importance_weighted
+from vbayes.models import build
 
 
 @pytest.mark.slow
@@ -110,7 +111,7 @@ def test_rainforth_groups_select_a_b_and_theta():
   dim = 4
   model, params, _, theta = gs.gaussian_toy(jax.random.key(0), dim=dim)
   groups = gs.rainforth_groups(dim)
-  encode_mean = lambda x_D: models.encode(params, model, x_D)[0]
+  encode_mean = lambda x_D: build(model).proposal_distribution(params, x_D)[0]
   b = encode_mean(jnp.zeros(dim))
   a_t = jax.vmap(encode_mean)(jnp.eye(dim)) - b  # row i: A e_i
   a_and_b = gs.select(params, groups["encoder (A, b)"])

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests import linear_gaussian
-from vbayes import distributions, evaluate, grid, models, objectives
+from vbayes import distributions, evaluate, grid, numerics, objectives
+from vbayes.models import build
 
 
 def _elbos(model, params, x_BxD, n_keys, kl_estimator):
@@ -59,7 +60,7 @@ def test_importance_sampling_converges_to_log_marginal(lg_model):
   for k in (1, 10, 5000):
     est = np.stack([np.asarray(evaluate.importance_sampled_log_likelihood(
         params, jax.random.key(s), x, model=lg_model.config, k=k,
-        chunk=grid.largest_divisor_at_most(k, 1000))[0]) for s in range(20)])
+        chunk=numerics.largest_divisor_at_most(k, 1000))[0]) for s in range(20)])
     errors[k] = float(np.mean(log_px - est.mean(axis=0)))
   assert errors[1] > errors[10] > abs(errors[5000])
   assert abs(errors[5000]) < 0.01
@@ -72,13 +73,14 @@ def test_chunked_running_logsumexp_equals_one_big_logmeanexp(lg_model):
   key, k, chunk = jax.random.key(0), 120, 30
   got, _ = evaluate.importance_sampled_log_likelihood(params, key, x, model=lg_model.config,
                                                       k=k, chunk=chunk)
-  mean, log_var = jax.vmap(models.encode, in_axes=(None, None, 0))(params, lg_model.config, x)
+  mean, log_var = build(lg_model.config).proposal_distribution(params, x)
   eps = jnp.concatenate([jax.random.normal(jax.random.fold_in(key, i),
                                             (mean.shape[0], chunk, mean.shape[1]))
                          for i in range(k // chunk)], axis=1)  # [B, k, L]
   z = mean[:, None] + jnp.exp(0.5 * log_var)[:, None] * eps
-  log_joint = (jax.vmap(jax.vmap(models.log_likelihood, in_axes=(None, None, 0, None)),
-                        in_axes=(None, None, 0, 0))(params, lg_model.config, z, x)
+  model = build(lg_model.config)
+  log_joint = (jax.vmap(jax.vmap(model.log_likelihood, in_axes=(None, 0, None)),
+                        in_axes=(None, 0, 0))(params, z, x)
                + distributions.std_normal_log_prob(z))
   log_q = distributions.diag_normal_log_prob(mean[:, None], log_var[:, None], z)
   expected = jax.nn.logsumexp(log_joint - log_q, axis=1) - math.log(k)

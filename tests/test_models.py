@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vbayes import distributions, grid, models
+from vbayes import distributions, grid
 from vbayes.config import ModelConfig
+from vbayes.models import build, nets
 
 
 @pytest.mark.slow
@@ -14,7 +15,8 @@ from vbayes.config import ModelConfig
 @pytest.mark.parametrize("masked", [False, True])
 def test_matrix_form_equals_elementwise_form(likelihood, masked):
   config = ModelConfig(data_dim=12, latent_dim=2, hidden_sizes=(8,), likelihood=likelihood)
-  params = models.init(jax.random.key(0), config)
+  model = build(config)
+  params = model.init(jax.random.key(0))
   if likelihood == "gaussian":
     params["decoder_raw_scale"] = jax.random.normal(jax.random.key(1), (12,))
   x = jax.random.uniform(jax.random.key(2), (5, 12))
@@ -22,21 +24,22 @@ def test_matrix_form_equals_elementwise_form(likelihood, masked):
     x = (x > 0.5).astype(jnp.float32)
   z = jax.random.normal(jax.random.key(3), (7, 2)) * 2
   mask = (jnp.arange(12) < 6).astype(jnp.float32) if masked else None
-  matrix = models.log_likelihood_matrix(params, config, z, x, mask)
+  matrix = model.log_likelihood_matrix(params, z, x, mask)
   elementwise = jax.vmap(lambda xx: jax.vmap(
-      lambda zz: models.log_likelihood(params, config, zz, xx, mask))(z))(x)
+      lambda zz: model.log_likelihood(params, zz, xx, mask))(z))(x)
   np.testing.assert_allclose(matrix, elementwise, rtol=1e-5, atol=1e-4)
 
 
 def test_log_likelihood_is_the_bernoulli_density():
   config = ModelConfig(data_dim=12, latent_dim=2, hidden_sizes=(8,))
-  params = models.init(jax.random.key(0), config)
+  model = build(config)
+  params = model.init(jax.random.key(0))
   z, x = jnp.array([0.3, -1.0]), (jnp.arange(12) % 3 == 0).astype(jnp.float32)
-  logits = models.decode(params, config, z)
-  np.testing.assert_allclose(models.log_likelihood(params, config, z, x),
+  logits = model.decode(params, z)
+  np.testing.assert_allclose(model.log_likelihood(params, z, x),
                              distributions.bernoulli_log_prob(logits, x), rtol=1e-6)
   top = (jnp.arange(12) < 6).astype(jnp.float32)
-  np.testing.assert_allclose(models.log_likelihood(params, config, z, x, top),
+  np.testing.assert_allclose(model.log_likelihood(params, z, x, top),
                              distributions.bernoulli_log_prob(logits[:6], x[:6]), rtol=1e-6)
 
 
@@ -44,21 +47,22 @@ def test_log_likelihood_is_the_bernoulli_density():
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_log_likelihood_of_samples_is_log_likelihood_per_image_and_sample(likelihood):
   config = ModelConfig(data_dim=12, latent_dim=3, hidden_sizes=(8,), likelihood=likelihood)
-  params = models.init(jax.random.key(0), config)
+  model = build(config)
+  params = model.init(jax.random.key(0))
   x = jax.random.uniform(jax.random.key(2), (4, 12))
   if likelihood == "bernoulli":
     x = (x > 0.5).astype(jnp.float32)
   z = jax.random.normal(jax.random.key(3), (4, 5, 3))  # [B, K, L]
-  got = models.log_likelihood_of_samples(params, config, z, x)
+  got = model.log_likelihood_of_samples(params, z, x)
   assert got.shape == (4, 5)
   for b in range(4):
     for k in range(5):
-      np.testing.assert_allclose(got[b, k], models.log_likelihood(params, config, z[b, k], x[b]),
+      np.testing.assert_allclose(got[b, k], model.log_likelihood(params, z[b, k], x[b]),
                                  rtol=1e-6)
   # The same gradient (training differentiates it) with respect to parameters and samples.
-  per_pair = lambda p, z: sum(models.log_likelihood(p, config, z[b, k], x[b])
+  per_pair = lambda p, z: sum(model.log_likelihood(p, z[b, k], x[b])
                               for b in range(4) for k in range(5))
-  batched = lambda p, z: jnp.sum(models.log_likelihood_of_samples(p, config, z, x))
+  batched = lambda p, z: jnp.sum(model.log_likelihood_of_samples(p, z, x))
   want, got = (jax.grad(f, argnums=(0, 1))(params, z) for f in (per_pair, batched))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), got, want)
 
@@ -75,20 +79,22 @@ def test_gaussian_matrix_form_is_accurate_near_the_mode_at_a_small_scale(masked)
   dim = 784
   config = ModelConfig(data_dim=dim, latent_dim=2, hidden_sizes=(16,), likelihood="gaussian",
                        min_scale=0.001)
-  params = models.init(jax.random.key(0), config)
+  model = build(config)
+  params = model.init(jax.random.key(0))
   params["decoder_raw_scale"] = jnp.full((dim,), np.log(np.expm1(0.009)), jnp.float32)
-  scale_D = np.asarray(models.decoder_scale(params, config), np.float64)
+  scale_D = np.asarray(config.min_scale + jax.nn.softplus(params["decoder_raw_scale"]),
+                       np.float64)
   np.testing.assert_allclose(scale_D, 0.01, rtol=1e-5)
   z_GxL = jax.random.normal(jax.random.key(3), (16, 2)) * 2
-  m_GxD = jax.vmap(lambda z: models.mean_image(params, config, z))(z_GxL)
+  m_GxD = jax.vmap(lambda z: model.mean_image(params, z))(z_GxL)
   # Images near the decoder mean of the first 4 latent points: x = m(z_b) + s eps.
   eps_BxD = jax.random.normal(jax.random.key(4), (4, dim))
   x_BxD = m_GxD[:4] + 0.01 * eps_BxD
   mask_D = (jnp.arange(dim) % 3 != 0).astype(jnp.float32) if masked else None
 
-  matrix_BxG = np.asarray(models.log_likelihood_matrix(params, config, z_GxL, x_BxD, mask_D))
+  matrix_BxG = np.asarray(model.log_likelihood_matrix(params, z_GxL, x_BxD, mask_D))
   elementwise_BxG = np.asarray(jax.vmap(lambda xx: jax.vmap(
-      lambda zz: models.log_likelihood(params, config, zz, xx, mask_D))(z_GxL))(x_BxD))
+      lambda zz: model.log_likelihood(params, zz, xx, mask_D))(z_GxL))(x_BxD))
 
   w_D = np.ones(dim) if mask_D is None else np.asarray(mask_D, np.float64)
   x64, m64 = np.asarray(x_BxD, np.float64), np.asarray(m_GxD, np.float64)
@@ -113,7 +119,7 @@ def test_grid_chunks_bound_the_likelihood_matrix_block(likelihood, batch):
   B * C * D squared differences for the Gaussian one; the grid's chunks keep that
   at most MAX_CHUNK_ENTRIES, and as large as a divisor of G allows."""
   config = ModelConfig(likelihood=likelihood)
-  per_pair = grid._entries_per_pair(config)
+  per_pair = grid._entries_per_pair(build(config))
   assert per_pair == (784 if likelihood == "gaussian" else 1)
   z_NxCx2, _ = grid._grid_chunks(5.0, 512, batch, per_pair=per_pair)
   chunk = z_NxCx2.shape[1]
@@ -124,17 +130,19 @@ def test_grid_chunks_bound_the_likelihood_matrix_block(likelihood, batch):
 
 @pytest.mark.parametrize("hidden", [(), (16, 8)])
 def test_implicit_encoder_samples_equal_one_draw_at_a_time(hidden):
-  """implicit_encode_samples (the image's first-layer product computed once) equals
-  implicit_encode of [x, eps_k] for each draw, in value and in gradient."""
+  """The implicit encoder's k draws (the image's first-layer product computed once)
+  equal the MLP applied to [x, eps_k] for each draw, in value and in gradient."""
   config = ModelConfig(data_dim=12, latent_dim=3, hidden_sizes=hidden, encoder="implicit",
                        noise_dim=4)
-  params = models.init(jax.random.key(0), config)
+  model = build(config)
+  params = model.init(jax.random.key(0))["encoder"]
   x = jax.random.bernoulli(jax.random.key(1), 0.3, (12,)).astype(jnp.float32)
-  eps = jax.random.normal(jax.random.key(2), (5, 4))
-  one = jax.vmap(models.implicit_encode, in_axes=(None, None, None, 0))
-  np.testing.assert_allclose(models.implicit_encode_samples(params, config, x, eps),
-                             one(params, config, x, eps), rtol=1e-5, atol=1e-6)
-  loss = lambda f: lambda p: jnp.sum(jnp.sin(f(p, config, x, eps)))
+  key = jax.random.key(2)
+  eps = jax.random.normal(key, (5, 4))
+  samples = lambda p: model.proposal.sample(p, key, x, 5)
+  one_at_a_time = lambda p: jax.vmap(
+      lambda e: nets.mlp_apply(p, jnp.concatenate([x, e]), config.activation))(eps)
+  np.testing.assert_allclose(samples(params), one_at_a_time(params), rtol=1e-5, atol=1e-6)
+  loss = lambda f: lambda p: jnp.sum(jnp.sin(f(p)))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-               jax.grad(loss(models.implicit_encode_samples))(params),
-               jax.grad(loss(one))(params))
+               jax.grad(loss(samples))(params), jax.grad(loss(one_at_a_time))(params))

@@ -152,3 +152,18 @@ def test_a_nan_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpo
   assert kept == [50]
   params = trainer.restore_params(tmp_path / "run", config)
   assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(params))
+
+
+def test_prior_is_configs_have_no_encoder_and_old_ones_read_the_same():
+  """prior_is trains the decoder alone: its model's encoder is "none" whether the config
+  says so, leaves the default, or was written before encoder "none" existed; the
+  parameters have no encoder either."""
+  new = config_lib.TrainConfig(objective="prior_is", k=4)
+  assert new.model.encoder == "none"
+  old_json = json.loads(new.to_json())
+  old_json["model"]["encoder"] = "gaussian"  # what config.json held before
+  assert config_lib.TrainConfig.from_dict(old_json) == new
+  assert "encoder" not in train_lib.init_state(jax.random.key(0), new)["params"]
+  with pytest.raises(config_lib.ConfigError, match="trains the 'none' encoder, got 'implicit'"):
+    config_lib.TrainConfig(objective="prior_is",
+                           model=config_lib.ModelConfig(encoder="implicit"))

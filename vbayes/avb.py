@@ -39,24 +39,25 @@ probability is ever formed.
 """
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from vbayes import distributions, models
+from vbayes import distributions, numerics, optimizers
 from vbayes.config import ModelConfig, TrainConfig
+from vbayes.models import Model, as_model, nets
 
 Params = dict
-MIN_SD = 1e-4  # floor on the moment-matched sd (a collapsed q would divide by 0)
 MOMENT_STREAM = 7  # adaptive contrast's moment samples use fold_in(key, 7)
 
 
 def init_adversary(key: jax.Array, config: TrainConfig) -> Params:
   """T's network f_psi: [x, z] (D + L) -> hidden -> 1."""
   model = config.model
-  return models.mlp_init(key, (model.data_dim + model.latent_dim,
-                               *config.avb.adversary_hidden_sizes, 1))
+  return nets.mlp_init(key, (model.data_dim + model.latent_dim,
+                             *config.avb.adversary_hidden_sizes, 1))
 
 
 def adversary_log_density(adv_params: Params, config: TrainConfig, x_D, z_L) -> jax.Array:
@@ -66,26 +67,26 @@ def adversary_log_density(adv_params: Params, config: TrainConfig, x_D, z_L) -> 
   1 over z; how far the integral is from 1 measures how well T has converged.
   (With adaptive contrast T compares normalized z~ with N(0, I) instead.)
   """
-  return models.mlp_apply(adv_params, jnp.concatenate([x_D, z_L]), config.model.activation)[0]
+  return nets.mlp_apply(adv_params, jnp.concatenate([x_D, z_L]), config.model.activation)[0]
 
 
-def adversary_logit(adv_params: Params, config: TrainConfig, x_D, z_L) -> jax.Array:
-  """T(x, z) = f_psi(x, z) - log N(z; 0, I): a scalar logit."""
-  return (adversary_log_density(adv_params, config, x_D, z_L)
-          - distributions.std_normal_log_prob(z_L))
+def adversary_logit(adv_params: Params, config: TrainConfig, x_D, z_L, log_ref) -> jax.Array:
+  """T(x, z) = f_psi(x, z) - log ref(z): a scalar logit. ref is what T tells q's
+  samples from: the prior p(z), or N(0, I) for adaptive contrast's normalized z~."""
+  return adversary_log_density(adv_params, config, x_D, z_L) - log_ref(z_L)
 
 
-def encoder_samples(params: Params, model: ModelConfig, key: jax.Array, x_D, num: int):
+def encoder_samples(params: Params, model: Model | ModelConfig, key: jax.Array, x_D, num: int):
   """z_k = g_phi(x, eps_k), eps_k ~ N(0, I_E): [num, L]."""
-  eps_KxE = jax.random.normal(key, (num, model.noise_dim_or_latent))
-  return models.implicit_encode_samples(params, model, x_D, eps_KxE)
+  return as_model(model).sample_proposal(params, key, x_D, num)
 
 
-def moment_match(z_KxL):
-  """mu = mean_k z_k, sigma = sqrt(mean_k (z_k - mu)^2) (at least MIN_SD): r(z|x)'s moments."""
-  mean_L = jnp.mean(z_KxL, axis=0)
-  sd_L = jnp.maximum(jnp.sqrt(jnp.mean((z_KxL - mean_L) ** 2, axis=0)), MIN_SD)
-  return mean_L, sd_L
+def contrast_reference(params: Params, config: TrainConfig):
+  """The distribution the adversary tells q's samples from: N(0, I) for the normalized
+  samples of adaptive contrast, else the prior."""
+  if config.avb.adaptive_contrast:
+    return distributions.StdNormal(config.model.latent_dim)
+  return as_model(config.model).prior_distribution(params)
 
 
 def contrast_moments(params: Params, config: TrainConfig, key: jax.Array, x_D, z_KxL):
@@ -103,9 +104,9 @@ def contrast_moments(params: Params, config: TrainConfig, key: jax.Array, x_D, z
   """
   num = config.avb.moment_samples
   if num == 0:
-    return moment_match(z_KxL)
+    return distributions.sample_moments(z_KxL)
   return jax.lax.stop_gradient(
-      moment_match(encoder_samples(params, config.model, key, x_D, num)))
+      distributions.sample_moments(encoder_samples(params, config.model, key, x_D, num)))
 
 
 def adversary_loss_per_example(adv_params, params, key, x_D, moments=None, *,
@@ -113,7 +114,8 @@ def adversary_loss_per_example(adv_params, params, key, x_D, moments=None, *,
   """-[ mean_k log sigmoid(T(x, z_k)) + mean_k log sigmoid(-T(x, z'_k)) ].
 
   z_k from q(z|x) (normalized by the moment-matched r with adaptive contrast: by
-  `moments` = (mu_L, sigma_L) if given, else by `contrast_moments`), z'_k ~ N(0, I);
+  `moments` = (mu_L, sigma_L) if given, else by `contrast_moments`), z'_k from the
+  prior (N(0, I) with adaptive contrast);
   K = config.avb.samples. The model's parameters are held fixed.
   """
   q_key, p_key = jax.random.split(key)
@@ -123,8 +125,9 @@ def adversary_loss_per_example(adv_params, params, key, x_D, moments=None, *,
     mean_L, sd_L = jax.lax.stop_gradient(moments if moments is not None else contrast_moments(
         params, config, jax.random.fold_in(key, MOMENT_STREAM), x_D, z_KxL))
     z_KxL = (z_KxL - mean_L) / sd_L
-  z_prior_KxL = jax.random.normal(p_key, z_KxL.shape)
-  t = lambda z: adversary_logit(adv_params, config, x_D, z)
+  reference = contrast_reference(params, config)
+  z_prior_KxL = reference.sample(p_key, k)
+  t = lambda z: adversary_logit(adv_params, config, x_D, z, reference.log_prob)
   t_q_K, t_p_K = jax.vmap(t)(z_KxL), jax.vmap(t)(z_prior_KxL)
   loss = -jnp.mean(jax.nn.log_sigmoid(t_q_K)) - jnp.mean(jax.nn.log_sigmoid(-t_p_K))
   accuracy = 0.5 * (jnp.mean(t_q_K > 0) + jnp.mean(t_p_K < 0))
@@ -140,16 +143,18 @@ def model_loss_per_example(params, adv_params, key, x_D, beta, moments=None, *,
   `contrast_moments`. The mean of KL_k estimates KL(q(z|x) || p(z)), so beta = 1
   gives the negative ELBO.
   """
-  z_KxL = encoder_samples(params, config.model, key, x_D, config.avb.samples)
-  log_lik_K = jax.vmap(models.log_likelihood, in_axes=(None, None, 0, None))(
-      params, config.model, z_KxL, x_D)
-  t = lambda z: adversary_logit(adv_params, config, x_D, z)
+  model = as_model(config.model)
+  z_KxL = model.sample_proposal(params, key, x_D, config.avb.samples)
+  log_lik_K = jax.vmap(model.log_likelihood, in_axes=(None, 0, None))(params, z_KxL, x_D)
+  reference = contrast_reference(params, config)
+  t = lambda z: adversary_logit(adv_params, config, x_D, z, reference.log_prob)
   if config.avb.adaptive_contrast:
     mean_L, sd_L = moments if moments is not None else contrast_moments(
         params, config, jax.random.fold_in(key, MOMENT_STREAM), x_D, z_KxL)
     z_tilde_KxL = (z_KxL - mean_L) / sd_L
-    log_r_K = (distributions.std_normal_log_prob(z_tilde_KxL) - jnp.sum(jnp.log(sd_L)))
-    kl_K = jax.vmap(t)(z_tilde_KxL) + log_r_K - distributions.std_normal_log_prob(z_KxL)
+    # log r(z|x) = log N(z~; 0, I) - sum_l log sigma_l (the change of variables z -> z~)
+    log_r_K = reference.log_prob(z_tilde_KxL) - jnp.sum(jnp.log(sd_L))
+    kl_K = jax.vmap(t)(z_tilde_KxL) + log_r_K - model.log_prior(params, z_KxL)
   else:
     kl_K = jax.vmap(t)(z_KxL)
   kl, log_lik = jnp.mean(kl_K), jnp.mean(log_lik_K)
@@ -182,13 +187,9 @@ def batch_contrast_moments(params, key, x_BxD, *, config: TrainConfig):
 
 
 def make_optimizers(config: TrainConfig):
-  """(model optimizer, adversary optimizer): Adam with their own learning rates,
-  after global-norm clipping when config.grad_clip > 0."""
-  def adam(lr):
-    if config.grad_clip > 0:
-      return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adam(lr))
-    return optax.adam(lr)
-  return adam(config.learning_rate), adam(config.avb.adversary_learning_rate)
+  """(model optimizer, adversary optimizer): `optimizers.adam` with their own learning rates."""
+  return (optimizers.adam(config.learning_rate, config.grad_clip),
+          optimizers.adam(config.avb.adversary_learning_rate, config.grad_clip))
 
 
 def split_params(params: Params):
@@ -199,7 +200,7 @@ def split_params(params: Params):
 
 def init_state(key: jax.Array, config: TrainConfig) -> dict:
   model_key, adv_key = jax.random.split(key)
-  model = models.init(model_key, config.model)
+  model = as_model(config.model).init(model_key)
   adversary = init_adversary(adv_key, config)
   model_opt, adv_opt = make_optimizers(config)
   return {"params": {**model, "adversary": adversary},
@@ -249,52 +250,54 @@ def make_update(config: TrainConfig):
   return update
 
 
-def proposal(params, model: ModelConfig, key, x_D, num: int):
-  """The moment-matched Gaussian r(z|x) of `num` encoder samples, as (mean, log-variance):
-  the importance-sampling proposal for an implicit encoder's log p(x). Any proposal
-  with full support gives a consistent estimate; this one is close to q."""
-  mean_L, sd_L = moment_match(encoder_samples(params, model, key, x_D, num))
-  return mean_L, 2.0 * jnp.log(sd_L)
+class KernelDensity(NamedTuple):
+  """r(z) = (1/M) sum_m N(z; c_m, h^2 I), the kernel density of M centres c_m [M, L]."""
+  centres_MxL: jax.Array
+  bandwidth: jax.Array
+
+  def sample(self, key: jax.Array, num: int) -> jax.Array:
+    """z_i = c_{m_i} + h eps_i, m_i uniform, eps_i ~ N(0, I): [num, L]."""
+    pick_key, noise_key = jax.random.split(key)
+    pick = jax.random.randint(pick_key, (num,), 0, self.centres_MxL.shape[0])
+    noise = jax.random.normal(noise_key, (num, self.centres_MxL.shape[1]))
+    return self.centres_MxL[pick] + self.bandwidth * noise
+
+  def log_prob(self, z_xL: jax.Array) -> jax.Array:
+    """log r(z) for z [..., L]: [...]."""
+    num, latent = self.centres_MxL.shape
+    h = self.bandwidth
+    log_norm = latent * jnp.log(h) + 0.5 * latent * jnp.log(2 * jnp.pi) + jnp.log(num)
+    sq_dist_xM = jnp.sum((z_xL[..., None, :] - self.centres_MxL) ** 2, axis=-1)
+    return jax.nn.logsumexp(-0.5 * sq_dist_xM / h**2, axis=-1) - log_norm
 
 
-
-def _kde_log_likelihood_one(params, model: ModelConfig, key, x_D, *, k: int, num_centres: int,
+def _kde_log_likelihood_one(params, model: Model, key, x_D, *, k: int, num_centres: int,
                             bandwidth, chunk: int):
   centre_key, sample_key = jax.random.split(key)
-  centres_MxL = encoder_samples(params, model, centre_key, x_D, num_centres)
-  latent = model.latent_dim
-  log_norm = (latent * jnp.log(bandwidth) + 0.5 * latent * jnp.log(2 * jnp.pi)
-              + jnp.log(num_centres))
+  r = KernelDensity(model.sample_proposal(params, centre_key, x_D, num_centres), bandwidth)
 
-  def body(log_sum, i):
-    pick_key, noise_key = jax.random.split(jax.random.fold_in(sample_key, i))
-    pick_C = jax.random.randint(pick_key, (chunk,), 0, num_centres)
-    z_CxL = centres_MxL[pick_C] + bandwidth * jax.random.normal(noise_key, (chunk, latent))
-    sq_dist_CxM = jnp.sum((z_CxL[:, None] - centres_MxL[None]) ** 2, axis=-1)
-    log_r_C = jax.nn.logsumexp(-0.5 * sq_dist_CxM / bandwidth**2, axis=1) - log_norm
-    log_lik_C = jax.vmap(models.log_likelihood, in_axes=(None, None, 0, None))(
-        params, model, z_CxL, x_D)
-    log_w_C = log_lik_C + distributions.std_normal_log_prob(z_CxL) - log_r_C
-    return jnp.logaddexp(log_sum, jax.nn.logsumexp(log_w_C)), None
+  def chunk_terms(i):
+    z_1xCxL = r.sample(jax.random.fold_in(sample_key, i), chunk)[None]
+    return model.log_weights(params, x_D[None], z_1xCxL, r)[0], None
 
-  log_sum, _ = jax.lax.scan(body, -jnp.inf, jnp.arange(k // chunk))
+  log_sum, _ = numerics.logsumexp_over_chunks(chunk_terms, jnp.arange(k // chunk))
   return log_sum - jnp.log(k)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "k", "num_centres", "chunk"))
-def kde_log_likelihood(params, key, x_BxD, *, model: ModelConfig, k: int, num_centres: int,
-                       bandwidth: float, chunk: int = 100):
+def kde_log_likelihood(params, key, x_BxD, *, model: Model | ModelConfig, k: int,
+                       num_centres: int, bandwidth: float, chunk: int = 100):
   """log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / r(z_i|x),  z_i ~ r,  per image [B].
 
   r(z|x) = (1/M) sum_m N(z; c_m, h^2 I) is the kernel density of M encoder
   samples c_m ~ q(z|x). Given the centres r is a fixed, fully known density, so
   this is ordinary importance sampling (unbiased for p(x), a stochastic lower
   bound on log p(x)); it follows a curved or multimodal implicit q where the
-  moment-matched Gaussian of `proposal` cannot. k samples in chunks of `chunk`.
+  moment-matched Gaussian of `evaluate.moment_matched` cannot. k samples in chunks of `chunk`.
   """
   if k % chunk:
     raise ValueError(f"chunk {chunk} must divide k {k}")
   keys = jax.random.split(key, x_BxD.shape[0])
-  one = functools.partial(_kde_log_likelihood_one, params, model, k=k, num_centres=num_centres,
-                          bandwidth=bandwidth, chunk=chunk)
+  one = functools.partial(_kde_log_likelihood_one, params, as_model(model), k=k,
+                          num_centres=num_centres, bandwidth=bandwidth, chunk=chunk)
   return jax.vmap(one)(keys, x_BxD)

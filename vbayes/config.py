@@ -16,7 +16,9 @@ BINARIZATIONS = ("fixed", "dynamic", "threshold", "none")
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
 OBJECTIVES = ("elbo", "iwae", "prior_is", "avb")
-ENCODERS = ("gaussian", "implicit")
+ENCODERS = ("gaussian", "implicit", "none")
+# The encoder each objective trains.
+OBJECTIVE_ENCODERS = {"elbo": "gaussian", "iwae": "gaussian", "prior_is": "none", "avb": "implicit"}
 ESTIMATORS = ("reparam", "stl", "dreg")
 KL_ESTIMATORS = ("analytic", "mc")
 
@@ -55,8 +57,9 @@ class ModelConfig:
   likelihood: "bernoulli" (binary pixels, logits out) or "gaussian" (grey pixels:
   mean sigmoid(h), or h itself with gaussian_mean="identity"; one learned scale
   per pixel, at least `min_scale`). hidden_sizes=() makes both networks linear.
-  encoder: "gaussian" (the above), or "implicit" for AVB: z = g(x, eps) with
-  eps ~ N(0, I) of noise_dim dimensions (0: latent_dim) as an extra input.
+  encoder: "gaussian" (the above), "implicit" for AVB: z = g(x, eps) with
+  eps ~ N(0, I) of noise_dim dimensions (0: latent_dim) as an extra input, or
+  "none" (the decoder alone, the prior as proposal: prior importance sampling).
   """
   data_dim: int = 784
   latent_dim: int = 2
@@ -202,10 +205,14 @@ class TrainConfig:
              f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
     _require(self.kl_warmup_steps == 0 or self.objective == "avb",
              "kl_warmup_steps applies to the avb objective only")
-    _require((self.objective == "avb") == (self.model.encoder == "implicit"),
-             f"objective {self.objective!r} needs the "
-             f"{'implicit' if self.objective == 'avb' else 'gaussian'} encoder, "
-             f"got {self.model.encoder!r}")
+    encoder = OBJECTIVE_ENCODERS[self.objective]
+    if encoder == "none" and self.model.encoder == "gaussian":  # the default: prior_is
+      # trains the decoder alone, so its model has no encoder (as configs before
+      # encoder "none" existed said implicitly)
+      object.__setattr__(self, "model", dataclasses.replace(self.model, encoder="none"))
+    _require(self.model.encoder == encoder,
+             f"objective {self.objective!r} trains the {encoder!r} encoder, got "
+             f"{self.model.encoder!r}")
     binary = self.data.binarization != "none"
     _require(binary == (self.model.likelihood == "bernoulli"),
              f"likelihood {self.model.likelihood!r} does not fit binarization "

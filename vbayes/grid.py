@@ -14,8 +14,10 @@ import math
 import jax
 import jax.numpy as jnp
 
-from vbayes import distributions, models
+from vbayes import distributions
 from vbayes.config import ModelConfig
+from vbayes.models import Model, as_model
+from vbayes.numerics import largest_divisor_at_most, logsumexp_over_chunks
 from vbayes.progress import Progress
 
 # Entries of one [B, C] chunk of the log-joint, or of the Gaussian likelihood's
@@ -39,20 +41,16 @@ def latent_grid(limit: float, points: int, center_2=None):
   return z_Gx2, 2.0 * math.log(width)
 
 
-def largest_divisor_at_most(n: int, cap: int) -> int:
-  return max(d for d in range(1, min(n, max(cap, 1)) + 1) if n % d == 0)
-
-
-def _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D):
+def _log_joint_chunk(params, model: Model, z_Cx2, x_BxD, pixel_mask_D):
   """log p(x_b, z_c) = log p(x_b | z_c) + log p(z_c): [B, C]."""
-  return (models.log_likelihood_matrix(params, model, z_Cx2, x_BxD, pixel_mask_D)
-          + distributions.std_normal_log_prob(z_Cx2)[None, :])
+  return (model.log_likelihood_matrix(params, z_Cx2, x_BxD, pixel_mask_D)
+          + model.log_prior(params, z_Cx2)[None, :])
 
 
-def _entries_per_pair(model: ModelConfig) -> int:
-  """Floats that models.log_likelihood_matrix holds per (image, grid point) pair:
-  one for the Bernoulli likelihood, D squared differences for the Gaussian."""
-  return model.data_dim if model.likelihood == "gaussian" else 1
+def _entries_per_pair(model: Model) -> int:
+  """Floats that Model.log_likelihood_matrix holds per (image, grid point) pair
+  (one for the Bernoulli likelihood, D squared differences for the Gaussian)."""
+  return model.likelihood.entries_per_pair(model.data_dim)
 
 
 def _grid_chunks(limit: float, points: int, batch: int, center_2=None, per_pair: int = 1):
@@ -64,19 +62,20 @@ def _grid_chunks(limit: float, points: int, batch: int, center_2=None, per_pair:
   return z_Gx2.reshape(-1, chunk, 2), log_area
 
 
-def _check_2d(model: ModelConfig):
+def _check_2d(model: Model):
   if model.latent_dim != 2:
     raise ValueError(f"grid computations need latent_dim 2, got {model.latent_dim}")
 
 
 @functools.partial(jax.jit, static_argnames=("model", "limit", "points"))
-def log_joint_on_grid(params, x_BxD, *, model: ModelConfig, limit: float, points: int,
+def log_joint_on_grid(params, x_BxD, *, model: Model | ModelConfig, limit: float, points: int,
                       center_2=None, pixel_mask_D=None):
   """log p(x_b, z_g) on the grid of `latent_grid`: [B, G].
 
   The decoder runs once per grid point. With `pixel_mask_D` only the observed
   pixels enter the likelihood: log p(x_obs, z).
   """
+  model = as_model(model)
   _check_2d(model)
   z_NxCx2, _ = _grid_chunks(limit, points, x_BxD.shape[0], center_2, _entries_per_pair(model))
   out_NxBxC = jax.lax.map(
@@ -85,18 +84,13 @@ def log_joint_on_grid(params, x_BxD, *, model: ModelConfig, limit: float, points
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _log_sum_over_chunks(params, x_BxD, z_NxCx2, pixel_mask_D=None, *, model: ModelConfig):
+def _log_sum_over_chunks(params, x_BxD, z_NxCx2, pixel_mask_D=None, *, model: Model):
   """logsumexp over the N * C points z of log p(x_b, z): [B], a running sum over chunks."""
-
-  def body(log_sum_B, z_Cx2):
-    log_joint_BxC = _log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D)
-    return jnp.logaddexp(log_sum_B, jax.nn.logsumexp(log_joint_BxC, axis=1)), None
-
-  log_sum_B, _ = jax.lax.scan(body, jnp.full((x_BxD.shape[0],), -jnp.inf), z_NxCx2)
-  return log_sum_B
+  chunk_terms = lambda z_Cx2: (_log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D), None)
+  return logsumexp_over_chunks(chunk_terms, z_NxCx2)[0]
 
 
-def quadrature_log_likelihood(params, x_BxD, *, model: ModelConfig, limit: float = 5.0,
+def quadrature_log_likelihood(params, x_BxD, *, model: Model | ModelConfig, limit: float = 5.0,
                               points: int = 512, pixel_mask_D=None, log=None):
   """log p(x) = log int p(x|z) p(z) dz ~= logsumexp_g log p(x, z_g) + log(cell area).
 
@@ -107,6 +101,7 @@ def quadrature_log_likelihood(params, x_BxD, *, model: ModelConfig, limit: float
   The grid goes through in up to 16 bands of chunks, one jitted call each; with
   `log`, a progress line (rate, ETA) between calls at most every 10 s.
   """
+  model = as_model(model)
   _check_2d(model)
   per_pair = _entries_per_pair(model)
   # Images go through in blocks small enough that a chunk holds MIN_CHUNK_POINTS grid
@@ -131,7 +126,7 @@ def quadrature_log_likelihood(params, x_BxD, *, model: ModelConfig, limit: float
   return jnp.concatenate(out)
 
 
-def posterior_on_grid(params, x_BxD, *, model: ModelConfig, limit: float, points: int,
+def posterior_on_grid(params, x_BxD, *, model: Model | ModelConfig, limit: float, points: int,
                       center_2=None, pixel_mask_D=None):
   """log P_bg = log p(x_b, z_g) - logsumexp_g' log p(x_b, z_g'): the exact posterior
   p(z | x_b) as log probability masses of the grid cells (each row sums to 1).
@@ -150,8 +145,8 @@ def diag_normal_on_grid(mean_BxL, log_var_BxL, z_Gx2):
 
   The density at the cell midpoints, normalized over the grid (midpoint rule).
   """
-  log_q_BxG = jax.vmap(lambda m, v: distributions.diag_normal_log_prob(m, v, z_Gx2))(
-      mean_BxL, log_var_BxL)
+  log_q_BxG = distributions.DiagNormal(mean_BxL, log_var_BxL).log_prob(
+      jnp.broadcast_to(z_Gx2, (mean_BxL.shape[0], *z_Gx2.shape)))
   return jax.nn.log_softmax(log_q_BxG, axis=-1)
 
 

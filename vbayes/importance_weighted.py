@@ -1,8 +1,9 @@
 """Importance-weighted objectives, over a batch of images with k samples each.
 
 IWAE (Burda et al. 2016), with the encoder as proposal:
-    L_k(x) = log (1/k) sum_i w_i,   w_i = p(x, z_i) / q(z_i|x),   z_i = mu(x) + sigma(x) eps_i.
-Prior importance sampling (the decoder alone, no encoder):
+    L_k(x) = log (1/k) sum_i w_i,   w_i = p(x, z_i) / q(z_i|x),   z_i = mu(x) + sigma(x) eps_i
+(the log weight is Model.log_weights). Prior importance sampling (the decoder
+alone, no encoder):
     L_K(x) = log (1/K) sum_i p(x|z_i),   z_i ~ p(z).
 
 Encoder gradient estimators for IWAE, all with the same decoder gradient
@@ -17,47 +18,38 @@ STL and DReG are written as surrogates whose value is L_k and whose gradient is
 the estimator's.
 """
 
-import math
-
 import jax
 import jax.numpy as jnp
 
-from vbayes import distributions, models
 from vbayes.config import ModelConfig
+from vbayes.models import Model, as_model
+from vbayes.numerics import logmeanexp
 
 ESTIMATORS = ("reparam", "stl", "dreg")
 sg = jax.lax.stop_gradient
 
 
-def _log_weights(params, z_BxKxL, x_BxD, q_mean_BxL, q_log_var_BxL, model):
-  """log w_bi = log p(x_b|z_bi) + log p(z_bi) - log q(z_bi|x_b): [B, K]."""
-  log_lik_BxK = models.log_likelihood_of_samples(params, model, z_BxKxL, x_BxD)
-  return (log_lik_BxK + distributions.std_normal_log_prob(z_BxKxL)
-          - distributions.diag_normal_log_prob(q_mean_BxL[:, None], q_log_var_BxL[:, None],
-                                               z_BxKxL))
-
-
-def iwae_bounds(params, eps_BxKxL, x_BxD, *, model: ModelConfig, estimator: str = "reparam"):
+def iwae_bounds(params, eps_BxKxL, x_BxD, *, model: Model | ModelConfig,
+                estimator: str = "reparam"):
   """The k-sample IWAE bound of each of B images, k = eps_BxKxL.shape[1].
 
-  z_bi = mu(x_b) + sigma(x_b) eps_bi; the decoder sees all B*k samples at once.
-  Returns {"bound": L_k(x_b), "surrogate": a value whose gradient is the
+  z_bi = draw of q(z|x_b) from the noise eps_bi; the decoder sees all B*k samples at
+  once. Returns {"bound": L_k(x_b), "surrogate": a value whose gradient is the
   estimator's, "ess": effective sample size 1 / sum_i w~_bi^2}, each [B].
   """
-  mean_BxL, log_var_BxL = jax.vmap(models.encode, in_axes=(None, None, 0))(
-      params, model, x_BxD)
-  z_BxKxL = mean_BxL[:, None] + jnp.exp(0.5 * log_var_BxL)[:, None] * eps_BxKxL
-  k = eps_BxKxL.shape[1]
-  log_w_BxK = _log_weights(params, z_BxKxL, x_BxD, mean_BxL, log_var_BxL, model)
-  bound_B = jax.nn.logsumexp(log_w_BxK, axis=1) - math.log(k)
+  model = as_model(model)
+  q = model.proposal_distribution(params, x_BxD)
+  z_BxKxL = q.draw(eps_BxKxL)
+  log_w_BxK = model.log_weights(params, x_BxD, z_BxKxL, q)
+  bound_B = logmeanexp(log_w_BxK, axis=1)
   w_norm_BxK = sg(jax.nn.softmax(log_w_BxK, axis=1))
   if estimator == "reparam":
     surrogate_B = bound_B
   elif estimator in ("stl", "dreg"):
     # Decoder: gradient of L_k with z held fixed. Encoder: path derivative only.
-    q_fixed = sg(mean_BxL), sg(log_var_BxL)
-    log_w_dec_BxK = _log_weights(params, sg(z_BxKxL), x_BxD, *q_fixed, model)
-    log_w_enc_BxK = _log_weights(sg(params), z_BxKxL, x_BxD, *q_fixed, model)
+    q_fixed = sg(q)
+    log_w_dec_BxK = model.log_weights(params, x_BxD, sg(z_BxKxL), q_fixed)
+    log_w_enc_BxK = model.log_weights(sg(params), x_BxD, z_BxKxL, q_fixed)
     coef_BxK = w_norm_BxK if estimator == "stl" else w_norm_BxK**2
     surrogate_B = (jax.nn.logsumexp(log_w_dec_BxK, axis=1)
                    + jnp.sum(coef_BxK * log_w_enc_BxK, axis=1))
@@ -68,7 +60,8 @@ def iwae_bounds(params, eps_BxKxL, x_BxD, *, model: ModelConfig, estimator: str 
   return {"bound": bound_B, "surrogate": surrogate_B, "ess": ess_B}
 
 
-def iwae_from_noise(params, eps_KxL, x_D, *, model: ModelConfig, estimator: str = "reparam"):
+def iwae_from_noise(params, eps_KxL, x_D, *, model: Model | ModelConfig,
+                    estimator: str = "reparam"):
   """The k-sample IWAE bound of one image, k = eps_KxL.shape[0]: `iwae_bounds` on a batch of one.
 
   Returns {"bound": L_k, "surrogate", "ess"}, each a scalar.
@@ -77,33 +70,35 @@ def iwae_from_noise(params, eps_KxL, x_D, *, model: ModelConfig, estimator: str 
   return {name: value[0] for name, value in out.items()}
 
 
-def iwae(params, key, x_D, *, model: ModelConfig, k: int, estimator: str = "reparam"):
+def iwae(params, key, x_D, *, model: Model | ModelConfig, k: int, estimator: str = "reparam"):
   """`iwae_from_noise` with eps_i ~ N(0, I) drawn from `key`."""
-  eps_KxL = jax.random.normal(key, (k, model.latent_dim))
+  eps_KxL = jax.random.normal(key, (k, as_model(model).latent_dim))
   return iwae_from_noise(params, eps_KxL, x_D, model=model, estimator=estimator)
 
 
-def iwae_loss(params, key, x_BxD, *, model: ModelConfig, k: int, estimator: str = "reparam"):
+def iwae_loss(params, key, x_BxD, *, model: Model | ModelConfig, k: int,
+              estimator: str = "reparam"):
   """-mean_b L_k(x_b); the k samples of all images are one [B, k, L] draw."""
-  eps_BxKxL = jax.random.normal(key, (x_BxD.shape[0], k, model.latent_dim))
+  eps_BxKxL = jax.random.normal(key, (x_BxD.shape[0], k, as_model(model).latent_dim))
   out = iwae_bounds(params, eps_BxKxL, x_BxD, model=model, estimator=estimator)
   bound = jnp.mean(out["bound"])
   return -jnp.mean(out["surrogate"]), {"iwae_bound": bound, "ess": jnp.mean(out["ess"])}
 
 
-def prior_is_from_samples(params, z_KxL, x_D, *, model: ModelConfig):
+def prior_is_from_samples(params, z_KxL, x_D, *, model: Model | ModelConfig):
   """log (1/K) sum_i p(x|z_i) for prior samples z_i: an estimate of log p(x) from below."""
   return prior_is_bounds(params, z_KxL[None], x_D[None], model=model)[0]
 
 
-def prior_is_bounds(params, z_BxKxL, x_BxD, *, model: ModelConfig):
-  """log (1/K) sum_i p(x_b|z_bi) for each of B images: [B]."""
-  log_lik_BxK = models.log_likelihood_of_samples(params, model, z_BxKxL, x_BxD)
-  return jax.nn.logsumexp(log_lik_BxK, axis=1) - math.log(z_BxKxL.shape[1])
+def prior_is_bounds(params, z_BxKxL, x_BxD, *, model: Model | ModelConfig):
+  """log (1/K) sum_i p(x_b|z_bi) for each of B images: [B]. With q = p(z) the weight
+  p(x, z) / q(z) is p(x | z) exactly, so the prior terms are left out, not cancelled."""
+  return logmeanexp(as_model(model).log_likelihood_of_samples(params, z_BxKxL, x_BxD), axis=1)
 
 
-def prior_is_loss(params, key, x_BxD, *, model: ModelConfig, k: int):
-  """-mean_b log (1/K) sum_i p(x_b|z_bi), z_bi ~ N(0, I): the decoder trained alone."""
-  z_BxKxL = jax.random.normal(key, (x_BxD.shape[0], k, model.latent_dim))
+def prior_is_loss(params, key, x_BxD, *, model: Model | ModelConfig, k: int):
+  """-mean_b log (1/K) sum_i p(x_b|z_bi), z_bi ~ p(z): the decoder trained alone."""
+  model = as_model(model)
+  z_BxKxL = model.prior_distribution(params).sample(key, (x_BxD.shape[0], k))
   bound = jnp.mean(prior_is_bounds(params, z_BxKxL, x_BxD, model=model))
   return -bound, {"prior_is_bound": bound}

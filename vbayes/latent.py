@@ -12,75 +12,75 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes import avb, grid, models, svi
+from vbayes import distributions, grid, svi
 from vbayes.config import ModelConfig
-
-_decode_means = jax.vmap(models.mean_image, in_axes=(None, None, 0))
+from vbayes.models import Model, as_model
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num"))
-def prior_samples(params, key, *, model: ModelConfig, num: int):
-  """z_n ~ p(z) = N(0, I); returns (z_NxL, E[x | z_n] [N, D], x_n ~ p(x | z_n) [N, D])."""
+def prior_samples(params, key, *, model: Model | ModelConfig, num: int):
+  """z_n ~ p(z); returns (z_NxL, E[x | z_n] [N, D], x_n ~ p(x | z_n) [N, D])."""
+  model = as_model(model)
   z_key, x_key = jax.random.split(key)
-  z_NxL = jax.random.normal(z_key, (num, model.latent_dim))
-  samples = jax.vmap(models.sample_image, in_axes=(None, None, 0, 0))(
-      params, model, jax.random.split(x_key, num), z_NxL)
-  return z_NxL, _decode_means(params, model, z_NxL), samples
+  z_NxL = model.prior_distribution(params).sample(z_key, num)
+  samples = jax.vmap(model.sample_image, in_axes=(None, 0, 0))(
+      params, jax.random.split(x_key, num), z_NxL)
+  return z_NxL, model.mean_image(params, z_NxL), samples
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num"))
-def posterior_samples(params, key, x_D, *, model: ModelConfig, num: int):
+def posterior_samples(params, key, x_D, *, model: Model | ModelConfig, num: int):
   """z_n ~ q(z | x), n = 1..num: [num, L], for a Gaussian or an implicit encoder."""
-  if model.encoder == "implicit":
-    return avb.encoder_samples(params, model, key, x_D, num)
-  mean_L, log_var_L = models.encode(params, model, x_D)
-  return mean_L + jnp.exp(0.5 * log_var_L) * jax.random.normal(key, (num, model.latent_dim))
+  return as_model(model).sample_proposal(params, key, x_D, num)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num"))
-def posterior_means(params, key, x_NxD, *, model: ModelConfig, num: int = 100):
-  """E_q[z | x_n] for every image: the encoder mean of a Gaussian encoder, the mean
-  of `num` samples of an implicit one. [N, L]"""
-  if model.encoder != "implicit":
+def posterior_means(params, key, x_NxD, *, model: Model | ModelConfig, num: int = 100):
+  """E_q[z | x_n] for every image: the mean of q where it has a density, else (an
+  implicit encoder) the mean of `num` of its samples. [N, L]"""
+  model = as_model(model)
+  if model.has_proposal_density:
     return encoder_means(params, x_NxD, model=model, batch_size=min(1000, x_NxD.shape[0]))
   keys = jax.random.split(key, x_NxD.shape[0])
-  sample_mean = lambda k, x: jnp.mean(avb.encoder_samples(params, model, k, x, num), axis=0)
+  sample_mean = lambda k, x: jnp.mean(model.sample_proposal(params, k, x, num), axis=0)
   return jax.lax.map(lambda kx: sample_mean(*kx), (keys, x_NxD),
                      batch_size=min(1000, x_NxD.shape[0]))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "batch_size"))
-def encoder_means(params, x_NxD, *, model: ModelConfig, batch_size: int = 1000):
+def encoder_means(params, x_NxD, *, model: Model | ModelConfig, batch_size: int = 1000):
   """E_q[z | x_n], the encoder's mean for every image: [N, L], in batches of `batch_size`."""
-  mean_fn = lambda x_D: models.encode(params, model, x_D)[0]
+  model = as_model(model)
+  mean_fn = lambda x_D: model.proposal_distribution(params, x_D).mean
   return jax.lax.map(mean_fn, x_NxD, batch_size=batch_size)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def reconstructions(params, x_NxD, *, model: ModelConfig):
+def reconstructions(params, x_NxD, *, model: Model | ModelConfig):
   """E[x | z = E_q[z | x]]: each image decoded at its encoder mean, [N, D]."""
-  return _decode_means(params, model, encoder_means(params, x_NxD, model=model))
+  return as_model(model).mean_image(params, encoder_means(params, x_NxD, model=model))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "steps"))
-def interpolate(params, x_a_D, x_b_D, *, model: ModelConfig, steps: int):
+def interpolate(params, x_a_D, x_b_D, *, model: Model | ModelConfig, steps: int):
   """E[x | z_t] along z_t = (1 - t) mu(x_a) + t mu(x_b), t = 0, 1/(T-1), ..., 1: [T, D].
 
   mu is the encoder mean, so the ends are the two images' reconstructions.
   """
   mu_2xL = encoder_means(params, jnp.stack([x_a_D, x_b_D]), model=model)
   t_T1 = jnp.linspace(0.0, 1.0, steps)[:, None]
-  return _decode_means(params, model, (1.0 - t_T1) * mu_2xL[0] + t_T1 * mu_2xL[1])
+  return as_model(model).mean_image(params, (1.0 - t_T1) * mu_2xL[0] + t_T1 * mu_2xL[1])
 
 
-def complete(params, key, x_BxD, mask_D, *, model: ModelConfig, num_completions: int,
+def complete(params, key, x_BxD, mask_D, *, model: Model | ModelConfig, num_completions: int,
              steps: int = 2000, svi_samples: int = 16, learning_rate: float = 1e-2,
              restarts: int = 16, log=None):
   """Fills in the unobserved pixels of each image from p(z | x_obs).
 
   q_b(z) = N(m_b, diag v_b) is fitted to p(z | x_obs,b) by stochastic VI
-  (`svi.fit_posterior_restarts`: the best of `restarts` fits); then z_bs ~ q_b for s = 1..S and the completion keeps
-  the observed pixels and takes E[x | z_bs] for the rest:
+  (`svi.fit_posterior_restarts`: the best of `restarts` fits); then z_bs ~ q_b for
+  s = 1..S, and the completion keeps the observed pixels and takes E[x | z_bs] for
+  the rest:
       x^_bs = mask * x_b + (1 - mask) * E[x | z_bs].
   Returns a dict: completions [B, S, D], average [B, D] (the observed pixels
   with the mean of E[x | z_bs] over s below), q_mean, q_log_var [B, L] and
@@ -97,16 +97,15 @@ def complete(params, key, x_BxD, mask_D, *, model: ModelConfig, num_completions:
 @functools.partial(jax.jit, static_argnames=("model", "num_completions"))
 def _complete_from_q(params, key, x_BxD, mask_D, q_mean, q_log_var, trace, *, model,
                      num_completions):
-  eps_BxSxL = jax.random.normal(key, (x_BxD.shape[0], num_completions, model.latent_dim))
-  z_BxSxL = q_mean[:, None] + jnp.exp(0.5 * q_log_var)[:, None] * eps_BxSxL
-  means_BxSxD = jax.vmap(_decode_means, in_axes=(None, None, 0))(params, model, z_BxSxL)
+  z_BxSxL = distributions.DiagNormal(q_mean, q_log_var).sample(key, num_completions)
+  means_BxSxD = as_model(model).mean_image(params, z_BxSxL)
   observed = mask_D * x_BxD
   return {"completions": observed[:, None] + (1.0 - mask_D) * means_BxSxD,
           "average": observed + (1.0 - mask_D) * means_BxSxD.mean(axis=1),
           "q_mean": q_mean, "q_log_var": q_log_var, "elbo_trace": trace}
 
 
-def posterior_vs_gaussian(params, x_D, q_mean_L, q_log_var_L, *, model: ModelConfig,
+def posterior_vs_gaussian(params, x_D, q_mean_L, q_log_var_L, *, model: Model | ModelConfig,
                           pixel_mask_D=None, points: int = 400, search_limit: float = 5.0,
                           search_points: int = 128, tail_mass: float = 1e-4) -> dict:
   """The exact posterior p(z | x_obs) and a Gaussian q on one grid fitted to both.

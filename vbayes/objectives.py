@@ -13,47 +13,51 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from vbayes import distributions, importance_weighted, models
+from vbayes import distributions, importance_weighted
 from vbayes.config import ModelConfig, TrainConfig
+from vbayes.models import Model, as_model
 
 Objective = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
 
-def elbo_from_noise(params, eps_L, x_D, *, model: ModelConfig, kl_estimator: str = "analytic"):
+def elbo_from_noise(params, eps_L, x_D, *, model: Model | ModelConfig,
+                    kl_estimator: str = "analytic"):
   """One-sample ELBO of one image (Kingma & Welling 2014, eq. 7 and 10).
 
       ELBO(x) = E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z)),  z = mu(x) + sigma(x) * eps.
 
   kl_estimator "analytic" uses the closed-form Gaussian KL; "mc" the one-sample
-  estimate log q(z|x) - log p(z) at the same z.
+  estimate log q(z|x) - log p(z) at the same z (the only one for a prior or q
+without a closed-form KL).
   Returns {"elbo", "log_likelihood", "kl"}, each a scalar.
   """
-  mean_L, log_var_L = models.encode(params, model, x_D)
-  z_L = mean_L + jnp.exp(0.5 * log_var_L) * eps_L
-  log_lik = models.log_likelihood(params, model, z_L, x_D)
+  model = as_model(model)
+  q = model.proposal_distribution(params, x_D)
+  z_L = q.draw(eps_L)
+  log_lik = model.log_likelihood(params, z_L, x_D)
   if kl_estimator == "analytic":
-    kl = distributions.kl_diag_normal_std_normal(mean_L, log_var_L)
+    kl = distributions.kl_divergence(q, model.prior_distribution(params))
   elif kl_estimator == "mc":
-    kl = (distributions.diag_normal_log_prob(mean_L, log_var_L, z_L)
-          - distributions.std_normal_log_prob(z_L))
+    kl = q.log_prob(z_L) - model.log_prior(params, z_L)
   else:
     raise ValueError(f"unknown kl_estimator {kl_estimator!r}")
   return {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl}
 
 
-def elbo(params, key, x_D, *, model: ModelConfig, kl_estimator: str = "analytic"):
+def elbo(params, key, x_D, *, model: Model | ModelConfig, kl_estimator: str = "analytic"):
   """`elbo_from_noise` with eps ~ N(0, I) drawn from `key`."""
-  eps_L = jax.random.normal(key, (model.latent_dim,))
+  eps_L = jax.random.normal(key, (as_model(model).latent_dim,))
   return elbo_from_noise(params, eps_L, x_D, model=model, kl_estimator=kl_estimator)
 
 
-def elbo_loss(params, key, x_BxD, *, model: ModelConfig, kl_estimator: str = "analytic"):
+def elbo_loss(params, key, x_BxD, *, model: Model | ModelConfig,
+              kl_estimator: str = "analytic"):
   """-mean_b ELBO(x_b), with independent noise per image.
 
   The batch's noise is one [B, L] draw from `key` (one RNG call, cheaper than B
   keys); the per-image ELBO is vmapped over it.
   """
-  eps_BxL = jax.random.normal(key, (x_BxD.shape[0], model.latent_dim))
+  eps_BxL = jax.random.normal(key, (x_BxD.shape[0], as_model(model).latent_dim))
   per_example = jax.vmap(
       functools.partial(elbo_from_noise, model=model, kl_estimator=kl_estimator),
       in_axes=(None, 0, 0))(params, eps_BxL, x_BxD)

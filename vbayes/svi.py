@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vbayes import distributions, models
+from vbayes import distributions
 from vbayes.config import ModelConfig
+from vbayes.models import Model, as_model
 from vbayes.progress import Progress
 
 
@@ -28,14 +29,16 @@ def top_half_mask(image_shape: tuple[int, int]) -> jax.Array:
   return (jnp.arange(h * w) < (h // 2) * w).astype(jnp.float32)
 
 
-def masked_elbo(q_params, params, key, x_D, mask_D, *, model: ModelConfig, num_samples: int):
-  """Monte Carlo ELBO of q = N(m, diag exp(v)) for the observed pixels of one image."""
-  mean_L, log_var_L = q_params["mean"], q_params["log_var"]
-  eps_SxL = jax.random.normal(key, (num_samples, model.latent_dim))
-  z_SxL = mean_L + jnp.exp(0.5 * log_var_L) * eps_SxL
-  log_lik_S = jax.vmap(models.log_likelihood, in_axes=(None, None, 0, None, None))(
-      params, model, z_SxL, x_D, mask_D)
-  return jnp.mean(log_lik_S) - distributions.kl_diag_normal_std_normal(mean_L, log_var_L)
+def masked_elbo(q_params, params, key, x_D, mask_D, *, model: Model | ModelConfig,
+                num_samples: int):
+  """Monte Carlo ELBO of q = N(m, diag exp(v)) for the observed pixels of one image:
+  (1/S) sum_s log p(x_obs | z_s) - KL(q || p(z)), z_s ~ q reparameterized."""
+  model = as_model(model)
+  q = distributions.DiagNormal(q_params["mean"], q_params["log_var"])
+  z_SxL = q.sample(key, num_samples)
+  log_lik_S = jax.vmap(model.log_likelihood, in_axes=(None, 0, None, None))(
+      params, z_SxL, x_D, mask_D)
+  return jnp.mean(log_lik_S) - distributions.kl_divergence(q, model.prior_distribution(params))
 
 
 # Steps per jitted call of `fit_posterior`; progress lines come between calls.
@@ -43,8 +46,8 @@ STEPS_PER_CALL = 100
 
 
 @functools.partial(jax.jit, static_argnames=("model", "steps", "num_samples", "learning_rate"))
-def _fit_steps(params, key, x_BxD, mask_D, q, opt_state, t0, *, model: ModelConfig, steps: int,
-               num_samples: int, learning_rate: float):
+def _fit_steps(params, key, x_BxD, mask_D, q, opt_state, t0, *, model: Model | ModelConfig,
+               steps: int, num_samples: int, learning_rate: float):
   """Adam steps t0 .. t0 + steps - 1 on -ELBO, step t with the key fold_in(key, t)."""
   optimizer = optax.adam(learning_rate)
   neg_elbo = lambda qb, k, x: -masked_elbo(qb, params, k, x, mask_D, model=model,
@@ -62,9 +65,9 @@ def _fit_steps(params, key, x_BxD, mask_D, q, opt_state, t0, *, model: ModelConf
   return q, opt_state, trace
 
 
-def fit_posterior(params, key, x_BxD, mask_D, *, model: ModelConfig, steps: int = 2000,
-                  num_samples: int = 16, learning_rate: float = 1e-2, init_mean_BxL=None,
-                  log=None):
+def fit_posterior(params, key, x_BxD, mask_D, *, model: Model | ModelConfig,
+                  steps: int = 2000, num_samples: int = 16, learning_rate: float = 1e-2,
+                  init_mean_BxL=None, log=None):
   """Fits one Gaussian q(z) per image to p(z | observed pixels).
 
   Starts at N(init_mean, 0.1^2 I) (init_mean defaults to 0) and runs `steps` Adam
@@ -74,9 +77,9 @@ def fit_posterior(params, key, x_BxD, mask_D, *, model: ModelConfig, steps: int 
   """
   if steps <= 0:
     raise ValueError(f"steps must be positive, got {steps}")
-  batch = x_BxD.shape[0]
-  mean = jnp.zeros((batch, model.latent_dim)) if init_mean_BxL is None else init_mean_BxL
-  q = {"mean": mean, "log_var": jnp.full((batch, model.latent_dim), 2.0 * jnp.log(0.1))}
+  batch, latent = x_BxD.shape[0], as_model(model).latent_dim
+  mean = jnp.zeros((batch, latent)) if init_mean_BxL is None else init_mean_BxL
+  q = {"mean": mean, "log_var": jnp.full((batch, latent), 2.0 * jnp.log(0.1))}
   opt_state = optax.adam(learning_rate).init(q)
   progress = Progress(f"stochastic VI of {batch} posteriors", total=steps, unit="steps", log=log)
   traces = []
@@ -90,8 +93,8 @@ def fit_posterior(params, key, x_BxD, mask_D, *, model: ModelConfig, steps: int 
   return q["mean"], q["log_var"], jnp.concatenate(traces)
 
 
-def fit_posterior_restarts(params, key, x_BxD, mask_D, *, model: ModelConfig, restarts: int,
-                           steps: int = 2000, num_samples: int = 16,
+def fit_posterior_restarts(params, key, x_BxD, mask_D, *, model: Model | ModelConfig,
+                           restarts: int, steps: int = 2000, num_samples: int = 16,
                            learning_rate: float = 1e-2, log=None):
   """`fit_posterior` from `restarts` starting means z_0 ~ p(z) per image; keeps the best.
 
@@ -105,7 +108,7 @@ def fit_posterior_restarts(params, key, x_BxD, mask_D, *, model: ModelConfig, re
     raise ValueError(f"restarts must be positive, got {restarts}")
   batch = x_BxD.shape[0]
   init_key, fit_key = jax.random.split(key)
-  init_mean = jax.random.normal(init_key, (restarts * batch, model.latent_dim))
+  init_mean = as_model(model).prior_distribution(params).sample(init_key, restarts * batch)
   mean, log_var, trace = fit_posterior(
       params, fit_key, jnp.tile(x_BxD, (restarts, 1)), mask_D, model=model, steps=steps,
       num_samples=num_samples, learning_rate=learning_rate, init_mean_BxL=init_mean, log=log)

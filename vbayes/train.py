@@ -25,19 +25,17 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from vbayes import avb, models, objectives
+from vbayes import avb, objectives, optimizers
 from vbayes import data as data_lib
 from vbayes.config import TrainConfig
+from vbayes.models import build
 
 TrainState = dict  # {"params": pytree, "opt_state": pytree, "step": int32 scalar}
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-  """Adam, after clipping the gradient's global norm to config.grad_clip if > 0."""
-  if config.grad_clip > 0:
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip),
-                       optax.adam(config.learning_rate))
-  return optax.adam(config.learning_rate)
+  """`optimizers.adam` at config's learning rate and gradient clipping."""
+  return optimizers.adam(config.learning_rate, config.grad_clip)
 
 
 def gradient_update(objective: Callable, optimizer: optax.GradientTransformation):
@@ -65,7 +63,7 @@ def init_state(key: jax.Array, config: TrainConfig,
   if config.objective == "avb":
     return avb.init_state(key, config)
   optimizer = make_optimizer(config) if optimizer is None else optimizer
-  params = models.init(key, config.model, encoder=config.objective != "prior_is")
+  params = build(config.model).init(key)
   return {"params": params, "opt_state": optimizer.init(params),
           "step": jnp.zeros((), jnp.int32)}
 
@@ -127,11 +125,6 @@ def make_train_chunk(update: Callable, *, batch_size: int, steps_per_call: int, 
     return {"params": params, "opt_state": opt_state, "step": step0 + steps_per_call}, metrics
 
   return jax.jit(train_chunk, donate_argnums=0)
-
-
-def steps_per_call_for(steps_per_epoch: int, requested: int) -> int:
-  """The largest divisor of steps_per_epoch that is at most `requested`."""
-  return max(d for d in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
 
 
 @jax.jit

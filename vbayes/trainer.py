@@ -23,11 +23,12 @@ import numpy as np
 from vbayes import checkpoint as checkpoint_lib
 from vbayes import data as data_lib
 from vbayes import evaluate as evaluate_lib
-from vbayes import metrics_io, models, plots
+from vbayes import metrics_io, numerics, plots
 from vbayes import train as train_lib
 from vbayes import workdir as workdir_lib
 from vbayes.config import ConfigError, TrainConfig
 from vbayes.errors import UserError
+from vbayes.models import as_model
 from vbayes.workdir import CONFIG_FILE, WorkdirError  # pylint: disable=unused-import
 
 # Streams of randomness, each from fold_in(root, index): never reused across purposes.
@@ -81,7 +82,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
   if steps_per_epoch == 0:
     raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(data.train)} "
                        "training images")
-  steps_per_call = train_lib.steps_per_call_for(steps_per_epoch, config.steps_per_call)
+  steps_per_call = numerics.largest_divisor_at_most(steps_per_epoch, config.steps_per_call)
   checkpoint_every = config.checkpoint_every_epochs * steps_per_epoch
 
   mesh = train_lib.make_mesh() if mesh is None else mesh
@@ -247,18 +248,19 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
   log(f"evaluated {results['num_test_images']} test images with k={config.eval_k} "
       f"in {results['eval_seconds']:.1f}s")
 
-  if models.has_encoder(params):
+  model = as_model(model)
+  if model.has_encoder:
     x = np.asarray(data_lib.to_float(jax.random.fold_in(eval_key, 99),
                                      jnp.asarray(data.test[:10]), data.binarization))
-    mean_z, _ = evaluate_lib.proposal_moments(params, jax.random.fold_in(eval_key, 98), x,
-                                              model=model, proposal_samples=100)
-    recon = jax.vmap(models.mean_image, in_axes=(None, None, 0))(params, model, mean_z)
+    q = evaluate_lib.proposal_for(params, jax.random.fold_in(eval_key, 98), x, model=model,
+                                  proposal_samples=100)
+    recon = model.mean_image(params, q.mean)
     plots.save_reconstructions(x, np.asarray(recon), data.image_shape,
                                figures / "reconstructions.png")
   if model.latent_dim == 2:
     points, limit = 20, 3.0
     z = jnp.asarray(plots.latent_walk_points(points, limit))
-    means = jax.vmap(models.mean_image, in_axes=(None, None, 0))(params, model, z)
+    means = model.mean_image(params, z)
     plots.save_latent_grid_walk(np.asarray(means), data.image_shape, points, limit,
                                 figures / "latent_grid_walk.png")
   return results

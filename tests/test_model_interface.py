@@ -1,0 +1,200 @@
+"""The model interface is open: a prior and a likelihood written here, in the test
+alone, run through every objective and evaluator, and the estimators' identities hold.
+
+The toy model is linear-Gaussian with a shifted, scaled prior:
+    z ~ N(m, diag s^2),   x | z ~ N(W z + b, sigma^2 I)
+    log p(x) = log N(x; W m + b, W diag(s^2) W^T + sigma^2 I)
+    p(z | x) = N(mu(x), Lambda^{-1}),  Lambda = diag(1 / s^2) + W^T W / sigma^2,
+                                      mu(x) = Lambda^{-1} (W^T (x - b) / sigma^2 + m / s^2).
+W has orthogonal columns, so Lambda is diagonal and p(z | x) is a linear Gaussian
+encoder: the exact posterior is in the proposal family.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vbayes import distributions, evaluate, grid, importance_weighted as iw, objectives, svi
+from vbayes.models import Model, likelihoods, nets, priors, proposals
+
+DATA, LATENT, SIGMA = 5, 2, 0.5
+PRIOR_MEAN, PRIOR_SD = np.array([0.5, -0.3]), np.array([0.8, 1.2])
+
+
+def shifted_normal_prior(mean_L, sd_L) -> priors.Prior:
+  """p(z) = N(m, diag s^2), fixed."""
+  dist = distributions.DiagNormal(jnp.asarray(mean_L, jnp.float32),
+                                  jnp.asarray(2 * np.log(sd_L), jnp.float32))
+  return priors.Prior(init=lambda key: None, distribution=lambda params: dist)
+
+
+def fixed_scale_gaussian(scale: float) -> likelihoods.Likelihood:
+  """p(x | z) = N(x; f(z), scale^2 I): one density, its batched forms derived by vmap."""
+  log_prob = lambda lp, out_D, x_D, mask_D=None: distributions.gaussian_log_prob(
+      out_D, jnp.full_like(out_D, math.log(scale)), x_D, mask_D)
+  return likelihoods.from_log_prob(
+      log_prob, mean=lambda lp, out: out,
+      sample=lambda lp, key, out: out + scale * jax.random.normal(key, out.shape))
+
+
+def toy_model(encoder: bool = True) -> Model:
+  linear = nets.mlp((), "relu")  # no hidden layer: x W + b
+  return Model(data_dim=DATA, latent_dim=LATENT,
+               prior=shifted_normal_prior(PRIOR_MEAN, PRIOR_SD), decoder=linear,
+               likelihood=fixed_scale_gaussian(SIGMA),
+               proposal=proposals.gaussian_encoder(linear, DATA, LATENT) if encoder else None)
+
+
+@pytest.fixture(scope="module")
+def toy():
+  rng = np.random.default_rng(0)
+  q, _ = np.linalg.qr(rng.normal(size=(DATA, LATENT)))
+  w = q * np.array([1.5, 0.9])  # orthogonal columns
+  b = rng.normal(size=DATA) * 0.3
+  precision = 1 / PRIOR_SD**2 + np.diag(w.T @ w) / SIGMA**2  # diagonal Lambda
+  a = (w / SIGMA**2 / precision).T  # mu(x) = a x + c
+  c = (PRIOR_MEAN / PRIOR_SD**2 - w.T @ b / SIGMA**2) / precision
+  exact_encoder = {"layer_0": {"w": np.concatenate([a.T, np.zeros((DATA, LATENT))], 1),
+                               "b": np.concatenate([c, -np.log(precision)])}}
+  params = {"decoder": {"layer_0": {"w": w.T, "b": b}}, "encoder": exact_encoder}
+  params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), params)
+  z = PRIOR_MEAN + PRIOR_SD * rng.normal(size=(4, LATENT))
+  x = z @ w.T + b + SIGMA * rng.normal(size=(4, DATA))
+  cov = w @ np.diag(PRIOR_SD**2) @ w.T + SIGMA**2 * np.eye(DATA)
+  log_px = jax.scipy.stats.multivariate_normal.logpdf(x, w @ PRIOR_MEAN + b, cov)
+  perturbed = jax.tree.map(lambda v: v, params)
+  perturbed["encoder"]["layer_0"]["w"] = params["encoder"]["layer_0"]["w"] * 0.8
+  perturbed["encoder"]["layer_0"]["b"] = params["encoder"]["layer_0"]["b"] + 0.4
+  return {"params": params, "perturbed": perturbed, "x": jnp.asarray(x, jnp.float32),
+          "log_px": np.asarray(log_px)}
+
+
+def test_iwae_with_one_sample_is_the_monte_carlo_elbo(toy):
+  """L_1 from noise eps equals the one-sample ELBO log p(x, z) - log q(z|x) at the same z."""
+  model, params, x = toy_model(), toy["perturbed"], toy["x"]
+  eps = jax.random.normal(jax.random.key(0), (4, LATENT))
+  for b in range(4):
+    l1 = iw.iwae_from_noise(params, eps[b][None], x[b], model=model)["bound"]
+    elbo = objectives.elbo_from_noise(params, eps[b], x[b], model=model, kl_estimator="mc")
+    np.testing.assert_allclose(l1, elbo["elbo"], rtol=1e-6)
+
+
+def test_analytic_elbo_is_the_mean_of_the_monte_carlo_elbo(toy):
+  """With the closed-form KL to the shifted prior, the ELBO equals E_q of the MC ELBO,
+  within 4 standard errors of 20000 draws."""
+  model, params, x = toy_model(), toy["perturbed"], toy["x"][0]
+  eps = jax.random.normal(jax.random.key(1), (20000, LATENT))
+  one = lambda e, kl: objectives.elbo_from_noise(params, e, x, model=model, kl_estimator=kl)
+  mc = jax.vmap(lambda e: one(e, "mc")["elbo"])(eps)
+  analytic = jax.vmap(lambda e: one(e, "analytic")["elbo"])(eps)
+  stderr = float(jnp.std(mc)) / math.sqrt(len(eps))
+  assert abs(float(jnp.mean(mc) - jnp.mean(analytic))) < 4 * stderr
+
+
+def test_every_weight_is_p_of_x_at_the_exact_posterior(toy):
+  """q = p(z|x) makes w = p(x, z) / q(z|x) = p(x) for every z: the IWAE bound, the
+  importance-sampled log p(x) and the one-sample ELBO with the MC KL all equal the
+  closed form."""
+  model, params, x = toy_model(), toy["params"], toy["x"]
+  eps = jax.random.normal(jax.random.key(2), (4, 7, LATENT))
+  np.testing.assert_allclose(iw.iwae_bounds(params, eps, x, model=model)["bound"],
+                             toy["log_px"], rtol=1e-5)
+  log_px, _ = evaluate.importance_sampled_log_likelihood(params, jax.random.key(3), x,
+                                                         model=model, k=50, chunk=10)
+  np.testing.assert_allclose(log_px, toy["log_px"], rtol=1e-5)
+  elbo = objectives.elbo_loss(params, jax.random.key(4), x, model=model,
+                              kl_estimator="mc")[1]["elbo"]
+  np.testing.assert_allclose(elbo, np.mean(toy["log_px"]), rtol=1e-5)
+
+
+def test_iwae_bound_rises_with_k_to_log_p_of_x(toy):
+  """E[L_1] < E[L_10] < E[L_100] <= log p(x) with a perturbed encoder, each mean of
+  2000 draws and the steps larger than 4 standard errors of their difference."""
+  model, params, x = toy_model(), toy["perturbed"], toy["x"][:1]
+  means, errors = [], []
+  for i, k in enumerate((1, 10, 100)):
+    eps = jax.random.normal(jax.random.key(10 + i), (2000, k, LATENT))
+    bounds = iw.iwae_bounds(params, eps, jnp.repeat(x, 2000, axis=0), model=model)["bound"]
+    means.append(float(jnp.mean(bounds)))
+    errors.append(float(jnp.std(bounds)) / math.sqrt(2000))
+  for lo, hi, e_lo, e_hi in zip(means, means[1:], errors, errors[1:]):
+    assert hi - lo > 4 * math.hypot(e_lo, e_hi)
+  assert means[-1] < toy["log_px"][0] + 4 * errors[-1]
+  assert toy["log_px"][0] - means[-1] < 0.5 * (means[1] - means[0])  # close to log p(x)
+
+
+@pytest.mark.parametrize("estimator", iw.ESTIMATORS)
+def test_every_training_objective_gives_finite_loss_and_gradient(toy, estimator):
+  """ELBO (both KL estimators) and IWAE with each gradient estimator train this model;
+  at the exact posterior STL's and DReG's encoder gradients vanish (their weights are
+  constant and the path derivative of log w is zero), the plain one's does not."""
+  model, x = toy_model(), toy["x"]
+  key = jax.random.key(5)
+  for params in (toy["perturbed"], toy["params"]):
+    losses = {"iwae": lambda p: iw.iwae_loss(p, key, x, model=model, k=8,
+                                             estimator=estimator)[0],
+              "elbo_mc": lambda p: objectives.elbo_loss(p, key, x, model=model,
+                                                        kl_estimator="mc")[0]}
+    for loss in losses.values():
+      value, grads = jax.value_and_grad(loss)(params)
+      assert np.isfinite(value) and all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+  grads = jax.grad(losses["iwae"])(toy["params"])
+  encoder_norm = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads["encoder"]))
+  if estimator == "reparam":
+    assert encoder_norm > 1e-3
+  else:
+    assert encoder_norm < 1e-4
+
+
+def test_prior_importance_sampling_with_the_shifted_prior(toy):
+  """Without an encoder the prior proposes, for training (prior_is_loss) and for
+  evaluation: both estimate log p(x), the mean of 8 runs within 4 standard errors
+  (plus the bias of log of a mean, below 0.01 nats at this k)."""
+  model, params, x = toy_model(encoder=False), {"decoder": toy["params"]["decoder"]}, toy["x"]
+  assert set(model.init(jax.random.key(0))) == {"decoder"}
+  runs = np.stack([evaluate.importance_sampled_log_likelihood(
+      params, jax.random.key(20 + s), x, model=model, k=4000, chunk=400)[0] for s in range(8)])
+  error = runs.std(axis=0, ddof=1) / math.sqrt(8)
+  np.testing.assert_array_less(np.abs(runs.mean(axis=0) - toy["log_px"]), 4 * error + 0.01)
+  loss, metrics = iw.prior_is_loss(params, jax.random.key(6), x, model=model, k=4000)
+  assert abs(float(metrics["prior_is_bound"]) - np.mean(toy["log_px"])) < 0.2
+  results = evaluate.evaluate(params, jax.random.key(7), np.asarray(x), model=model,
+                              binarization="fixed", k=400, batch_size=4)  # fixed: x as it is
+  assert results["proposal"] == "prior" and results["active_units"] is None
+
+
+def test_quadrature_and_evaluation_with_the_toy_parts(toy):
+  """Grid quadrature over the shifted prior equals the closed form; `evaluate` with the
+  exact encoder reports -log p(x), and an ELBO equal to it within its Monte Carlo error."""
+  model, params, x = toy_model(), toy["params"], toy["x"]
+  quad = grid.quadrature_log_likelihood(params, x, model=model, limit=6.0, points=512)
+  np.testing.assert_allclose(quad, toy["log_px"], atol=2e-3)
+  results = evaluate.evaluate(params, jax.random.key(8), np.asarray(x), model=model,
+                              binarization="fixed", k=100, batch_size=4,  # x as it is
+                              quadrature={"limit": 6.0, "points": 512})
+  np.testing.assert_allclose(results["test_nll"], -np.mean(toy["log_px"]), rtol=1e-5)
+  # Its ELBO is E_q log p(x|z) over the same k samples minus the analytic KL: exact in
+  # expectation, with the standard error of the k-sample mean of log p(x|z).
+  q = model.proposal_distribution(params, x)
+  z = q.sample(jax.random.key(10), 1000)
+  var_B = jnp.var(model.log_likelihood_of_samples(params, z, x), axis=1)
+  error = math.sqrt(float(jnp.mean(var_B)) / (100 * len(x)))
+  assert abs(results["test_elbo"] - np.mean(toy["log_px"])) < 4 * error
+  np.testing.assert_allclose(results["test_nll_quadrature"], -np.mean(toy["log_px"]), atol=2e-3)
+
+
+def test_stochastic_vi_finds_the_toy_posterior(toy):
+  """Stochastic VI against the shifted prior reaches ELBO = log p(x), the value only the
+  exact posterior attains: the mean of the last 200 steps' estimates (16 samples each)
+  is within 4 of their standard errors of log p(x), plus 0.01 nats for Adam's jitter."""
+  model, params, x = toy_model(), toy["params"], toy["x"][:2]
+  _, _, trace = svi.fit_posterior(params, jax.random.key(9), x, jnp.ones(DATA), model=model,
+                                  steps=1500, num_samples=16, learning_rate=2e-2)
+  last = np.asarray(trace[-200:])
+  final, error = last.mean(axis=0), last.std(axis=0) / math.sqrt(200)
+  np.testing.assert_array_less(final, toy["log_px"][:2] + 4 * error)
+  np.testing.assert_array_less(toy["log_px"][:2] - final, 4 * error + 0.01)
+  assert np.all(np.asarray(trace[0]) < toy["log_px"][:2] - 0.5)  # it did have to move
