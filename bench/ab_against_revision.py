@@ -58,10 +58,13 @@ def import_revision(rev: str, folder: Path):
 
 def configs(config_lib, shapes, steps):
   model = config_lib.ModelConfig(latent_dim=shapes.latent_dim, hidden_sizes=shapes.hidden_sizes)
+  if hasattr(config_lib, "objective_config"):  # each objective its own settings
+    iwae = {"objective": config_lib.objective_config("iwae", k=50)}
+  else:  # before each objective had its own Config: its settings flat on TrainConfig
+    iwae = {"objective": "iwae", "k": 50}
   return {"elbo": config_lib.TrainConfig(model=model, batch_size=shapes.batch,
                                          steps_per_call=steps),
-          "iwae_k50": config_lib.TrainConfig(model=model, objective="iwae", k=50,
-                                             batch_size=shapes.batch,
+          "iwae_k50": config_lib.TrainConfig(model=model, **iwae, batch_size=shapes.batch,
                                              steps_per_call=max(1, steps // 5))}
 
 

@@ -43,7 +43,8 @@ def model_config(shapes: common.Shapes) -> config_lib.ModelConfig:
 
 def train_timer(shapes: common.Shapes, k: int, images, steps: int) -> common.Timer:
   """vbayes' IWAE-k training chunk; work in steps."""
-  config = config_lib.TrainConfig(model=model_config(shapes), objective="iwae", k=k,
+  config = config_lib.TrainConfig(model=model_config(shapes),
+                                  objective=config_lib.objective_config("iwae", k=k),
                                   batch_size=shapes.batch, steps_per_call=steps)
   return common.training_timer(config, images, steps_per_epoch=steps * 10)
 

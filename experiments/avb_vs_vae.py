@@ -35,7 +35,8 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import avb, evaluate, latent, latent_plots, metrics_io, numerics, trainer
+from vbayes import evaluate, latent, latent_plots, metrics_io, numerics, trainer
+from vbayes.objectives import avb
 from vbayes.models import build
 from vbayes.progress import Progress
 
@@ -66,11 +67,10 @@ def model_configs() -> dict[str, config_lib.TrainConfig]:
                 batch_size=20 if FLAGS.fast else 100)
   model = lambda encoder: config_lib.ModelConfig(latent_dim=FLAGS.latent_dim,
                                                  hidden_sizes=hidden, encoder=encoder)
-  avb = config_lib.AVBConfig(adaptive_contrast=True, moment_samples=FLAGS.avb_moment_samples,
-                             **({"adversary_hidden_sizes": (16,)} if FLAGS.fast else {}))
+  avb_ac = avb.Config(adaptive_contrast=True, moment_samples=FLAGS.avb_moment_samples,
+                      **({"adversary_hidden_sizes": (16,)} if FLAGS.fast else {}))
   return {"vae": config_lib.TrainConfig(model=model("gaussian"), **common),
-          "avb_ac": config_lib.TrainConfig(model=model("implicit"), objective="avb", avb=avb,
-                                           **common)}
+          "avb_ac": config_lib.TrainConfig(model=model("implicit"), objective=avb_ac, **common)}
 
 
 def principal_components(points_NxL):

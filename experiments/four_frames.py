@@ -32,6 +32,7 @@ from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes import latent, latent_plots, metrics_io, trainer
+from vbayes.objectives import avb
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Output folder.", required=True)
@@ -60,13 +61,14 @@ def model_config(name: str, seed: int) -> config_lib.TrainConfig:
       model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=hidden,
                                    encoder="implicit" if is_avb else "gaussian"),
       data=config_lib.DataConfig(dataset="4frames"),
-      objective="avb" if is_avb else "elbo", batch_size=FLAGS.batch_size,
-      learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs, seed=seed, steps_per_call=100,
-      eval_k=1000, checkpoint_every_epochs=100, avb=config_lib.AVBConfig(
+      objective=avb.Config(
           adaptive_contrast=name == "avb_ac",
           adversary_hidden_sizes=tuple(int(h) for h in FLAGS.adversary_hidden_sizes),
           adversary_learning_rate=FLAGS.learning_rate, adversary_steps=FLAGS.adversary_steps,
-          samples=FLAGS.avb_samples, moment_samples=FLAGS.avb_moment_samples))
+          samples=FLAGS.avb_samples, moment_samples=FLAGS.avb_moment_samples)
+      if is_avb else "elbo", batch_size=FLAGS.batch_size,
+      learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs, seed=seed, steps_per_call=100,
+      eval_k=1000, checkpoint_every_epochs=100)
 
 
 def main(argv):

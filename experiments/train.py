@@ -9,20 +9,24 @@ samples plus grid quadrature (2-D latents). On a 2-core CPU: about 20 s of
 training (1.7 s per epoch) and 4-5 minutes of k=5000 evaluation. The README
 gives the measured results of 100-epoch runs (2-D: 127.7 nats by quadrature).
 Other objectives: --objective=iwae --k=50 --estimator=dreg, --objective=prior_is,
---objective=avb [--adaptive_contrast] (adversarial variational Bayes).
+--objective=avb [--adaptive_contrast] (adversarial variational Bayes), and any other
+in vbayes/objectives/. Each objective's settings are flags of their names (its
+Config's fields); a flag of another objective's setting is an error.
 
 Re-running with the same --workdir resumes from its last checkpoint.
 """
 
 from absl import flags
 
+import dataclasses
+
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import trainer
+from vbayes import objectives, trainer
+from vbayes.objectives import elbo, iwae
 
 FLAGS = flags.FLAGS
-DEFAULT_K = {"iwae": 50, "prior_is": 128}
 flags.DEFINE_string("workdir", None, "Folder for config, metrics, checkpoints and figures.",
                     required=True)
 flags.DEFINE_enum("dataset", "binarized_mnist", config_lib.DATASETS, "Dataset.")
@@ -30,27 +34,31 @@ flags.DEFINE_enum("binarization", "auto", ("auto", *config_lib.BINARIZATIONS),
                   "auto: fixed for binarized_mnist and 4frames, dynamic for mnist.")
 flags.DEFINE_enum("decoder", "auto", ("auto", *config_lib.LIKELIHOODS),
                   "Decoder p(x|z). auto: gaussian for --binarization=none, else bernoulli.")
-flags.DEFINE_enum("objective", "elbo", config_lib.OBJECTIVES,
-                  "elbo; iwae (encoder as proposal, --k samples); prior_is (decoder alone, "
-                  "--k prior samples).")
-flags.DEFINE_integer("k", None, "Samples per image for iwae and prior_is (default 50 and 128).")
+flags.DEFINE_enum("objective", "elbo", tuple(objectives.REGISTRY),
+                  "The training objective (vbayes/objectives/); its settings are the flags "
+                  "below of their names.")
+# Objective settings (vbayes/objectives/*.Config): each flag sets the field of its name
+# (FLAG_FOR_SETTING renames a few); one left at its default leaves the objective's own.
+flags.DEFINE_integer("k", None, "Samples per image, for the objectives that take k (default: "
+                     "the objective's, 50 for iwae, 128 for prior_is).")
+flags.DEFINE_enum("estimator", "reparam", iwae.ESTIMATORS,
+                  "Encoder gradient estimator for iwae: reparam, stl or dreg.")
+flags.DEFINE_enum("kl_estimator", "analytic", elbo.KL_ESTIMATORS, "KL term of the ELBO.")
 flags.DEFINE_bool("adaptive_contrast", False, "avb: adaptive contrast (AVB+AC).")
 flags.DEFINE_integer("avb_samples", 8, "avb: encoder samples per image per loss.")
 flags.DEFINE_integer("avb_moment_samples", 128, "avb: encoder samples per image, apart from "
                      "the scored ones, for adaptive contrast's moments (0: the scored ones).")
-flags.DEFINE_integer("noise_dim", 0, "avb: noise inputs of the implicit encoder (0: latent_dim).")
 flags.DEFINE_list("adversary_hidden_sizes", ["256", "256"], "avb: hidden sizes of T(x, z).")
 flags.DEFINE_float("adversary_learning_rate", 1e-3, "avb: Adam learning rate of the adversary.")
 flags.DEFINE_integer("adversary_steps", 1, "avb: adversary updates per model update.")
-flags.DEFINE_float("grad_clip", 0.0, "Clip gradients to this global norm (0: no clipping).")
 flags.DEFINE_integer("kl_warmup_steps", 0, "avb: the KL weight rises linearly to 1 over "
                      "this many steps (0: no warm-up).")
-flags.DEFINE_enum("estimator", "reparam", config_lib.ESTIMATORS,
-                  "Encoder gradient estimator for iwae: reparam, stl or dreg.")
+FLAG_FOR_SETTING = {"samples": "avb_samples", "moment_samples": "avb_moment_samples"}
+flags.DEFINE_integer("noise_dim", 0, "avb: noise inputs of the implicit encoder (0: latent_dim).")
+flags.DEFINE_float("grad_clip", 0.0, "Clip gradients to this global norm (0: no clipping).")
 flags.DEFINE_integer("latent_dim", 2, "Latent dimension L.")
 flags.DEFINE_list("hidden_sizes", ["500", "500"], "Encoder hidden sizes; the decoder mirrors them.")
 flags.DEFINE_enum("activation", "relu", config_lib.ACTIVATIONS, "Hidden activation.")
-flags.DEFINE_enum("kl_estimator", "analytic", config_lib.KL_ESTIMATORS, "KL term of the ELBO.")
 flags.DEFINE_integer("epochs", 10, "Passes over the training split.")
 flags.DEFINE_integer("batch_size", 100, "Images per step (divisible by the device count).")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
@@ -74,24 +82,60 @@ def build_config() -> config_lib.TrainConfig:
   if likelihood == "auto":
     likelihood = "gaussian" if binarization == "none" else "bernoulli"
   hidden = _sizes("hidden_sizes")
+  objective = objective_config(FLAGS.objective)
   model = config_lib.ModelConfig(
       data_dim=4 if FLAGS.dataset == "4frames" else 784, latent_dim=FLAGS.latent_dim,
       hidden_sizes=hidden, activation=FLAGS.activation, likelihood=likelihood,
-      encoder="implicit" if FLAGS.objective == "avb" else "gaussian", noise_dim=FLAGS.noise_dim)
-  avb = config_lib.AVBConfig(
-      adaptive_contrast=FLAGS.adaptive_contrast, samples=FLAGS.avb_samples,
-      moment_samples=FLAGS.avb_moment_samples,
-      adversary_hidden_sizes=_sizes("adversary_hidden_sizes"),
-      adversary_learning_rate=FLAGS.adversary_learning_rate, adversary_steps=FLAGS.adversary_steps)
+      encoder=objective.encoder, noise_dim=FLAGS.noise_dim)
   return config_lib.TrainConfig(
       model=model, data=config_lib.DataConfig(dataset=FLAGS.dataset, binarization=binarization),
-      objective=FLAGS.objective,
-      k=FLAGS.k if FLAGS.k is not None else DEFAULT_K.get(FLAGS.objective, 1),
-      estimator=FLAGS.estimator, kl_estimator=FLAGS.kl_estimator, batch_size=FLAGS.batch_size,
+      objective=objective, batch_size=FLAGS.batch_size,
       learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs, seed=FLAGS.seed,
       steps_per_call=FLAGS.steps_per_call, eval_k=FLAGS.eval_k,
-      quadrature_points=FLAGS.quadrature_points, grad_clip=FLAGS.grad_clip,
-      kl_warmup_steps=FLAGS.kl_warmup_steps, avb=avb)
+      quadrature_points=FLAGS.quadrature_points, grad_clip=FLAGS.grad_clip)
+
+
+def _objective_flags() -> dict[str, list[str]]:
+  """Each flag that sets an objective's setting -> the objectives that have it."""
+  out = {}
+  for name, module in objectives.REGISTRY.items():
+    for field in dataclasses.fields(module.Config):
+      out.setdefault(FLAG_FOR_SETTING.get(field.name, field.name), []).append(name)
+  return out
+
+
+def objective_config(name: str) -> config_lib.ObjectiveConfig:
+  """The objective's config from the flags given on the command line (ConfigError for a
+  flag that sets another objective's setting)."""
+  settings = {}
+  for field in dataclasses.fields(objectives.get(name).Config):
+    flag = FLAG_FOR_SETTING.get(field.name, field.name)
+    if FLAGS[flag].present:
+      settings[field.name] = (_sizes(flag) if isinstance(FLAGS[flag].value, list)
+                              else FLAGS[flag].value)
+  for flag, owners in _objective_flags().items():
+    if FLAGS[flag].present and name not in owners:
+      names = " and ".join([", ".join(owners[:-1]), owners[-1]] if len(owners) > 1 else owners)
+      raise config_lib.ConfigError(f"--{flag} applies to the {names} "
+                                   f"objective{'s' if len(owners) > 1 else ''} only, not {name}")
+  return config_lib.objective_config(name, **settings)
+
+
+def _define_remaining_objective_flags():
+  """A flag, named after the setting, for every objective setting no flag above sets:
+  a new objective's settings are command-line flags without an edit here."""
+  for name, module in objectives.REGISTRY.items():
+    for field in dataclasses.fields(module.Config):
+      flag = FLAG_FOR_SETTING.get(field.name, field.name)
+      if flag in FLAGS:
+        continue
+      help_text = f"{name}: the {field.name} setting (default {field.default})."
+      define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+                str: flags.DEFINE_string}[type(field.default)]
+      define(flag, field.default, help_text)
+
+
+_define_remaining_objective_flags()
 
 
 def _sizes(name: str) -> tuple[int, ...]:

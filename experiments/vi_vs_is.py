@@ -32,6 +32,7 @@ from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes import grid, metrics_io, plots, trainer
 from vbayes.models import build
+from vbayes.objectives import iwae, prior_is
 
 FLAGS = flags.FLAGS
 CURVE_STREAM = 1003  # the held-out curve's binarization key: fold_in(key(seed), 1003)
@@ -60,10 +61,11 @@ def model_configs() -> dict[str, config_lib.TrainConfig]:
       batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs,
       seed=FLAGS.seed, eval_k=FLAGS.eval_k, quadrature_points=FLAGS.quadrature_points)
   configs = {"elbo": config_lib.TrainConfig(objective="elbo", **base),
-             f"iwae_k{FLAGS.iwae_k}": config_lib.TrainConfig(objective="iwae", k=FLAGS.iwae_k,
-                                                             **base)}
+             f"iwae_k{FLAGS.iwae_k}": config_lib.TrainConfig(
+                 objective=iwae.Config(k=FLAGS.iwae_k), **base)}
   for k in FLAGS.prior_k:
-    configs[f"prior_is_k{int(k)}"] = config_lib.TrainConfig(objective="prior_is", k=int(k), **base)
+    configs[f"prior_is_k{int(k)}"] = config_lib.TrainConfig(objective=prior_is.Config(k=int(k)),
+                                                            **base)
   return configs
 
 
@@ -93,7 +95,7 @@ def main(argv):
     records = metrics_io.read_metrics(workdir / name)
     train = [r for r in records if "train_seconds" in r]
     results[name] = {
-        "objective": config.objective, "k": config.k,
+        "objective": config.objective.name, "k": getattr(config.objective, "k", 1),
         "test_nll_quadrature": final["test_nll_quadrature"], "test_nll_is": final["test_nll"],
         "is_proposal": final["proposal"], "test_elbo": final["test_elbo"],
         "seconds_per_step": 1.0 / train[-1]["steps_per_s"],

@@ -11,15 +11,15 @@ import numpy as np
 
 from vbayes import config as config_lib
 from vbayes import train as train_lib
+from vbayes.objectives import avb, iwae, prior_is
 
 
 def main(objective: str):
   assert jax.device_count() == 8, jax.devices()
-  extra = {"elbo": {}, "iwae": {"objective": "iwae", "k": 4, "estimator": "dreg"},
-           "prior_is": {"objective": "prior_is", "k": 4},
-           "avb": {"objective": "avb", "kl_warmup_steps": 3,
-                   "avb": config_lib.AVBConfig(adaptive_contrast=True, samples=4,
-                                               adversary_hidden_sizes=(16,))}}[objective]
+  extra = {"elbo": {}, "iwae": {"objective": iwae.Config(k=4, estimator="dreg")},
+           "prior_is": {"objective": prior_is.Config(k=4)},
+           "avb": {"objective": avb.Config(kl_warmup_steps=3, adaptive_contrast=True, samples=4,
+                                           adversary_hidden_sizes=(16,))}}[objective]
   encoder = "implicit" if objective == "avb" else "gaussian"
   config = config_lib.TrainConfig(**extra,
       model=config_lib.ModelConfig(data_dim=20, latent_dim=3, hidden_sizes=(32,),

@@ -12,21 +12,22 @@ import optax
 import pytest
 from scipy.stats import multivariate_normal
 
-from vbayes import avb, distributions, grid
+from vbayes import distributions, grid
 from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes import train as train_lib
 from vbayes.models import build
+from vbayes.objectives import avb
 
 
 def avb_config(adaptive_contrast=False, data_dim=3, hidden=(), adversary=(64, 64), samples=8):
   model = config_lib.ModelConfig(data_dim=data_dim, latent_dim=2, hidden_sizes=hidden,
                                  encoder="implicit")
   return config_lib.TrainConfig(
-      model=model, data=config_lib.DataConfig(dataset="4frames"), objective="avb",
+      model=model, data=config_lib.DataConfig(dataset="4frames"),
       batch_size=20, steps_per_call=10, learning_rate=3e-3,
-      avb=config_lib.AVBConfig(adaptive_contrast=adaptive_contrast, samples=samples,
-                               adversary_hidden_sizes=adversary))
+      objective=avb.Config(adaptive_contrast=adaptive_contrast, samples=samples,
+                           adversary_hidden_sizes=adversary))
 
 
 def linear_implicit_encoder(w_x, w_e, b):
@@ -83,7 +84,7 @@ def test_adaptive_contrast_loss_matches_a_hand_computation(moment_samples):
   sigma the moments of M separate encoder samples (of the K scored ones for M = 0);
   loss = mean_k [beta KL_k - log p(x|z_k)]."""
   config = avb_config(adaptive_contrast=True, data_dim=4, hidden=(8,), adversary=(8,), samples=5)
-  config = dataclasses.replace(config, avb=dataclasses.replace(config.avb,
+  config = dataclasses.replace(config, objective=dataclasses.replace(config.objective,
                                                                moment_samples=moment_samples))
   params = build(config.model).init(jax.random.key(0))
   adversary = avb.init_adversary(jax.random.key(1), config)
@@ -125,7 +126,7 @@ def test_adaptive_contrast_loss_matches_a_hand_computation(moment_samples):
 def test_avb_training_chunk_is_traced_once_and_learns_four_frames():
   config = avb_config(adaptive_contrast=True, data_dim=4, hidden=(32,), adversary=(32,))
   traces = []
-  update = avb.make_update(config)
+  update = avb.make_update(build(config.model), config)
 
   def counted(*args):
     traces.append(1)
@@ -201,7 +202,7 @@ def _kl_bias_per_dimension(config, num_draws=2000, latent=2):
   """
   params = {"encoder": linear_implicit_encoder(np.zeros((3, latent)), np.eye(latent),
                                                np.zeros(latent))}
-  k = config.avb.samples
+  k = config.objective.samples
   x = jnp.zeros(3)
 
   def draw(key):
@@ -216,7 +217,7 @@ def _kl_bias_per_dimension(config, num_draws=2000, latent=2):
   z_tilde = (z - mu[:, None]) / s[:, None]  # [draws, K, L]
   moment_part = np.mean(log_n(z_tilde) - np.log(s[:, None]) - log_n(z))
   t = np.linspace(-10, 10, 2001)
-  if config.avb.moment_samples:  # z~ | (mu, s) ~ N(-mu/s, 1/s^2), mixed over the draws
+  if config.objective.moment_samples:  # z~ | (mu, s) ~ N(-mu/s, 1/s^2), mixed over the draws
     dens = lambda u: np.mean(s[..., None] * np.exp(log_n(mu[..., None] + s[..., None] * u)),
                              axis=(0, 1))
     log_qbar = np.log(dens(t))
@@ -237,10 +238,10 @@ def test_adaptive_contrast_kl_bias_at_q_equal_p_is_small_by_default(k):
   within 0.02 nats per dimension at every K; the moments of the K scored samples
   (moment_samples=0, vbayes before) are biased upward by about -E log sigma."""
   config = avb_config(adaptive_contrast=True, samples=k)
-  assert config.avb.moment_samples == 128  # the default under test
+  assert config.objective.moment_samples == 128  # the default under test
   total, moment, adversary = _kl_bias_per_dimension(config)
   assert abs(total) < 0.02, (total, moment, adversary)
-  old = dataclasses.replace(config, avb=dataclasses.replace(config.avb, moment_samples=0))
+  old = dataclasses.replace(config, objective=dataclasses.replace(config.objective, moment_samples=0))
   old_total, old_moment, _ = _kl_bias_per_dimension(old)
   expected_plug_in = {8: 0.142, 32: 0.032, 128: 0.008}[k]  # -E log sigma, chi-square moments
   assert abs(old_moment - expected_plug_in) < 0.25 * expected_plug_in + 0.003, old_moment

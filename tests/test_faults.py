@@ -20,6 +20,7 @@ import pytest
 
 from vbayes import checkpoint, config as config_lib, data as data_lib, evaluate, metrics_io
 from vbayes import train as train_lib, trainer, workdir as workdir_lib
+from vbayes.objectives import avb
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,8 +52,8 @@ def test_a_state_gone_nonfinite_is_never_saved_nor_evaluated(tmp_path, monkeypat
   is not (the issue's --learning_rate=inf did this; the config now refuses inf)."""
   real_make_update = train_lib.make_update
 
-  def nan_after_update(config):
-    update = real_make_update(config)
+  def nan_after_update(config, model=None):
+    update = real_make_update(config, model)
 
     def poisoned(params, opt_state, step, key, x):
       params, opt_state, metrics = update(params, opt_state, step, key, x)
@@ -232,13 +233,30 @@ def test_arrays_cache_writers_use_temporary_files_of_their_own(tmp_path, monkeyp
   assert sorted(p.name for p in path.parent.iterdir()) == ["mnist.npz"]
 
 
+def flat_config_json(config: config_lib.TrainConfig) -> dict:
+  """config.json as vbayes wrote it before each objective had its own settings and before
+  avb.moment_samples: k, estimator, kl_estimator and kl_warmup_steps beside the run's
+  fields, AVB's settings (with eval_proposal_samples) under "avb" for every objective."""
+  d = config.to_dict()
+  settings = d.pop("objective")
+  name = settings.pop("name")
+  avb_settings = settings if name == "avb" else avb.Config().to_dict()
+  avb_settings = {key: value for key, value in avb_settings.items()
+                  if key not in ("name", "moment_samples", "kl_warmup_steps")}
+  d.update(objective=name, k=settings.get("k", 1), estimator=settings.get("estimator", "reparam"),
+           kl_estimator=settings.get("kl_estimator", "analytic"),
+           kl_warmup_steps=settings.get("kl_warmup_steps", 0),
+           avb={**avb_settings, "eval_proposal_samples": d.pop("eval_proposal_samples")})
+  return d
+
+
 def test_a_config_json_from_before_moment_samples_and_coarse_grids_still_resumes(tmp_path):
-  """config.json as vbayes wrote it before this round: no avb.moment_samples, and
-  quadrature_points=32, which the config now refuses but a resumed run may change."""
+  """config.json as vbayes wrote it before: AVB's settings flat and without
+  moment_samples, and quadrature_points=32, which the config now refuses but a resumed
+  run may change."""
   workdir = tmp_path / "run"
   workdir.mkdir()
-  old = tiny_config().to_dict()
-  del old["avb"]["moment_samples"]
+  old = flat_config_json(tiny_config())
   old["quadrature_points"] = 32
   (workdir / "config.json").write_text(json.dumps(old))
   workdir_lib.check(tiny_config(), workdir)  # an ELBO run: AVB's settings do not matter
@@ -247,15 +265,13 @@ def test_a_config_json_from_before_moment_samples_and_coarse_grids_still_resumes
   ac = config_lib.TrainConfig(
       model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(8,),
                                    encoder="implicit"),
-      data=config_lib.DataConfig(dataset="4frames"), objective="avb",
-      avb=config_lib.AVBConfig(adaptive_contrast=True))
-  old = ac.to_dict()
-  del old["avb"]["moment_samples"]
-  (workdir / "config.json").write_text(json.dumps(old))
-  with pytest.raises(workdir_lib.WorkdirError, match="avb.moment_samples: 0 there, 128 now"):
+      data=config_lib.DataConfig(dataset="4frames"), objective=avb.Config(adaptive_contrast=True))
+  (workdir / "config.json").write_text(json.dumps(flat_config_json(ac)))
+  with pytest.raises(workdir_lib.WorkdirError,
+                     match="objective.moment_samples: 0 there, 128 now"):
     workdir_lib.check(ac, workdir)
   workdir_lib.check(dataclasses.replace(
-      ac, avb=dataclasses.replace(ac.avb, moment_samples=0)), workdir)
+      ac, objective=dataclasses.replace(ac.objective, moment_samples=0)), workdir)
 
 
 def test_leftovers_of_a_run_that_failed_before_its_config_do_not_block_the_next(tmp_path):

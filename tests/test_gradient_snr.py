@@ -9,7 +9,7 @@ import pytest
 
 from tests import linear_gaussian
 from vbayes import gradient_snr as gs
-from vbayes import importance_weighted
+from vbayes.objectives import iwae
 from vbayes.models import build
 
 
@@ -97,7 +97,7 @@ def test_gaussian_toy_at_its_optimum_is_exact():
                                             perturbation=0.0, encoder_variance=0.5)
   exact = jax.scipy.stats.multivariate_normal.logpdf(x, theta, 2.0 * jnp.eye(5))
   for k in (1, 7):
-    got = jax.vmap(lambda key, x: importance_weighted.iwae(params, key, x, model=model, k=k))(
+    got = jax.vmap(lambda key, x: iwae.iwae(params, key, x, model=model, k=k))(
         jax.random.split(jax.random.key(k), 3), x)["bound"]
     np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-4)
   _, perturbed, _, _ = gs.gaussian_toy(jax.random.key(0), dim=5, num_points=3)

@@ -10,7 +10,8 @@ import pytest
 from jax import test_util
 
 from tests import linear_gaussian
-from vbayes import distributions, evaluate, importance_weighted as iw, objectives
+from vbayes import distributions, evaluate
+from vbayes.objectives import elbo, iwae as iw, prior_is
 from vbayes.models import build
 
 
@@ -24,7 +25,7 @@ def test_iwae_with_one_sample_is_the_elbo_with_mc_kl(lg_model):
   for b in range(3):
     key = jax.random.key(10 + b)
     got = _bound(params, key, x[b], lg_model, 1)["bound"]
-    want = objectives.elbo(params, key, x[b], model=lg_model.config, kl_estimator="mc")["elbo"]
+    want = elbo.elbo(params, key, x[b], model=lg_model.config, kl_estimator="mc")["elbo"]
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
@@ -58,8 +59,8 @@ def test_batched_bounds_are_the_per_image_bounds(lg_model, estimator):
                grad_batched, grad_sum)
   z = jax.random.normal(jax.random.key(7), (3, 7, lg_model.config.latent_dim))
   np.testing.assert_allclose(
-      iw.prior_is_bounds(params, z, x, model=lg_model.config),
-      [iw.prior_is_from_samples(params, z[b], x[b], model=lg_model.config) for b in range(3)],
+      prior_is.prior_is_bounds(params, z, x, model=lg_model.config),
+      [prior_is.prior_is_from_samples(params, z[b], x[b], model=lg_model.config) for b in range(3)],
       rtol=1e-6)
 
 
@@ -98,7 +99,7 @@ def test_prior_importance_sampling_converges_to_log_marginal(lg_model):
   for k in (10, 1000, 100_000):
     def fn(key, xx, k=k):
       z = jax.random.normal(key, (k, lg_model.config.latent_dim))
-      return iw.prior_is_from_samples(params, z, xx, model=lg_model.config)
+      return prior_is.prior_is_from_samples(params, z, xx, model=lg_model.config)
     mean, stderr = _mean_bound(params, x, lg_model, k, 50 if k > 1000 else 500, fn)
     gaps[k] = (log_px - mean, stderr)
   assert gaps[10][0] > gaps[1000][0] > gaps[100_000][0] - 4 * gaps[100_000][1]

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from tests import linear_gaussian
-from vbayes import distributions, evaluate, grid, numerics, objectives
+from vbayes import distributions, evaluate, grid, numerics
+from vbayes.objectives import elbo
 from vbayes.models import build
 
 
 def _elbos(model, params, x_BxD, n_keys, kl_estimator):
   def per_key(key):
     keys = jax.random.split(key, x_BxD.shape[0])
-    return jax.vmap(lambda k, x: objectives.elbo(params, k, x, model=model.config,
+    return jax.vmap(lambda k, x: elbo.elbo(params, k, x, model=model.config,
                                                  kl_estimator=kl_estimator)["elbo"])(keys, x_BxD)
   return jax.vmap(per_key)(jax.random.split(jax.random.key(7), n_keys))  # [n_keys, B]
 

@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vbayes import checkpoint, config as config_lib, data as data_lib, objectives, trainer
+from vbayes import checkpoint, config as config_lib, data as data_lib, trainer
 from vbayes import train as train_lib
+from vbayes.objectives import avb, gradient_step, prior_is
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,13 +28,14 @@ def small_config(**overrides) -> config_lib.TrainConfig:
 
 
 def make_chunk(config, steps_per_epoch, objective=None):
-  optimizer = train_lib.make_optimizer(config)
+  update = (train_lib.make_update(config) if objective is None
+            else gradient_step.make_update(objective, config))
   chunk = train_lib.make_train_chunk(
-      train_lib.gradient_update(objective or objectives.get_objective(config), optimizer),
+      update,
       batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,
       binarization="fixed")
-  return chunk, train_lib.init_state(jax.random.key(0), config, optimizer)
+  return chunk, train_lib.init_state(jax.random.key(0), config)
 
 
 def test_train_chunk_is_traced_once_and_lowers_the_loss():
@@ -73,8 +75,7 @@ def test_each_epoch_visits_every_image_once():
 
 def _final_params(workdir, config):
   ckpt = checkpoint.Checkpointer(Path(workdir) / "checkpoints")
-  optimizer = train_lib.make_optimizer(config)
-  like = train_lib.init_state(jax.random.key(0), config, optimizer)
+  like = train_lib.init_state(jax.random.key(0), config)
   state, _ = ckpt.restore(like, jax.random.key(0))
   ckpt.close()
   return state
@@ -127,14 +128,14 @@ def test_a_nan_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpo
   """An AVB run whose update turns NaN from step 60 on: training stops at the next
   logging point, naming the last good checkpoint (step 50), and writes none after."""
   config = small_config(
-      objective="avb", epochs=3, steps_per_call=10,
+      epochs=3, steps_per_call=10,
       model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(16,),
                                    encoder="implicit"),
-      avb=config_lib.AVBConfig(adversary_hidden_sizes=(16,), samples=2))
+      objective=avb.Config(adversary_hidden_sizes=(16,), samples=2))
   real_make_update = train_lib.make_update
 
-  def poisoned(config):
-    update = real_make_update(config)
+  def poisoned(config, model=None):
+    update = real_make_update(config, model)
 
     def update_with_nan(params, opt_state, step, key, x):
       params, opt_state, metrics = update(params, opt_state, step, key, x)
@@ -158,10 +159,13 @@ def test_prior_is_configs_have_no_encoder_and_old_ones_read_the_same():
   """prior_is trains the decoder alone: its model's encoder is "none" whether the config
   says so, leaves the default, or was written before encoder "none" existed; the
   parameters have no encoder either."""
-  new = config_lib.TrainConfig(objective="prior_is", k=4)
+  new = config_lib.TrainConfig(objective=prior_is.Config(k=4))
   assert new.model.encoder == "none"
   old_json = json.loads(new.to_json())
   old_json["model"]["encoder"] = "gaussian"  # what config.json held before
+  del old_json["objective"]
+  old_json.update(objective="prior_is", k=4, estimator="reparam", kl_estimator="analytic",
+                  kl_warmup_steps=0, avb={})
   assert config_lib.TrainConfig.from_dict(old_json) == new
   assert "encoder" not in train_lib.init_state(jax.random.key(0), new)["params"]
   with pytest.raises(config_lib.ConfigError, match="trains the 'none' encoder, got 'implicit'"):

@@ -7,7 +7,7 @@ arguments). Being frozen dataclasses they can be static arguments to `jax.jit`.
 import dataclasses
 import json
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from vbayes.errors import UserError
 
@@ -15,12 +15,7 @@ DATASETS = ("binarized_mnist", "mnist", "4frames")
 BINARIZATIONS = ("fixed", "dynamic", "threshold", "none")
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
-OBJECTIVES = ("elbo", "iwae", "prior_is", "avb")
 ENCODERS = ("gaussian", "implicit", "none")
-# The encoder each objective trains.
-OBJECTIVE_ENCODERS = {"elbo": "gaussian", "iwae": "gaussian", "prior_is": "none", "avb": "implicit"}
-ESTIMATORS = ("reparam", "stl", "dreg")
-KL_ESTIMATORS = ("analytic", "mc")
 
 # Which binarizations each dataset allows; the first is its default.
 DATASET_BINARIZATIONS = {
@@ -34,12 +29,13 @@ class ConfigError(UserError, ValueError):
   """A config value that cannot work; the message names the field."""
 
 
-def _require(condition: bool, message: str):
+def require(condition: bool, message: str):
+  """ConfigError(message) unless `condition`: the check every config field makes."""
   if not condition:
     raise ConfigError(message)
 
 
-def _positive_finite(value: float) -> bool:
+def positive_finite(value: float) -> bool:
   return value > 0 and math.isfinite(value)
 
 
@@ -76,19 +72,19 @@ class ModelConfig:
     return self.noise_dim or self.latent_dim
 
   def __post_init__(self):
-    _require(self.data_dim > 0, f"data_dim must be positive, got {self.data_dim}")
-    _require(self.latent_dim > 0, f"latent_dim must be positive, got {self.latent_dim}")
-    _require(all(h > 0 for h in self.hidden_sizes),
+    require(self.data_dim > 0, f"data_dim must be positive, got {self.data_dim}")
+    require(self.latent_dim > 0, f"latent_dim must be positive, got {self.latent_dim}")
+    require(all(h > 0 for h in self.hidden_sizes),
              f"hidden_sizes must all be positive, got {self.hidden_sizes}")
-    _require(self.activation in ACTIVATIONS,
+    require(self.activation in ACTIVATIONS,
              f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-    _require(self.likelihood in LIKELIHOODS,
+    require(self.likelihood in LIKELIHOODS,
              f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-    _require(self.min_scale > 0, f"min_scale must be positive, got {self.min_scale}")
-    _require(self.encoder in ENCODERS,
+    require(self.min_scale > 0, f"min_scale must be positive, got {self.min_scale}")
+    require(self.encoder in ENCODERS,
              f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-    _require(self.noise_dim >= 0, f"noise_dim must be >= 0, got {self.noise_dim}")
-    _require(self.gaussian_mean in ("sigmoid", "identity"),
+    require(self.noise_dim >= 0, f"noise_dim must be >= 0, got {self.noise_dim}")
+    require(self.gaussian_mean in ("sigmoid", "identity"),
              f"gaussian_mean must be sigmoid or identity, got {self.gaussian_mean!r}")
 
 
@@ -104,61 +100,66 @@ class DataConfig:
   binarization: str = "fixed"
 
   def __post_init__(self):
-    _require(self.dataset in DATASETS,
+    require(self.dataset in DATASETS,
              f"unknown dataset {self.dataset!r}: choose one of {DATASETS}")
     allowed = DATASET_BINARIZATIONS[self.dataset]
-    _require(self.binarization in allowed,
+    require(self.binarization in allowed,
              f"binarization {self.binarization!r} does not apply to dataset "
              f"{self.dataset!r}: choose one of {allowed}")
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class AVBConfig:
-  """Adversarial variational Bayes settings (used by objective "avb" only).
+class ObjectiveConfig:
+  """The base of every objective's settings: a frozen, kw_only dataclass in the
+  objective's module (vbayes/objectives/), with class attributes `name` (its key in
+  the registry and in config.json) and `encoder` (the ModelConfig.encoder it trains).
+  Subclasses register themselves by name when their module is imported."""
+  name: ClassVar[str]
+  encoder: ClassVar[str]
+  by_name: ClassVar[dict[str, type]] = {}
 
-  samples: K encoder samples per image for each loss; moment_samples: M further
-  encoder samples per image for the moment-matched r(z|x) of adaptive contrast (0:
-  the moments of the K scored samples, as before this option; biased, see
-  avb.contrast_moments); adversary_steps: adversary updates per model update;
-  eval_proposal_samples: encoder samples for the Gaussian proposal of the test
-  log-likelihood.
-  """
-  adaptive_contrast: bool = False
-  adversary_hidden_sizes: tuple[int, ...] = (256, 256)
-  adversary_learning_rate: float = 1e-3
-  adversary_steps: int = 1
-  samples: int = 8
-  moment_samples: int = 128
-  eval_proposal_samples: int = 1000
+  def __init_subclass__(cls, **kwargs):
+    super().__init_subclass__(**kwargs)
+    ObjectiveConfig.by_name[cls.name] = cls
 
-  def __post_init__(self):
-    for name in ("adversary_steps", "samples", "eval_proposal_samples"):
-      _require(getattr(self, name) > 0, f"avb {name} must be positive, got {getattr(self, name)}")
-    _require(_positive_finite(self.adversary_learning_rate),
-             "adversary_learning_rate must be positive and finite, got "
-             f"{self.adversary_learning_rate}")
-    _require(self.moment_samples >= 0, f"avb moment_samples must be >= 0, got "
-             f"{self.moment_samples}")
-    _require(not self.adaptive_contrast or self.moment_samples > 1
-             or (self.moment_samples == 0 and self.samples > 1),
-             "adaptive contrast needs at least 2 samples per image for its moments")
-    _require(all(h > 0 for h in self.adversary_hidden_sizes),
-             f"adversary_hidden_sizes must all be positive, got {self.adversary_hidden_sizes}")
+  def to_dict(self) -> dict[str, Any]:
+    return {"name": self.name, **dataclasses.asdict(self)}
+
+  def trajectory_dict(self) -> dict[str, Any]:
+    """The settings that shape a run's steps (all, unless an objective says otherwise)."""
+    return self.to_dict()
+
+
+def objective_configs() -> dict[str, type]:
+  """Every registered objective's config class, by name."""
+  import vbayes.objectives  # pylint: disable=import-outside-toplevel,unused-import
+  return ObjectiveConfig.by_name
+
+
+def objective_config(name: str, **settings) -> ObjectiveConfig:
+  """The config of the objective called `name`, with its defaults or `settings`."""
+  configs = objective_configs()
+  require(name in configs, f"unknown objective {name!r}: choose one of {tuple(configs)}")
+  cls = configs[name]
+  fields = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(settings) - fields)
+  require(not unknown, f"objective {name!r} has no setting {', '.join(unknown)}: its settings "
+          f"are {', '.join(sorted(fields)) or 'none'}")
+  return cls(**settings)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig:
   """Everything that determines a training run's trajectory, plus its length.
 
-  A run is resumable only with the same config up to `RUN_LENGTH_FIELDS`
-  (training longer or evaluating differently does not change the steps taken).
+  objective: an objective's Config (vbayes/objectives/), or its name for its
+  defaults. eval_proposal_samples: encoder samples of an implicit encoder for the
+  Gaussian proposal of the test log-likelihood. A run is resumable only with the
+  same config up to `RUN_LENGTH_FIELDS` (training longer or evaluating differently
+  does not change the steps taken).
   """
   model: ModelConfig = ModelConfig()
   data: DataConfig = DataConfig()
-  objective: str = "elbo"
-  kl_estimator: str = "analytic"
-  k: int = 1
-  estimator: str = "reparam"
+  objective: "ObjectiveConfig | str" = "elbo"
   batch_size: int = 100
   learning_rate: float = 1e-3
   epochs: int = 10
@@ -167,60 +168,53 @@ class TrainConfig:
   checkpoint_every_epochs: int = 1
   eval_k: int = 5000
   eval_batch_size: int = 100
+  eval_proposal_samples: int = 1000
   quadrature_points: int = 512
   quadrature_limit: float = 5.0
   grad_clip: float = 0.0
-  kl_warmup_steps: int = 0
-  avb: AVBConfig = AVBConfig()
 
   def __post_init__(self):
-    _require(self.objective in OBJECTIVES,
-             f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-    _require(self.kl_estimator in KL_ESTIMATORS,
-             f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
-    _require(self.estimator in ESTIMATORS,
-             f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
-    _require(self.estimator == "reparam" or self.objective == "iwae",
-             f"estimator {self.estimator!r} applies to the iwae objective only")
-    _require(self.k == 1 or self.objective in ("iwae", "prior_is"),
-             f"k={self.k} applies to the iwae and prior_is objectives only")
-    for name in ("k", "batch_size", "epochs", "steps_per_call", "checkpoint_every_epochs",
-                 "eval_k", "eval_batch_size", "quadrature_points"):
+    if isinstance(self.objective, str):  # a name: that objective's defaults
+      object.__setattr__(self, "objective", objective_config(self.objective))
+    require(isinstance(self.objective, ObjectiveConfig),
+            f"objective must be an objective's name or config (vbayes.objectives), got "
+            f"{self.objective!r}")
+    for name in ("batch_size", "epochs", "steps_per_call", "checkpoint_every_epochs",
+                 "eval_k", "eval_batch_size", "eval_proposal_samples", "quadrature_points"):
       value = getattr(self, name)
-      _require(value > 0, f"{name} must be positive, got {value}")
-    _require(0 <= self.seed < 2**32,
-             f"seed must be in [0, 2^32), got {self.seed}: a JAX key holds 32 bits of seed "
-             "here, so larger or negative seeds would repeat smaller ones")
-    _require(_positive_finite(self.learning_rate),
-             f"learning_rate must be positive and finite, got {self.learning_rate}")
-    _require(_positive_finite(self.quadrature_limit),
-             f"quadrature_limit must be positive and finite, got {self.quadrature_limit}")
-    _require(self.quadrature_points >= MIN_QUADRATURE_POINTS,
-             f"quadrature_points must be at least {MIN_QUADRATURE_POINTS} per axis, got "
-             f"{self.quadrature_points}: coarser grids misstate log p(x) by nats (the "
-             "README's numbers use 512)")
-    _require(self.grad_clip >= 0 and math.isfinite(self.grad_clip),
-             f"grad_clip must be >= 0 and finite, got {self.grad_clip}")
-    _require(self.kl_warmup_steps >= 0,
-             f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
-    _require(self.kl_warmup_steps == 0 or self.objective == "avb",
-             "kl_warmup_steps applies to the avb objective only")
-    encoder = OBJECTIVE_ENCODERS[self.objective]
-    if encoder == "none" and self.model.encoder == "gaussian":  # the default: prior_is
-      # trains the decoder alone, so its model has no encoder (as configs before
-      # encoder "none" existed said implicitly)
+      require(value > 0, f"{name} must be positive, got {value}")
+    require(0 <= self.seed < 2**32,
+            f"seed must be in [0, 2^32), got {self.seed}: a JAX key holds 32 bits of seed "
+            "here, so larger or negative seeds would repeat smaller ones")
+    require(positive_finite(self.learning_rate),
+            f"learning_rate must be positive and finite, got {self.learning_rate}")
+    require(positive_finite(self.quadrature_limit),
+            f"quadrature_limit must be positive and finite, got {self.quadrature_limit}")
+    require(self.quadrature_points >= MIN_QUADRATURE_POINTS,
+            f"quadrature_points must be at least {MIN_QUADRATURE_POINTS} per axis, got "
+            f"{self.quadrature_points}: coarser grids misstate log p(x) by nats (the "
+            "README's numbers use 512)")
+    require(self.grad_clip >= 0 and math.isfinite(self.grad_clip),
+            f"grad_clip must be >= 0 and finite, got {self.grad_clip}")
+    encoder = self.objective.encoder
+    if encoder == "none" and self.model.encoder == "gaussian":  # the default: an objective
+      # that trains the decoder alone has no encoder (configs written before encoder
+      # "none" existed said so implicitly)
       object.__setattr__(self, "model", dataclasses.replace(self.model, encoder="none"))
-    _require(self.model.encoder == encoder,
-             f"objective {self.objective!r} trains the {encoder!r} encoder, got "
-             f"{self.model.encoder!r}")
+    require(self.model.encoder == encoder,
+            f"objective {self.objective.name!r} trains the {encoder!r} encoder, got "
+            f"{self.model.encoder!r}")
     binary = self.data.binarization != "none"
-    _require(binary == (self.model.likelihood == "bernoulli"),
+    require(binary == (self.model.likelihood == "bernoulli"),
              f"likelihood {self.model.likelihood!r} does not fit binarization "
              f"{self.data.binarization!r}: use bernoulli for binary pixels and "
              "gaussian for grey ones (binarization none)")
 
   def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
+    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+    d.update(model=dataclasses.asdict(self.model), data=dataclasses.asdict(self.data),
+             objective=self.objective.to_dict())
+    return d
 
   def to_json(self) -> str:
     return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -230,29 +224,50 @@ class TrainConfig:
     d = dict(d)
     model = dict(d.pop("model"))
     model["hidden_sizes"] = tuple(model["hidden_sizes"])
-    avb = dict(d.pop("avb", {}))
-    if avb.get("adaptive_contrast"):  # written before moment_samples existed: adaptive
-      avb.setdefault("moment_samples", 0)  # contrast took the moments of the K samples
-    if "adversary_hidden_sizes" in avb:
-      avb["adversary_hidden_sizes"] = tuple(avb["adversary_hidden_sizes"])
+    objective = d.pop("objective", "elbo")
+    if isinstance(objective, str):  # written before each objective had its own config
+      objective, d = _flat_objective(objective, d)
+    objective = dict(objective)
+    name = objective.pop("name")
+    settings_cls = objective_configs().get(name)
+    for field in dataclasses.fields(settings_cls) if settings_cls else ():
+      if isinstance(objective.get(field.name), list):  # JSON has no tuples
+        objective[field.name] = tuple(objective[field.name])
     return cls(model=ModelConfig(**model), data=DataConfig(**d.pop("data")),
-               avb=AVBConfig(**avb), **d)
+               objective=objective_config(name, **objective), **d)
+
+
+def _flat_objective(name: str, d: dict[str, Any]):
+  """config.json before per-objective configs: the objective's settings sat beside the
+  run's (k, estimator, kl_estimator, kl_warmup_steps and an "avb" dict). Returns the
+  objective's settings as a dict with its name, and the rest."""
+  d = dict(d)
+  flat = {key: d.pop(key) for key in ("k", "estimator", "kl_estimator", "kl_warmup_steps")
+          if key in d}
+  avb = dict(d.pop("avb", {}))
+  if "eval_proposal_samples" in avb:
+    d["eval_proposal_samples"] = avb.pop("eval_proposal_samples")
+  if name == "elbo":
+    return {"name": name, "kl_estimator": flat.get("kl_estimator", "analytic")}, d
+  if name == "iwae":
+    return {"name": name, "k": flat.get("k", 1), "estimator": flat.get("estimator", "reparam")}, d
+  if name == "prior_is":
+    return {"name": name, "k": flat.get("k", 1)}, d
+  if avb.get("adaptive_contrast"):  # written before moment_samples existed: adaptive
+    avb.setdefault("moment_samples", 0)  # contrast took the moments of the K samples
+  return {"name": name, **avb, "kl_warmup_steps": flat.get("kl_warmup_steps", 0)}, d
 
 
 # Fields that may change between a run and its resumption.
-RUN_LENGTH_FIELDS = ("epochs", "eval_k", "eval_batch_size", "quadrature_points",
-                     "quadrature_limit", "checkpoint_every_epochs")
+RUN_LENGTH_FIELDS = ("epochs", "eval_k", "eval_batch_size", "eval_proposal_samples",
+                     "quadrature_points", "quadrature_limit", "checkpoint_every_epochs")
 
 
 def trajectory_fields(config: TrainConfig) -> dict[str, Any]:
   """The config without the fields a resumed run may change, nor those its objective
-  does not read (AVB's settings for other objectives, moment_samples without adaptive
-  contrast)."""
+  does not read (ObjectiveConfig.trajectory_dict)."""
   d = config.to_dict()
   for name in RUN_LENGTH_FIELDS:
     d.pop(name)
-  if config.objective != "avb":
-    d.pop("avb")
-  elif not config.avb.adaptive_contrast:
-    d["avb"].pop("moment_samples")
+  d["objective"] = config.objective.trajectory_dict()
   return d

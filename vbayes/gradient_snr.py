@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes import importance_weighted
+from vbayes.objectives import iwae
 from vbayes.config import ModelConfig
 
 
@@ -67,7 +67,7 @@ def gaussian_toy(key: jax.Array, *, dim: int = 20, num_points: int = 1024,
 
 def iwae_gradient(model: ModelConfig, *, k: int, estimator: str) -> Callable:
   """grad(params, key, x_BxD): one draw of the `estimator` gradient of -mean_b L_k(x_b)."""
-  loss = functools.partial(importance_weighted.iwae_loss, model=model, k=k, estimator=estimator)
+  loss = functools.partial(iwae.iwae_loss, model=model, k=k, estimator=estimator)
   return jax.grad(lambda params, key, x_BxD: loss(params, key, x_BxD)[0])
 
 
@@ -242,7 +242,7 @@ def sweep(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks, estimators, 
   return out
 
 
-_iwae_loss = jax.jit(importance_weighted.iwae_loss, static_argnames=("model", "k", "estimator"))
+_iwae_loss = jax.jit(iwae.iwae_loss, static_argnames=("model", "k", "estimator"))
 
 
 def bound_and_ess(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks) -> dict:

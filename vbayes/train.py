@@ -5,8 +5,8 @@
     state, metrics_S = chunk(state, train_images_NxD, train_key, data_key)
 
 An update is update(params, opt_state, step, key, x_BxD) -> (params, opt_state,
-metrics): one optimizer step of an objective (`gradient_update`), or AVB's
-adversary-then-model step (`avb.make_update`).
+metrics), made by the objective's module (vbayes/objectives/): one Adam step on a
+loss, or AVB's adversary-then-model step. This module knows no objective by name.
 
 One call runs `steps_per_call` optimizer steps in a `lax.scan`. Step t uses the
 key fold_in(train_key, t); epoch e visits the training set in the order
@@ -22,50 +22,27 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from vbayes import avb, objectives, optimizers
 from vbayes import data as data_lib
+from vbayes import objectives
 from vbayes.config import TrainConfig
-from vbayes.models import build
+from vbayes.models import Model, build
 
 TrainState = dict  # {"params": pytree, "opt_state": pytree, "step": int32 scalar}
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-  """`optimizers.adam` at config's learning rate and gradient clipping."""
-  return optimizers.adam(config.learning_rate, config.grad_clip)
+def make_update(config: TrainConfig, model: Model | None = None):
+  """The training update of config.objective (its module's make_update), for `model`
+  (default: the model config.model describes)."""
+  model = build(config.model) if model is None else model
+  return objectives.get(config.objective.name).make_update(model, config)
 
 
-def gradient_update(objective: Callable, optimizer: optax.GradientTransformation):
-  """The update of one optimizer step on loss(params, key, x_BxD) -> (loss, metrics)."""
-
-  def update(params, opt_state, step, key, x_BxD):
-    del step
-    (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(params, key, x_BxD)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, {"loss": loss, **metrics}
-
-  return update
-
-
-def make_update(config: TrainConfig):
-  """The training update `config` names."""
-  if config.objective == "avb":
-    return avb.make_update(config)
-  return gradient_update(objectives.get_objective(config), make_optimizer(config))
-
-
-def init_state(key: jax.Array, config: TrainConfig,
-               optimizer: optax.GradientTransformation | None = None) -> TrainState:
-  """Parameters, optimizer state (of `optimizer`, default make_optimizer) and step 0."""
-  if config.objective == "avb":
-    return avb.init_state(key, config)
-  optimizer = make_optimizer(config) if optimizer is None else optimizer
-  params = build(config.model).init(key)
-  return {"params": params, "opt_state": optimizer.init(params),
-          "step": jnp.zeros((), jnp.int32)}
+def init_state(key: jax.Array, config: TrainConfig, model: Model | None = None) -> TrainState:
+  """Parameters, optimizer state and step 0 for config.objective (its module's init_state)."""
+  model = build(config.model) if model is None else model
+  return objectives.get(config.objective.name).init_state(key, model, config)
 
 
 def make_mesh(devices=None) -> jax.sharding.Mesh:

@@ -122,7 +122,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
           train_lib.make_update(config), batch_size=config.batch_size,
           steps_per_call=steps_per_call, steps_per_epoch=steps_per_epoch,
           binarization=data.binarization, mesh=mesh)
-      log(f"training {config.objective} for {config.epochs} epochs = {total_steps} steps "
+      log(f"training {config.objective.name} for {config.epochs} epochs = {total_steps} steps "
           f"({steps_per_epoch} per epoch, batch {config.batch_size}) on {mesh.size} "
           f"{jax.default_backend()} device(s)")
       previous = [r for r in metrics_io.read_metrics(workdir) if "train_seconds" in r]
@@ -235,7 +235,7 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
   results = evaluate_lib.evaluate(params, eval_key, data.test, model=model,
                                   binarization=data.binarization, k=config.eval_k,
                                   batch_size=config.eval_batch_size, quadrature=quadrature,
-                                  proposal_samples=config.avb.eval_proposal_samples, log=log)
+                                  proposal_samples=config.eval_proposal_samples, log=log)
   bad = sorted(name for name, value in results.items()
                if isinstance(value, float) and not math.isfinite(value))
   if bad:

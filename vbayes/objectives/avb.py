@@ -38,26 +38,74 @@ All losses are per image and vmapped; logits go through log_sigmoid, so no
 probability is ever formed.
 """
 
+import dataclasses
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from vbayes import distributions, numerics, optimizers
-from vbayes.config import ModelConfig, TrainConfig
+from vbayes.config import ModelConfig, ObjectiveConfig, TrainConfig, positive_finite, require
 from vbayes.models import Model, as_model, nets
 
 Params = dict
 MOMENT_STREAM = 7  # adaptive contrast's moment samples use fold_in(key, 7)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(ObjectiveConfig):
+  """Adversarial variational Bayes settings.
+
+  samples: K encoder samples per image for each loss; moment_samples: M further
+  encoder samples per image for the moment-matched r(z|x) of adaptive contrast (0:
+  the moments of the K scored samples, as before this option; biased, see
+  contrast_moments); adversary_steps: adversary updates per model update;
+  kl_warmup_steps: the KL weight rises linearly to 1 over this many steps.
+  """
+  name = "avb"
+  encoder = "implicit"
+  adaptive_contrast: bool = False
+  adversary_hidden_sizes: tuple[int, ...] = (256, 256)
+  adversary_learning_rate: float = 1e-3
+  adversary_steps: int = 1
+  samples: int = 8
+  moment_samples: int = 128
+  kl_warmup_steps: int = 0
+
+  def __post_init__(self):
+    for name in ("adversary_steps", "samples"):
+      require(getattr(self, name) > 0, f"avb {name} must be positive, got {getattr(self, name)}")
+    require(positive_finite(self.adversary_learning_rate),
+            "adversary_learning_rate must be positive and finite, got "
+            f"{self.adversary_learning_rate}")
+    require(self.moment_samples >= 0, f"avb moment_samples must be >= 0, got "
+            f"{self.moment_samples}")
+    require(not self.adaptive_contrast or self.moment_samples > 1
+            or (self.moment_samples == 0 and self.samples > 1),
+            "adaptive contrast needs at least 2 samples per image for its moments")
+    require(all(h > 0 for h in self.adversary_hidden_sizes),
+            f"adversary_hidden_sizes must all be positive, got {self.adversary_hidden_sizes}")
+    require(self.kl_warmup_steps >= 0,
+            f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
+
+  def trajectory_dict(self) -> dict[str, Any]:
+    d = self.to_dict()
+    if not self.adaptive_contrast:  # read by adaptive contrast alone
+      d.pop("moment_samples")
+    return d
+
+
+def _model(config: TrainConfig, model: Model | None) -> Model:
+  return as_model(config.model) if model is None else model
+
+
 def init_adversary(key: jax.Array, config: TrainConfig) -> Params:
   """T's network f_psi: [x, z] (D + L) -> hidden -> 1."""
   model = config.model
   return nets.mlp_init(key, (model.data_dim + model.latent_dim,
-                             *config.avb.adversary_hidden_sizes, 1))
+                             *config.objective.adversary_hidden_sizes, 1))
 
 
 def adversary_log_density(adv_params: Params, config: TrainConfig, x_D, z_L) -> jax.Array:
@@ -81,18 +129,20 @@ def encoder_samples(params: Params, model: Model | ModelConfig, key: jax.Array, 
   return as_model(model).sample_proposal(params, key, x_D, num)
 
 
-def contrast_reference(params: Params, config: TrainConfig):
+def contrast_reference(params: Params, config: TrainConfig, model: Model | None = None):
   """The distribution the adversary tells q's samples from: N(0, I) for the normalized
   samples of adaptive contrast, else the prior."""
-  if config.avb.adaptive_contrast:
-    return distributions.StdNormal(config.model.latent_dim)
-  return as_model(config.model).prior_distribution(params)
+  model = _model(config, model)
+  if config.objective.adaptive_contrast:
+    return distributions.StdNormal(model.latent_dim)
+  return model.prior_distribution(params)
 
 
-def contrast_moments(params: Params, config: TrainConfig, key: jax.Array, x_D, z_KxL):
+def contrast_moments(params: Params, config: TrainConfig, key: jax.Array, x_D, z_KxL,
+                     model: Model | None = None):
   """Adaptive contrast's (mu, sigma) for the scored samples z_KxL of one image.
 
-  With config.avb.moment_samples = M > 0: the moments of M further encoder samples,
+  With config.objective.moment_samples = M > 0: the moments of M further encoder samples,
   drawn with `key` apart from the scored ones and held fixed (stop_gradient). The
   decomposition of log q - log p holds for any fixed r, so the estimate of KL(q || p)
   then carries only the bias of an adversary that cannot see the moments' noise:
@@ -102,30 +152,32 @@ def contrast_moments(params: Params, config: TrainConfig, key: jax.Array, x_D, z
   -E[log sigma] alone adds +0.142 nats per dimension at K = 8 (+0.032 at K = 32,
   +0.008 at K = 128), and the optimal adversary's part +0.022 more at K = 8.
   """
-  num = config.avb.moment_samples
+  num = config.objective.moment_samples
   if num == 0:
     return distributions.sample_moments(z_KxL)
   return jax.lax.stop_gradient(
-      distributions.sample_moments(encoder_samples(params, config.model, key, x_D, num)))
+      distributions.sample_moments(encoder_samples(params, _model(config, model), key, x_D,
+                                                   num)))
 
 
 def adversary_loss_per_example(adv_params, params, key, x_D, moments=None, *,
-                               config: TrainConfig):
+                               config: TrainConfig, model: Model | None = None):
   """-[ mean_k log sigmoid(T(x, z_k)) + mean_k log sigmoid(-T(x, z'_k)) ].
 
   z_k from q(z|x) (normalized by the moment-matched r with adaptive contrast: by
   `moments` = (mu_L, sigma_L) if given, else by `contrast_moments`), z'_k from the
   prior (N(0, I) with adaptive contrast);
-  K = config.avb.samples. The model's parameters are held fixed.
+  K = config.objective.samples. The model's parameters are held fixed.
   """
   q_key, p_key = jax.random.split(key)
-  k = config.avb.samples
-  z_KxL = jax.lax.stop_gradient(encoder_samples(params, config.model, q_key, x_D, k))
-  if config.avb.adaptive_contrast:
+  k = config.objective.samples
+  model = _model(config, model)
+  z_KxL = jax.lax.stop_gradient(encoder_samples(params, model, q_key, x_D, k))
+  if config.objective.adaptive_contrast:
     mean_L, sd_L = jax.lax.stop_gradient(moments if moments is not None else contrast_moments(
-        params, config, jax.random.fold_in(key, MOMENT_STREAM), x_D, z_KxL))
+        params, config, jax.random.fold_in(key, MOMENT_STREAM), x_D, z_KxL, model))
     z_KxL = (z_KxL - mean_L) / sd_L
-  reference = contrast_reference(params, config)
+  reference = contrast_reference(params, config, model)
   z_prior_KxL = reference.sample(p_key, k)
   t = lambda z: adversary_logit(adv_params, config, x_D, z, reference.log_prob)
   t_q_K, t_p_K = jax.vmap(t)(z_KxL), jax.vmap(t)(z_prior_KxL)
@@ -135,7 +187,7 @@ def adversary_loss_per_example(adv_params, params, key, x_D, moments=None, *,
 
 
 def model_loss_per_example(params, adv_params, key, x_D, beta, moments=None, *,
-                           config: TrainConfig):
+                           config: TrainConfig, model: Model | None = None):
   """mean_k [ beta * KL_k - log p(x | z_k) ],  z_k = g(x, eps_k), k = 1..K.
 
   KL_k = T(x, z_k) without adaptive contrast; with it,
@@ -143,14 +195,14 @@ def model_loss_per_example(params, adv_params, key, x_D, beta, moments=None, *,
   `contrast_moments`. The mean of KL_k estimates KL(q(z|x) || p(z)), so beta = 1
   gives the negative ELBO.
   """
-  model = as_model(config.model)
-  z_KxL = model.sample_proposal(params, key, x_D, config.avb.samples)
+  model = _model(config, model)
+  z_KxL = model.sample_proposal(params, key, x_D, config.objective.samples)
   log_lik_K = jax.vmap(model.log_likelihood, in_axes=(None, 0, None))(params, z_KxL, x_D)
-  reference = contrast_reference(params, config)
+  reference = contrast_reference(params, config, model)
   t = lambda z: adversary_logit(adv_params, config, x_D, z, reference.log_prob)
-  if config.avb.adaptive_contrast:
+  if config.objective.adaptive_contrast:
     mean_L, sd_L = moments if moments is not None else contrast_moments(
-        params, config, jax.random.fold_in(key, MOMENT_STREAM), x_D, z_KxL)
+        params, config, jax.random.fold_in(key, MOMENT_STREAM), x_D, z_KxL, model)
     z_tilde_KxL = (z_KxL - mean_L) / sd_L
     # log r(z|x) = log N(z~; 0, I) - sum_l log sigma_l (the change of variables z -> z~)
     log_r_K = reference.log_prob(z_tilde_KxL) - jnp.sum(jnp.log(sd_L))
@@ -161,35 +213,38 @@ def model_loss_per_example(params, adv_params, key, x_D, beta, moments=None, *,
   return beta * kl - log_lik, {"kl": kl, "log_likelihood": log_lik, "elbo": log_lik - kl}
 
 
-def adversary_loss(adv_params, params, key, x_BxD, moments_BxL=None, *, config: TrainConfig):
+def adversary_loss(adv_params, params, key, x_BxD, moments_BxL=None, *, config: TrainConfig,
+                   model: Model | None = None):
   """The batch mean of `adversary_loss_per_example` (one key per image)."""
   keys = jax.random.split(key, x_BxD.shape[0])
-  fn = functools.partial(adversary_loss_per_example, config=config)
+  fn = functools.partial(adversary_loss_per_example, config=config, model=model)
   values, metrics = jax.vmap(fn, in_axes=(None, None, 0, 0, 0))(adv_params, params, keys, x_BxD,
                                                                 moments_BxL)
   return jnp.mean(values), jax.tree.map(jnp.mean, metrics)
 
 
-def model_loss(params, adv_params, key, x_BxD, beta, moments_BxL=None, *, config: TrainConfig):
+def model_loss(params, adv_params, key, x_BxD, beta, moments_BxL=None, *, config: TrainConfig,
+               model: Model | None = None):
   """The batch mean of `model_loss_per_example` (one key per image)."""
   keys = jax.random.split(key, x_BxD.shape[0])
-  fn = functools.partial(model_loss_per_example, config=config)
+  fn = functools.partial(model_loss_per_example, config=config, model=model)
   values, metrics = jax.vmap(fn, in_axes=(None, None, 0, 0, None, 0))(
       params, adv_params, keys, x_BxD, beta, moments_BxL)
   return jnp.mean(values), jax.tree.map(jnp.mean, metrics)
 
 
-def batch_contrast_moments(params, key, x_BxD, *, config: TrainConfig):
-  """Adaptive contrast's moments of every image from M = config.avb.moment_samples separate
+def batch_contrast_moments(params, key, x_BxD, *, config: TrainConfig,
+                           model: Model | None = None):
+  """Adaptive contrast's moments of every image from M = config.objective.moment_samples separate
   encoder samples (one key per image): (mu_BxL, sigma_BxL), held fixed."""
   keys = jax.random.split(key, x_BxD.shape[0])
-  return jax.vmap(lambda k, x: contrast_moments(params, config, k, x, None))(keys, x_BxD)
+  return jax.vmap(lambda k, x: contrast_moments(params, config, k, x, None, model))(keys, x_BxD)
 
 
 def make_optimizers(config: TrainConfig):
   """(model optimizer, adversary optimizer): `optimizers.adam` with their own learning rates."""
   return (optimizers.adam(config.learning_rate, config.grad_clip),
-          optimizers.adam(config.avb.adversary_learning_rate, config.grad_clip))
+          optimizers.adam(config.objective.adversary_learning_rate, config.grad_clip))
 
 
 def split_params(params: Params):
@@ -198,53 +253,59 @@ def split_params(params: Params):
   return model, params["adversary"]
 
 
-def init_state(key: jax.Array, config: TrainConfig) -> dict:
+def init_state(key: jax.Array, model: Model, config: TrainConfig) -> dict:
+  """The model's and the adversary's parameters (one dict, the adversary under
+  "adversary"), each player's Adam state, step 0."""
   model_key, adv_key = jax.random.split(key)
-  model = as_model(config.model).init(model_key)
+  model_params = model.init(model_key)
   adversary = init_adversary(adv_key, config)
   model_opt, adv_opt = make_optimizers(config)
-  return {"params": {**model, "adversary": adversary},
-          "opt_state": {"model": model_opt.init(model), "adversary": adv_opt.init(adversary)},
+  return {"params": {**model_params, "adversary": adversary},
+          "opt_state": {"model": model_opt.init(model_params),
+                        "adversary": adv_opt.init(adversary)},
           "step": jnp.zeros((), jnp.int32)}
 
 
 def kl_weight(config: TrainConfig, step) -> jax.Array:
   """beta_t = min(1, (t + 1) / warmup) (1 without warm-up)."""
-  if config.kl_warmup_steps <= 0:
+  if config.objective.kl_warmup_steps <= 0:
     return jnp.float32(1.0)
-  return jnp.minimum(1.0, (step + 1.0) / config.kl_warmup_steps)
+  return jnp.minimum(1.0, (step + 1.0) / config.objective.kl_warmup_steps)
 
 
-def make_update(config: TrainConfig):
-  """One AVB step (Algorithm 1): config.avb.adversary_steps adversary updates on
+def make_update(model: Model, config: TrainConfig):
+  """One AVB step (Algorithm 1): config.objective.adversary_steps adversary updates on
   the batch, each with fresh samples, then one encoder/decoder update.
 
   update(params, opt_state, step, key, x_BxD) -> (params, opt_state, metrics);
   metrics["loss"] is the model's loss (beta * KL estimate - log-likelihood).
   """
   model_opt, adv_opt = make_optimizers(config)
-  adv_grad = jax.value_and_grad(functools.partial(adversary_loss, config=config), has_aux=True)
-  model_grad = jax.value_and_grad(functools.partial(model_loss, config=config), has_aux=True)
+  adv_grad = jax.value_and_grad(functools.partial(adversary_loss, config=config, model=model),
+                                has_aux=True)
+  model_grad = jax.value_and_grad(functools.partial(model_loss, config=config, model=model),
+                                  has_aux=True)
 
   def update(params, opt_state, step, key, x_BxD):
-    model, adversary = split_params(params)
+    model_params, adversary = split_params(params)
     adv_state = opt_state["adversary"]
     # One draw of the moments serves the update's adversary steps and its model step:
     # all of them score samples drawn apart from the moments' samples.
     moments = None
-    if config.avb.adaptive_contrast and config.avb.moment_samples:
-      moments = batch_contrast_moments(model, jax.random.fold_in(key, 2), x_BxD, config=config)
-    adv_keys = jax.random.split(jax.random.fold_in(key, 0), config.avb.adversary_steps)
+    if config.objective.adaptive_contrast and config.objective.moment_samples:
+      moments = batch_contrast_moments(model_params, jax.random.fold_in(key, 2), x_BxD,
+                                       config=config, model=model)
+    adv_keys = jax.random.split(jax.random.fold_in(key, 0), config.objective.adversary_steps)
     for adv_key in adv_keys:  # a few, unrolled
-      (adv_value, adv_metrics), grads = adv_grad(adversary, model, adv_key, x_BxD, moments)
+      (adv_value, adv_metrics), grads = adv_grad(adversary, model_params, adv_key, x_BxD, moments)
       updates, adv_state = adv_opt.update(grads, adv_state, adversary)
       adversary = optax.apply_updates(adversary, updates)
-    (value, metrics), grads = model_grad(model, adversary, jax.random.fold_in(key, 1), x_BxD,
+    (value, metrics), grads = model_grad(model_params, adversary, jax.random.fold_in(key, 1), x_BxD,
                                          kl_weight(config, step), moments)
-    updates, model_state = model_opt.update(grads, opt_state["model"], model)
-    model = optax.apply_updates(model, updates)
+    updates, model_state = model_opt.update(grads, opt_state["model"], model_params)
+    model_params = optax.apply_updates(model_params, updates)
     metrics = {"loss": value, **metrics, "adversary_loss": adv_value, **adv_metrics}
-    return ({**model, "adversary": adversary},
+    return ({**model_params, "adversary": adversary},
             {"model": model_state, "adversary": adv_state}, metrics)
 
   return update

@@ -1,23 +1,36 @@
-"""Training objectives. Each has the signature
+"""The evidence lower bound (Kingma & Welling 2014), one sample per image.
 
-    loss(params, key, x_BxD) -> (scalar loss to minimize, dict of scalar metrics)
+    ELBO(x) = E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x)
 
-so the training loop never knows which one it runs. The per-example quantity is
-written for one image, as a function of its noise, and `jax.vmap`-ed over the
-batch; the batch's noise is one draw from `key`.
+The per-image bound is written for one image as a function of its noise and
+vmapped over the batch; the batch's noise is one draw from `key`.
 """
 
+import dataclasses
 import functools
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
-from vbayes import distributions, importance_weighted
-from vbayes.config import ModelConfig, TrainConfig
+from vbayes import distributions
+from vbayes.config import ModelConfig, ObjectiveConfig, require
 from vbayes.models import Model, as_model
+from vbayes.objectives import gradient_step
 
-Objective = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+KL_ESTIMATORS = ("analytic", "mc")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(ObjectiveConfig):
+  """kl_estimator: "analytic" (closed form, where the prior and q have one) or "mc"
+  (log q(z|x) - log p(z) at the sampled z)."""
+  name = "elbo"
+  encoder = "gaussian"
+  kl_estimator: str = "analytic"
+
+  def __post_init__(self):
+    require(self.kl_estimator in KL_ESTIMATORS,
+            f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
 
 
 def elbo_from_noise(params, eps_L, x_D, *, model: Model | ModelConfig,
@@ -65,14 +78,10 @@ def elbo_loss(params, key, x_BxD, *, model: Model | ModelConfig,
   return -metrics["elbo"], metrics
 
 
-def get_objective(config: TrainConfig) -> Objective:
-  """The objective named by `config.objective`, closed over its settings."""
-  if config.objective == "elbo":
-    return functools.partial(elbo_loss, model=config.model,
-                             kl_estimator=config.kl_estimator)
-  if config.objective == "iwae":
-    return functools.partial(importance_weighted.iwae_loss, model=config.model, k=config.k,
-                             estimator=config.estimator)
-  if config.objective == "prior_is":
-    return functools.partial(importance_weighted.prior_is_loss, model=config.model, k=config.k)
-  raise ValueError(f"unknown objective {config.objective!r}")
+def init_state(key: jax.Array, model: Model, config) -> dict:
+  return gradient_step.init_state(key, model, config)
+
+
+def make_update(model: Model, config):
+  loss = functools.partial(elbo_loss, model=model, kl_estimator=config.objective.kl_estimator)
+  return gradient_step.make_update(loss, config)

@@ -1,10 +1,7 @@
-"""Importance-weighted objectives, over a batch of images with k samples each.
-
-IWAE (Burda et al. 2016), with the encoder as proposal:
+"""The importance-weighted bound (IWAE, Burda et al. 2016), over a batch of images
+with k samples each, the encoder as proposal:
     L_k(x) = log (1/k) sum_i w_i,   w_i = p(x, z_i) / q(z_i|x),   z_i = mu(x) + sigma(x) eps_i
-(the log weight is Model.log_weights). Prior importance sampling (the decoder
-alone, no encoder):
-    L_K(x) = log (1/K) sum_i p(x|z_i),   z_i ~ p(z).
+(the log weight is Model.log_weights); L_1 is the ELBO and L_k rises to log p(x).
 
 Encoder gradient estimators for IWAE, all with the same decoder gradient
 sum_i w~_i grad_theta log w_i (w~ = normalized weights):
@@ -18,15 +15,33 @@ STL and DReG are written as surrogates whose value is L_k and whose gradient is
 the estimator's.
 """
 
+import dataclasses
+import functools
+
 import jax
 import jax.numpy as jnp
 
-from vbayes.config import ModelConfig
+from vbayes.config import ModelConfig, ObjectiveConfig, require
 from vbayes.models import Model, as_model
 from vbayes.numerics import logmeanexp
+from vbayes.objectives import gradient_step
 
 ESTIMATORS = ("reparam", "stl", "dreg")
 sg = jax.lax.stop_gradient
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(ObjectiveConfig):
+  """k: samples per image; estimator: the encoder's gradient, reparam, stl or dreg."""
+  name = "iwae"
+  encoder = "gaussian"
+  k: int = 50
+  estimator: str = "reparam"
+
+  def __post_init__(self):
+    require(self.k > 0, f"k must be positive, got {self.k}")
+    require(self.estimator in ESTIMATORS,
+            f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
 
 
 def iwae_bounds(params, eps_BxKxL, x_BxD, *, model: Model | ModelConfig,
@@ -85,20 +100,11 @@ def iwae_loss(params, key, x_BxD, *, model: Model | ModelConfig, k: int,
   return -jnp.mean(out["surrogate"]), {"iwae_bound": bound, "ess": jnp.mean(out["ess"])}
 
 
-def prior_is_from_samples(params, z_KxL, x_D, *, model: Model | ModelConfig):
-  """log (1/K) sum_i p(x|z_i) for prior samples z_i: an estimate of log p(x) from below."""
-  return prior_is_bounds(params, z_KxL[None], x_D[None], model=model)[0]
+def init_state(key: jax.Array, model: Model, config) -> dict:
+  return gradient_step.init_state(key, model, config)
 
 
-def prior_is_bounds(params, z_BxKxL, x_BxD, *, model: Model | ModelConfig):
-  """log (1/K) sum_i p(x_b|z_bi) for each of B images: [B]. With q = p(z) the weight
-  p(x, z) / q(z) is p(x | z) exactly, so the prior terms are left out, not cancelled."""
-  return logmeanexp(as_model(model).log_likelihood_of_samples(params, z_BxKxL, x_BxD), axis=1)
-
-
-def prior_is_loss(params, key, x_BxD, *, model: Model | ModelConfig, k: int):
-  """-mean_b log (1/K) sum_i p(x_b|z_bi), z_bi ~ p(z): the decoder trained alone."""
-  model = as_model(model)
-  z_BxKxL = model.prior_distribution(params).sample(key, (x_BxD.shape[0], k))
-  bound = jnp.mean(prior_is_bounds(params, z_BxKxL, x_BxD, model=model))
-  return -bound, {"prior_is_bound": bound}
+def make_update(model: Model, config):
+  settings = config.objective
+  loss = functools.partial(iwae_loss, model=model, k=settings.k, estimator=settings.estimator)
+  return gradient_step.make_update(loss, config)

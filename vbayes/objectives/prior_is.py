@@ -1,0 +1,57 @@
+"""Prior importance sampling: the decoder trained alone, the prior as proposal.
+
+    L_K(x) = log (1/K) sum_i p(x|z_i),   z_i ~ p(z),
+
+a stochastic lower bound on log p(x) that rises to it with K (the weight
+p(x, z) / p(z) is p(x|z)).
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from vbayes.config import ModelConfig, ObjectiveConfig, require
+from vbayes.models import Model, as_model
+from vbayes.numerics import logmeanexp
+from vbayes.objectives import gradient_step
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(ObjectiveConfig):
+  """k: prior samples per image."""
+  name = "prior_is"
+  encoder = "none"
+  k: int = 128
+
+  def __post_init__(self):
+    require(self.k > 0, f"k must be positive, got {self.k}")
+
+
+def prior_is_from_samples(params, z_KxL, x_D, *, model: Model | ModelConfig):
+  """log (1/K) sum_i p(x|z_i) for prior samples z_i: an estimate of log p(x) from below."""
+  return prior_is_bounds(params, z_KxL[None], x_D[None], model=model)[0]
+
+
+def prior_is_bounds(params, z_BxKxL, x_BxD, *, model: Model | ModelConfig):
+  """log (1/K) sum_i p(x_b|z_bi) for each of B images: [B]. With q = p(z) the weight
+  p(x, z) / q(z) is p(x | z) exactly, so the prior terms are left out, not cancelled."""
+  return logmeanexp(as_model(model).log_likelihood_of_samples(params, z_BxKxL, x_BxD), axis=1)
+
+
+def prior_is_loss(params, key, x_BxD, *, model: Model | ModelConfig, k: int):
+  """-mean_b log (1/K) sum_i p(x_b|z_bi), z_bi ~ p(z): the decoder trained alone."""
+  model = as_model(model)
+  z_BxKxL = model.prior_distribution(params).sample(key, (x_BxD.shape[0], k))
+  bound = jnp.mean(prior_is_bounds(params, z_BxKxL, x_BxD, model=model))
+  return -bound, {"prior_is_bound": bound}
+
+
+def init_state(key: jax.Array, model: Model, config) -> dict:
+  return gradient_step.init_state(key, model, config)
+
+
+def make_update(model: Model, config):
+  loss = functools.partial(prior_is_loss, model=model, k=config.objective.k)
+  return gradient_step.make_update(loss, config)
