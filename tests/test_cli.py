@@ -83,6 +83,7 @@ RUNS = {  # name: (data, arguments) of the runs that must succeed
     "iwae_dreg": (None, [*IW, "--objective=iwae", "--k=5", "--estimator=dreg"]),
     "iwae_stl": (None, [*IW, "--objective=iwae", "--k=3", "--estimator=stl"]),
     "prior_is": (None, [*IW, "--objective=prior_is", "--k=16"]),
+    "renyi": (None, [*IW, "--objective=renyi", "--k=4", "--alpha=0.5"]),
     "avb": (None, AVB),
     "avb_ac": (None, [*AVB, "--adaptive_contrast", "--kl_warmup_steps=50", "--grad_clip=10"]),
 }
@@ -152,13 +153,15 @@ def test_four_frames_learns(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["iwae_dreg", "iwae_stl", "prior_is"])
+@pytest.mark.parametrize("name", ["iwae_dreg", "iwae_stl", "prior_is", "renyi"])
 def test_importance_weighted_objectives_run_end_to_end(runs, name):
   result, workdir = runs[name]
   succeeded(result)
   config = json.loads((workdir / "config.json").read_text())
   assert f"--objective={config['objective']['name']}" in RUNS[name][1]
   assert f"--k={config['objective']['k']}" in RUNS[name][1]
+  if name == "renyi":  # its setting, through the flag the Config's field defines
+    assert config["objective"]["alpha"] == 0.5
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
   assert final["test_nll_quadrature"] > np.log(4) - 1e-3
   assert final["proposal"] == ("prior" if name == "prior_is" else "encoder")
@@ -168,12 +171,13 @@ def test_importance_weighted_objectives_run_end_to_end(runs, name):
 BAD_FLAGS = [
     ("--dataset=cifar", "flag --dataset=cifar: value should be one of "
      "<binarized_mnist|mnist|4frames>"),
-    ("--objective=vi", "value should be one of <elbo|iwae|prior_is|avb>"),
+    ("--objective=vi", "value should be one of <elbo|iwae|renyi|prior_is|avb>"),
     ("--activation=sin", "value should be one of <relu|tanh|softplus|elu|gelu>"),
     ("--batch_size=-5", "batch_size must be positive"),
     ("--latent_dim=0", "latent_dim must be positive"),
     ("--binarization=dynamic", "binarization 'dynamic' does not apply"),
-    ("--k=5", "--k applies to the iwae and prior_is objectives only, not elbo"),
+    ("--k=5", "--k applies to the iwae, renyi and prior_is objectives only, not elbo"),
+    ("--objective=iwae --alpha=0.5", "--alpha applies to the renyi objective only, not iwae"),
     ("--estimator=dreg", "--estimator applies to the iwae objective only, not elbo"),
     ("--objective=iwae --avb_samples=4", "--avb_samples applies to the avb objective only, not iwae"),
     ("--objective=iwae --k=0", "k must be positive"),

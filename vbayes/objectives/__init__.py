@@ -11,11 +11,12 @@ The training loop calls these through `get(config.objective.name)` and knows no
 objective by name. A new objective is a new module and one line below.
 """
 
-from vbayes.objectives import avb, elbo, iwae, prior_is
+from vbayes.objectives import avb, elbo, iwae, prior_is, renyi
 
 REGISTRY = {
     "elbo": elbo,
     "iwae": iwae,
+    "renyi": renyi,
     "prior_is": prior_is,
     "avb": avb,
 }
