@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests import linear_gaussian
-from vbayes import distributions, evaluate, grid, numerics
+from vbayes import distributions, evaluate, numerics
 from vbayes.objectives import elbo
 from vbayes.models import build
 

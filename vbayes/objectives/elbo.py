@@ -78,10 +78,6 @@ def elbo_loss(params, key, x_BxD, *, model: Model | ModelConfig,
   return -metrics["elbo"], metrics
 
 
-def init_state(key: jax.Array, model: Model, config) -> dict:
-  return gradient_step.init_state(key, model, config)
-
-
-def make_update(model: Model, config):
-  loss = functools.partial(elbo_loss, model=model, kl_estimator=config.objective.kl_estimator)
-  return gradient_step.make_update(loss, config)
+init_state, make_update = gradient_step.for_loss(
+    lambda model, settings: functools.partial(elbo_loss, model=model,
+                                              kl_estimator=settings.kl_estimator))

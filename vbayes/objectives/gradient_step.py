@@ -34,3 +34,14 @@ def make_update(loss: Callable, config):
     return optax.apply_updates(params, updates), opt_state, {"loss": value, **metrics}
 
   return update
+
+
+def for_loss(make_loss: Callable):
+  """(init_state, make_update) of an objective that minimizes one loss:
+  make_loss(model, settings) -> loss(params, key, x_BxD) -> (scalar, metrics), with
+  settings the objective's Config."""
+
+  def make(model: Model, config):
+    return make_update(make_loss(model, config.objective), config)
+
+  return init_state, make

@@ -100,11 +100,6 @@ def iwae_loss(params, key, x_BxD, *, model: Model | ModelConfig, k: int,
   return -jnp.mean(out["surrogate"]), {"iwae_bound": bound, "ess": jnp.mean(out["ess"])}
 
 
-def init_state(key: jax.Array, model: Model, config) -> dict:
-  return gradient_step.init_state(key, model, config)
-
-
-def make_update(model: Model, config):
-  settings = config.objective
-  loss = functools.partial(iwae_loss, model=model, k=settings.k, estimator=settings.estimator)
-  return gradient_step.make_update(loss, config)
+init_state, make_update = gradient_step.for_loss(
+    lambda model, settings: functools.partial(iwae_loss, model=model, k=settings.k,
+                                              estimator=settings.estimator))

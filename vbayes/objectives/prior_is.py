@@ -9,7 +9,6 @@ p(x, z) / p(z) is p(x|z)).
 import dataclasses
 import functools
 
-import jax
 import jax.numpy as jnp
 
 from vbayes.config import ModelConfig, ObjectiveConfig, require
@@ -48,10 +47,5 @@ def prior_is_loss(params, key, x_BxD, *, model: Model | ModelConfig, k: int):
   return -bound, {"prior_is_bound": bound}
 
 
-def init_state(key: jax.Array, model: Model, config) -> dict:
-  return gradient_step.init_state(key, model, config)
-
-
-def make_update(model: Model, config):
-  loss = functools.partial(prior_is_loss, model=model, k=config.objective.k)
-  return gradient_step.make_update(loss, config)
+init_state, make_update = gradient_step.for_loss(
+    lambda model, settings: functools.partial(prior_is_loss, model=model, k=settings.k))

@@ -56,11 +56,6 @@ def renyi_loss(params, key, x_BxD, *, model: Model | ModelConfig, k: int, alpha:
   return -bound, {"renyi_bound": bound}
 
 
-def init_state(key: jax.Array, model: Model, config) -> dict:
-  return gradient_step.init_state(key, model, config)
-
-
-def make_update(model: Model, config):
-  settings = config.objective
-  loss = functools.partial(renyi_loss, model=model, k=settings.k, alpha=settings.alpha)
-  return gradient_step.make_update(loss, config)
+init_state, make_update = gradient_step.for_loss(
+    lambda model, settings: functools.partial(renyi_loss, model=model, k=settings.k,
+                                              alpha=settings.alpha))
