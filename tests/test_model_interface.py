@@ -229,3 +229,16 @@ def test_every_registered_objective_trains_the_toy_model(toy):
     state, second = chunk(state, x, jax.random.key(1), jax.random.key(2))
     losses = float(first["loss"][:20].mean()), float(second["loss"][-20:].mean())
     assert np.all(np.isfinite(losses)) and losses[1] < losses[0], (name, losses)
+
+
+def test_the_public_api_resolves_every_name():
+  """vbayes/__init__.py's names each load the object they document."""
+  import vbayes
+  from vbayes import config as config_lib, evaluate as evaluate_lib, models, trainer
+
+  assert vbayes.TrainConfig is config_lib.TrainConfig and vbayes.Model is models.Model
+  assert vbayes.run is trainer.run and vbayes.evaluate_test_set is evaluate_lib.evaluate
+  for name in vbayes.__all__:
+    assert getattr(vbayes, name) is not None, name
+  with pytest.raises(AttributeError):
+    vbayes.no_such_name  # pylint: disable=pointless-statement

@@ -1,3 +1,52 @@
-"""vbayes: variational latent-variable models of images in pure JAX."""
+"""vbayes: variational latent-variable models of images in pure JAX.
+
+The public API; each name imports its module on first use, so that
+`import vbayes.config` stays light.
+
+    configs      TrainConfig, ModelConfig, DataConfig, objective_config
+    models       Model, build                        the composed model (vbayes.models)
+    objectives   objectives                          the registry (vbayes.objectives)
+    data         load_data, to_float
+    training     run, trained_params                 a whole run in a workdir (vbayes.trainer)
+                 make_update, init_state, make_train_chunk   the jitted step (vbayes.train)
+    evaluation   evaluate_test_set, importance_sampled_log_likelihood,
+                 quadrature_log_likelihood            (vbayes.evaluate, vbayes.grid)
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+
+_API = {
+    "TrainConfig": ("vbayes.config", "TrainConfig"),
+    "ModelConfig": ("vbayes.config", "ModelConfig"),
+    "DataConfig": ("vbayes.config", "DataConfig"),
+    "objective_config": ("vbayes.config", "objective_config"),
+    "Model": ("vbayes.models", "Model"),
+    "build": ("vbayes.models", "build"),
+    "objectives": ("vbayes.objectives", None),
+    "load_data": ("vbayes.data", "load"),
+    "to_float": ("vbayes.data", "to_float"),
+    "run": ("vbayes.trainer", "run"),
+    "trained_params": ("vbayes.trainer", "trained_params"),
+    "make_update": ("vbayes.train", "make_update"),
+    "init_state": ("vbayes.train", "init_state"),
+    "make_train_chunk": ("vbayes.train", "make_train_chunk"),
+    "evaluate_test_set": ("vbayes.evaluate", "evaluate"),
+    "importance_sampled_log_likelihood": ("vbayes.evaluate",
+                                          "importance_sampled_log_likelihood"),
+    "quadrature_log_likelihood": ("vbayes.grid", "quadrature_log_likelihood"),
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+  if name not in _API:
+    raise AttributeError(f"module 'vbayes' has no attribute {name!r}")
+  module_name, attribute = _API[name]
+  module = importlib.import_module(module_name)
+  return module if attribute is None else getattr(module, attribute)
+
+
+def __dir__():
+  return sorted([*globals(), *_API])
