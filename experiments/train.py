@@ -23,7 +23,7 @@ import dataclasses
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import objectives, trainer
+from vbayes import datasets, objectives, trainer
 from vbayes.objectives import elbo, iwae
 
 FLAGS = flags.FLAGS
@@ -84,7 +84,7 @@ def build_config() -> config_lib.TrainConfig:
   hidden = _sizes("hidden_sizes")
   objective = objective_config(FLAGS.objective)
   model = config_lib.ModelConfig(
-      data_dim=4 if FLAGS.dataset == "4frames" else 784, latent_dim=FLAGS.latent_dim,
+      data_dim=datasets.DATASETS[FLAGS.dataset].data_dim, latent_dim=FLAGS.latent_dim,
       hidden_sizes=hidden, activation=FLAGS.activation, likelihood=likelihood,
       encoder=objective.encoder, noise_dim=FLAGS.noise_dim)
   return config_lib.TrainConfig(

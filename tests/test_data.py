@@ -15,6 +15,7 @@ import pytest
 
 from vbayes import config as config_lib
 from vbayes import data as data_lib
+from vbayes import datasets
 
 SHARED_DATA = Path(os.environ.get(
     data_lib.MANUAL_DIR_ENV, Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
@@ -104,16 +105,16 @@ def _fill_manual_dir(folder: Path, names, content: bytes, gzipped: bool = True):
 
 def test_wrong_or_truncated_files_in_the_manual_dir_are_named(tmp_path):
   manual = tmp_path / "manual"
-  _fill_manual_dir(manual / "mnist", data_lib.MANUAL_FILES["mnist"], b"not mnist")
+  _fill_manual_dir(manual / "mnist", datasets.MNIST.manual_files, b"not mnist")
   with pytest.raises(data_lib.DataError, match="train-images-idx3-ubyte.gz does not match the "
                      "published checksum.*put the original train-images-idx3-ubyte.gz there"):
     data_lib._manual_files("mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
   binarized = manual / "binarized_mnist"
-  _fill_manual_dir(binarized, data_lib.MANUAL_FILES["binarized_mnist"], b"\x1f\x8b truncated",
+  _fill_manual_dir(binarized, datasets.BINARIZED_MNIST.manual_files, b"\x1f\x8b truncated",
                    gzipped=False)
   with pytest.raises(data_lib.DataError, match="binarized_mnist_train.amat.gz cannot be unpacked"):
     data_lib._manual_files("binarized_mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
-  _fill_manual_dir(binarized, data_lib.MANUAL_FILES["binarized_mnist"], b"0 1 0\n")
+  _fill_manual_dir(binarized, datasets.BINARIZED_MNIST.manual_files, b"0 1 0\n")
   with pytest.raises(data_lib.DataError, match="does not unpack to the published "
                      "binarized_mnist_train.amat"):
     data_lib._manual_files("binarized_mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
@@ -157,7 +158,7 @@ def test_a_stale_unpacked_file_is_unpacked_again(tmp_path):
   unpacked.mkdir(parents=True)
   (unpacked / "binarized_mnist_test.amat").write_text("0 1\n")  # left by a bad manual dir
   data_lib._manual_files("binarized_mnist", SHARED_DATA, tmp_path)  # pylint: disable=protected-access
-  for name, (size, sha) in data_lib.PUBLISHED["binarized_mnist"].items():
+  for name, size, sha in datasets.BINARIZED_MNIST.published:
     assert data_lib.matches_published(unpacked / name, size, sha)
 
 

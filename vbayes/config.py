@@ -9,20 +9,17 @@ import json
 import math
 from typing import Any, ClassVar
 
+from vbayes import datasets
 from vbayes.errors import UserError
 
-DATASETS = ("binarized_mnist", "mnist", "4frames")
+DATASETS = tuple(datasets.DATASETS)
 BINARIZATIONS = ("fixed", "dynamic", "threshold", "none")
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
 ENCODERS = ("gaussian", "implicit", "none")
 
 # Which binarizations each dataset allows; the first is its default.
-DATASET_BINARIZATIONS = {
-    "binarized_mnist": ("fixed",),
-    "4frames": ("fixed",),
-    "mnist": ("dynamic", "threshold", "none"),
-}
+DATASET_BINARIZATIONS = {name: d.binarizations for name, d in datasets.DATASETS.items()}
 
 
 class ConfigError(UserError, ValueError):

@@ -26,44 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes.config import DataConfig
+from vbayes.datasets import DATASETS
 from vbayes.errors import UserError
 
 MANUAL_DIR_ENV = "VBAYES_MANUAL_DIR"
 DATA_DIR_ENV = "TFDS_DATA_DIR"
-
-# Files tfds needs in its manual dir, and where they sit in a folder like ../shared/data.
-MANUAL_FILES = {
-    "mnist": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-    "binarized_mnist": ("binarized_mnist_train.amat.gz", "binarized_mnist_valid.amat.gz",
-                        "binarized_mnist_test.amat.gz"),
-}
-DOWNLOAD_HOSTS = {"mnist": "storage.googleapis.com", "binarized_mnist": "www.cs.toronto.edu"}
-# The published size and SHA-256 of each file tfds reads, as tensorflow-datasets records
-# them (url_checksums/mnist.txt, datasets/binarized_mnist/checksums.tsv): MNIST's four
-# .gz files, and binarized MNIST's plain-text .amat files (which a manual dir holds gzipped).
-PUBLISHED = {
-    "mnist": {
-        "train-images-idx3-ubyte.gz":
-            (9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-        "train-labels-idx1-ubyte.gz":
-            (28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-        "t10k-images-idx3-ubyte.gz":
-            (1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-        "t10k-labels-idx1-ubyte.gz":
-            (4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
-    },
-    "binarized_mnist": {
-        "binarized_mnist_train.amat":
-            (78400000, "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d"),
-        "binarized_mnist_valid.amat":
-            (15680000, "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2"),
-        "binarized_mnist_test.amat":
-            (15680000, "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c"),
-    },
-}
-BINARY_DATASETS = ("binarized_mnist",)
-
 
 class DataError(UserError):
   """Data that cannot be had: the message says what to do."""
@@ -125,8 +92,9 @@ def load(config: DataConfig, *, data_dir: str | Path | None = None,
   Test labels come with mnist and 4frames. binarized_mnist has none in tfds;
   `labels=True` recovers them from mnist's test split (`binarized_mnist_test_labels`).
   """
-  if config.dataset == "4frames":
-    return ImageData(train=four_frames(), test=four_frames(1), image_shape=(2, 2),
+  dataset = DATASETS[config.dataset]
+  if dataset.tfds_name is None:  # 4frames, the one generated dataset
+    return ImageData(train=four_frames(), test=four_frames(1), image_shape=dataset.image_shape,
                      binarization="fixed", test_labels=np.arange(4, dtype=np.int32))
   data_dir = Path(data_dir) if data_dir else default_data_dir()
   manual_dir = Path(manual_dir) if manual_dir else default_manual_dir()
@@ -139,7 +107,7 @@ def load(config: DataConfig, *, data_dir: str | Path | None = None,
     test_labels = binarized_mnist_test_labels(images["test"], data_dir=data_dir,
                                               manual_dir=manual_dir)
   return ImageData(train=images["train"], test=images["test"],
-                   validation=images.get("validation"), image_shape=(28, 28),
+                   validation=images.get("validation"), image_shape=dataset.image_shape,
                    binarization=config.binarization, test_labels=test_labels)
 
 
@@ -225,7 +193,7 @@ def _usual_permissions(path):
 
 def check_arrays(name: str, arrays: dict[str, np.ndarray]) -> str | None:
   """What is wrong with a dataset's arrays, or None: the train and test splits must be
-  uint8 [N, 784] (binary for a binary dataset), labels int [N] of their split's length."""
+  uint8 [N, D] (binary for a binary dataset), labels int [N] of their split's length."""
   for split in ("train", "test"):
     if split not in arrays:
       return f"it lacks the {split} split"
@@ -235,15 +203,16 @@ def check_arrays(name: str, arrays: dict[str, np.ndarray]) -> str | None:
       if arr.ndim != 1 or images is None or len(arr) != len(images):
         return f"{split} has shape {arr.shape}, not that of its split's labels"
       continue
-    if arr.ndim != 2 or arr.shape[1] != 784 or arr.dtype != np.uint8:
-      return f"split {split} is {arr.dtype} {list(arr.shape)}, not uint8 [N, 784]"
-    if name in BINARY_DATASETS and arr.size and arr.max() > 1:
+    dim = DATASETS[name].data_dim
+    if arr.ndim != 2 or arr.shape[1] != dim or arr.dtype != np.uint8:
+      return f"split {split} is {arr.dtype} {list(arr.shape)}, not uint8 [N, {dim}]"
+    if DATASETS[name].binary and arr.size and arr.max() > 1:
       return f"split {split} has pixel values up to {arr.max()}; {name} is binary"
   return None
 
 
 def load_tfds_arrays(name: str, *, data_dir: Path, manual_dir: Path | None) -> dict[str, np.ndarray]:
-  """{"train": uint8 [N, 784], "test": ..., ["validation"], ["<split>_labels"]}.
+  """{"train": uint8 [N, D], "test": ..., ["validation"], ["<split>_labels"]}.
 
   A cache that cannot be read or fails `check_arrays` is rebuilt from tfds.
   """
@@ -270,7 +239,8 @@ def load_tfds_arrays(name: str, *, data_dir: Path, manual_dir: Path | None) -> d
 def _read_tfds(name, *, data_dir: Path, manual_dir: Path | None):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  builder = tfds.builder(name, data_dir=str(data_dir), file_format="array_record")
+  builder = tfds.builder(DATASETS[name].tfds_name, data_dir=str(data_dir),
+                         file_format="array_record")
   if not builder.is_prepared():
     _prepare(builder, name, data_dir=data_dir, manual_dir=manual_dir)
   arrays = {}
@@ -295,12 +265,12 @@ def _prepare(builder, name: str, *, data_dir: Path, manual_dir: Path | None):
     tfds_manual_dir = _manual_files(name, Path(manual_dir), data_dir)
     config = tfds.download.DownloadConfig(manual_dir=str(tfds_manual_dir))
   else:
-    host = DOWNLOAD_HOSTS[name]
+    host = DATASETS[name].download_host
     if not _reachable(host):
       raise DataError(
           f"dataset {name!r} is not prepared in {data_dir} and {host} cannot be reached. "
           f"Offline, pass --manual_dir (or set {MANUAL_DIR_ENV}) to a folder laid out like "
-          f"../shared/data, holding {name}/ with {', '.join(MANUAL_FILES[name])}.")
+          f"../shared/data, holding {name}/ with {', '.join(DATASETS[name].manual_files)}.")
     config = tfds.download.DownloadConfig()
   print(f"vbayes: preparing tfds dataset {name!r} in {data_dir} (once)")
   builder.download_and_prepare(download_config=config)
@@ -314,24 +284,25 @@ def _manual_files(name: str, manual_dir: Path, data_dir: Path) -> Path:
   the data dir, never into manual_dir (which may be read-only), and an unpacked file
   left there earlier is used only if it matches its published checksum.
   """
+  dataset = DATASETS[name]
   folder = manual_dir / name
-  missing = [f for f in MANUAL_FILES[name] if not (folder / f).is_file()]
+  missing = [f for f in dataset.manual_files if not (folder / f).is_file()]
   if missing:
     raise DataError(
         f"manual dir {folder} lacks {', '.join(missing)}: it must hold the original "
-        f"{name} files ({', '.join(MANUAL_FILES[name])}), as ../shared/data/{name}/ does.")
-  if name != "binarized_mnist":
-    for f in MANUAL_FILES[name]:
-      if not matches_published(folder / f, *PUBLISHED[name][f]):
-        raise DataError(f"{folder / f} does not match the published checksum of MNIST's "
+        f"{name} files ({', '.join(dataset.manual_files)}), as ../shared/data/{name}/ does.")
+  if not dataset.unpack_manual_files:
+    for f in dataset.manual_files:
+      if not matches_published(folder / f, *dataset.published_file(f)):
+        raise DataError(f"{folder / f} does not match the published checksum of {name}'s "
                         f"{f} (it is truncated or another file); put the original {f} "
                         f"there, as ../shared/data/{name}/ holds it")
     return folder
   unpacked = data_dir / "vbayes_manual" / name
   unpacked.mkdir(parents=True, exist_ok=True)
-  for f in MANUAL_FILES[name]:
+  for f in dataset.manual_files:
     target = unpacked / f.removesuffix(".gz")
-    published = PUBLISHED[name][target.name]
+    published = dataset.published_file(target.name)
     if target.exists() and matches_published(target, *published):
       continue
     fd, tmp = tempfile.mkstemp(dir=unpacked, prefix=target.name + ".", suffix=".partial")
