@@ -21,10 +21,8 @@ from vbayes.models import Model, as_model
 from vbayes.progress import Progress
 
 # Decoder rows (samples x images) evaluated per scan step: 2000 x 784 float32 =
-# 6 MB of logits. On the 2-core CPU, in fresh processes, k=5000 for 100 images of
-# a 784-500-500-50 model took 1.77-1.95 s with 1000 to 5000 rows and 1.96-2.15 s
-# with 10000 (see the README's Benchmark). Accelerators may want more
-# (evaluate's rows_per_chunk).
+# 6 MB of logits, about the fastest on a 2-core CPU (bench/README.md); accelerators
+# may want more (evaluate's rows_per_chunk).
 MAX_ROWS_PER_CHUNK = 2_000
 
 
