@@ -1,5 +1,6 @@
 r"""This checkout against an earlier revision of vbayes, timed in one process: the
-training step of train_throughput.py (ELBO), of iwae_throughput.py (IWAE k=50) and
+training step of train_throughput.py (ELBO), of iwae_throughput.py (IWAE k=50), of
+AVB with adaptive contrast (same networks, implicit encoder, 128 moment samples) and
 the k=5000 importance-sampled evaluation of one batch.
 
     python bench/ab_against_revision.py --rev=41201b7 [--calls=7] [--smoke]
@@ -58,14 +59,20 @@ def import_revision(rev: str, folder: Path):
 
 def configs(config_lib, shapes, steps):
   model = config_lib.ModelConfig(latent_dim=shapes.latent_dim, hidden_sizes=shapes.hidden_sizes)
+  implicit = config_lib.ModelConfig(latent_dim=shapes.latent_dim,
+                                    hidden_sizes=shapes.hidden_sizes, encoder="implicit")
   if hasattr(config_lib, "objective_config"):  # each objective its own settings
     iwae = {"objective": config_lib.objective_config("iwae", k=50)}
+    avb = {"objective": config_lib.objective_config("avb", adaptive_contrast=True)}
   else:  # before each objective had its own Config: its settings flat on TrainConfig
     iwae = {"objective": "iwae", "k": 50}
+    avb = {"objective": "avb", "avb": config_lib.AVBConfig(adaptive_contrast=True)}
   return {"elbo": config_lib.TrainConfig(model=model, batch_size=shapes.batch,
                                          steps_per_call=steps),
           "iwae_k50": config_lib.TrainConfig(model=model, **iwae, batch_size=shapes.batch,
-                                             steps_per_call=max(1, steps // 5))}
+                                             steps_per_call=max(1, steps // 5)),
+          "avb_ac": config_lib.TrainConfig(model=implicit, **avb, batch_size=shapes.batch,
+                                           steps_per_call=max(1, steps // 5))}
 
 
 def _optimized_hlo(lowered) -> str:
