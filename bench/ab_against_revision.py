@@ -53,8 +53,26 @@ def import_revision(rev: str, folder: Path):
   for path in (folder / name).rglob("*.py"):
     path.write_text(re.sub(r"\bvbayes\b(?=[.\s])", name, path.read_text()))
   sys.path.insert(0, str(folder))
-  return {module: importlib.import_module(f"{name}.{module}")
-          for module in ("config", "train", "evaluate", "models")}
+  return modules(name)
+
+
+# Where each module the comparison uses sits, in this layout and in earlier ones.
+MODULE_PATHS = {"config": ("config",), "models": ("models",),
+                "train": ("training.step", "train"),
+                "evaluate": ("evaluation.importance_sampling", "evaluate")}
+
+
+def modules(package: str) -> dict:
+  """{"config", "models", "train", "evaluate"}: the package's modules of those roles."""
+  out = {}
+  for role, paths in MODULE_PATHS.items():
+    for path in paths:
+      try:
+        out[role] = importlib.import_module(f"{package}.{path}")
+        break
+      except ModuleNotFoundError:
+        continue
+  return out
 
 
 def configs(config_lib, shapes, steps):
@@ -119,8 +137,7 @@ def main(argv):
                        .astype(np.uint8))
   with tempfile.TemporaryDirectory() as folder:
     old = import_revision(FLAGS.rev, Path(folder))
-    new = {module: importlib.import_module(f"vbayes.{module}")
-           for module in ("config", "train", "evaluate", "models")}
+    new = modules("vbayes")
     timers, hlo = {}, {}
     for version, lib in (("new", new), ("old", old)):
       for case, config in configs(lib["config"], shapes, steps).items():

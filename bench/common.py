@@ -80,9 +80,9 @@ def peak_gflops(group_rates: dict[str, float]) -> float:
 
 def training_timer(config, images, steps_per_epoch: int, train_lib=None) -> Timer:
   """vbayes' training chunk for `config`, state donated from call to call as in a
-  real run; work in steps. train_lib: vbayes.train, or another version's (A/B)."""
+  real run; work in steps. train_lib: vbayes.training.step, or another version's (A/B)."""
   if train_lib is None:
-    from vbayes import train as train_lib  # pylint: disable=g-import-not-at-top
+    from vbayes.training import step as train_lib
   chunk = train_lib.make_train_chunk(
       train_lib.make_update(config), batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,

@@ -27,7 +27,8 @@ import numpy as np
 from absl import app, flags
 
 import common  # bench/common.py, beside this script
-from vbayes import config as config_lib, evaluate, numerics
+from vbayes import config as config_lib, numerics
+from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.models import build
 
 flags.DEFINE_integer("calls", 3, "Timed calls of each timer (the best is reported).")

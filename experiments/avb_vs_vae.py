@@ -35,7 +35,10 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import evaluate, latent, latent_plots, metrics_io, numerics, trainer
+from vbayes import latent, latent_plots, numerics
+from vbayes.evaluation import importance_sampling as evaluate
+from vbayes.training import metrics_io
+from vbayes.training import loop as trainer
 from vbayes.objectives import avb
 from vbayes.models import build
 from vbayes.progress import Progress

@@ -22,7 +22,7 @@ from absl import flags
 
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import trainer
+from vbayes.training import loop as trainer
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Folder for the model (model/) and figures (figures/).",
@@ -58,7 +58,7 @@ def load_model():
   """(config, params, data with test labels, figures folder, key for the figure's draws).
 
   The figure key is fold_in(key(seed), FIGURE_STREAM): apart from the model's
-  init, data, training and evaluation streams (trainer's 0-3).
+  init, data, training and evaluation streams (training.loop's 0-3).
   """
   config = train_config()
   data = data_lib.load(config.data, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,

@@ -31,7 +31,9 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import latent, latent_plots, metrics_io, trainer
+from vbayes import latent, latent_plots
+from vbayes.training import metrics_io
+from vbayes.training import loop as trainer
 from vbayes.objectives import avb
 
 FLAGS = flags.FLAGS

@@ -23,7 +23,8 @@ import dataclasses
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import datasets, objectives, trainer
+from vbayes import datasets, objectives
+from vbayes.training import loop as trainer
 from vbayes.objectives import elbo, iwae
 
 FLAGS = flags.FLAGS

@@ -5,7 +5,7 @@ against the variational one.
 
 For the first test image of each of --digits, only the top 14 rows (392 pixels)
 are observed. The exact p(z | x_top) ∝ p(x_top | z) p(z) is normalized on a grid
-(the likelihood sums the 392 observed pixels only; vbayes.grid, the same code as
+(the likelihood sums the 392 observed pixels only; vbayes.evaluation.grid, the same code as
 the quadrature evaluation), and q(z) = N(m, diag v) is fitted to it by stochastic
 VI (vbayes.svi, the per-image ELBO of the top half, Adam; the best of
 --svi_restarts fits from starting points z ~ p(z)). Both are drawn as
@@ -21,7 +21,8 @@ import numpy as np
 from absl import flags
 
 from experiments import common, figure_model
-from vbayes import grid, latent, latent_plots, svi
+from vbayes import latent, latent_plots, svi
+from vbayes.evaluation import grid
 
 flags.DEFINE_list("digits", ["0", "2", "4", "7"], "One panel for the first test image of each.")
 flags.DEFINE_integer("svi_steps", 1000, "Adam steps of each stochastic VI fit.")

@@ -30,7 +30,10 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import grid, metrics_io, plots, trainer
+from vbayes import plots
+from vbayes.evaluation import grid
+from vbayes.training import metrics_io
+from vbayes.training import loop as trainer
 from vbayes.models import build
 from vbayes.objectives import iwae, prior_is
 

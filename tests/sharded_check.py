@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes import config as config_lib
-from vbayes import train as train_lib
+from vbayes.training import step as train_lib
 from vbayes.objectives import avb, iwae, prior_is
 
 

@@ -12,10 +12,11 @@ import optax
 import pytest
 from scipy.stats import multivariate_normal
 
-from vbayes import distributions, grid
+from vbayes import distributions
+from vbayes.evaluation import grid
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import train as train_lib
+from vbayes.training import step as train_lib
 from vbayes.models import build
 from vbayes.objectives import avb
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vbayes import checkpoint, config as config_lib, data as data_lib
-from vbayes import train as train_lib
+from vbayes import config as config_lib, data as data_lib
+from vbayes.training import checkpoint
+from vbayes.training import step as train_lib
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--hidden_sizes=32", "--eval_k=10", "--quadrature_points=64", "--steps_per_call=5"]

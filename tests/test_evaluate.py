@@ -16,8 +16,9 @@ import jax
 import numpy as np
 
 from tests import linear_gaussian
-from vbayes import config as config_lib, grid, progress
-from vbayes import evaluate as evaluate_lib
+from vbayes import config as config_lib, progress
+from vbayes.evaluation import grid
+from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes.models import build
 
 N_IMAGES, BATCH = 7, 3  # 7 = 2 * 3 + 1: the last batch has 2 padding rows

@@ -18,8 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vbayes import checkpoint, config as config_lib, data as data_lib, evaluate, metrics_io
-from vbayes import train as train_lib, trainer, workdir as workdir_lib
+from vbayes import config as config_lib, data as data_lib
+from vbayes.training import checkpoint
+from vbayes.evaluation import importance_sampling as evaluate
+from vbayes.training import metrics_io
+from vbayes.training import step as train_lib
+from vbayes.training import loop as trainer
+from vbayes.training import workdir as workdir_lib
 from vbayes.objectives import avb
 
 REPO = Path(__file__).resolve().parent.parent

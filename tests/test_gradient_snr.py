@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests import linear_gaussian
-from vbayes import gradient_snr as gs
+from vbayes.evaluation import gradient_snr as gs
 from vbayes.objectives import iwae
 from vbayes.models import build
 

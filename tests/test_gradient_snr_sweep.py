@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vbayes import gradient_snr as gs
+from vbayes.evaluation import gradient_snr as gs
 
 
 def test_sweep_shares_noise_across_estimators_and_not_across_k(monkeypatch):

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes import grid
+from vbayes.evaluation import grid
 
 
 def _observed_half(lg_model):

@@ -10,7 +10,8 @@ import pytest
 from jax import test_util
 
 from tests import linear_gaussian
-from vbayes import distributions, evaluate
+from vbayes import distributions
+from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.objectives import elbo, iwae as iw, prior_is
 from vbayes.models import build
 

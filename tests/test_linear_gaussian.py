@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests import linear_gaussian
-from vbayes import distributions, evaluate, numerics
+from vbayes import distributions, numerics
+from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.objectives import elbo
 from vbayes.models import build
 

@@ -18,7 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vbayes import distributions, evaluate, grid, svi
+from vbayes import distributions, svi
+from vbayes.evaluation import importance_sampling as evaluate
+from vbayes.evaluation import grid
 from vbayes.objectives import elbo, iwae as iw, prior_is
 from vbayes.models import Model, likelihoods, nets, priors, proposals
 
@@ -207,7 +209,8 @@ def test_every_registered_objective_trains_the_toy_model(toy):
   """The training loop runs each objective of the registry on the toy parts (with the
   encoder the objective trains: Gaussian, none, or an implicit one for AVB), and the
   loss falls from the first 20 of 200 steps to the last 20."""
-  from vbayes import config as config_lib, objectives, train as train_lib
+  from vbayes import config as config_lib, objectives
+  from vbayes.training import step as train_lib
 
   x = jnp.tile(toy["x"], (250, 1))  # 1000 images: 100 steps of 10 per epoch
   for name, module in objectives.REGISTRY.items():
@@ -234,7 +237,9 @@ def test_every_registered_objective_trains_the_toy_model(toy):
 def test_the_public_api_resolves_every_name():
   """vbayes/__init__.py's names each load the object they document."""
   import vbayes
-  from vbayes import config as config_lib, evaluate as evaluate_lib, models, trainer
+  from vbayes import config as config_lib, models
+  from vbayes.evaluation import importance_sampling as evaluate_lib
+  from vbayes.training import loop as trainer
 
   assert vbayes.TrainConfig is config_lib.TrainConfig and vbayes.Model is models.Model
   assert vbayes.run is trainer.run and vbayes.evaluate_test_set is evaluate_lib.evaluate

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vbayes import distributions, grid
+from vbayes import distributions
+from vbayes.evaluation import grid
 from vbayes.config import ModelConfig
 from vbayes.models import build, nets
 

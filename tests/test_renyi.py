@@ -9,7 +9,7 @@ import pytest
 from tests import linear_gaussian
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import train as train_lib
+from vbayes.training import step as train_lib
 from vbayes.models import build
 from vbayes.objectives import elbo, iwae, renyi
 

@@ -12,8 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vbayes import checkpoint, config as config_lib, data as data_lib, trainer
-from vbayes import train as train_lib
+from vbayes import config as config_lib, data as data_lib
+from vbayes.training import checkpoint
+from vbayes.training import loop as trainer
+from vbayes.training import step as train_lib
 from vbayes.objectives import avb, gradient_step, prior_is
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,10 +7,10 @@ The public API; each name imports its module on first use, so that
     models       Model, build                        the composed model (vbayes.models)
     objectives   objectives                          the registry (vbayes.objectives)
     data         load_data, to_float
-    training     run, trained_params                 a whole run in a workdir (vbayes.trainer)
-                 make_update, init_state, make_train_chunk   the jitted step (vbayes.train)
+    training     run, trained_params                 a whole run in a workdir (vbayes.training.loop)
+                 make_update, init_state, make_train_chunk   the jitted step (vbayes.training.step)
     evaluation   evaluate_test_set, importance_sampled_log_likelihood,
-                 quadrature_log_likelihood            (vbayes.evaluate, vbayes.grid)
+                 quadrature_log_likelihood            (vbayes.evaluation.importance_sampling, vbayes.evaluation.grid)
 """
 
 import importlib
@@ -27,15 +27,15 @@ _API = {
     "objectives": ("vbayes.objectives", None),
     "load_data": ("vbayes.data", "load"),
     "to_float": ("vbayes.data", "to_float"),
-    "run": ("vbayes.trainer", "run"),
-    "trained_params": ("vbayes.trainer", "trained_params"),
-    "make_update": ("vbayes.train", "make_update"),
-    "init_state": ("vbayes.train", "init_state"),
-    "make_train_chunk": ("vbayes.train", "make_train_chunk"),
-    "evaluate_test_set": ("vbayes.evaluate", "evaluate"),
-    "importance_sampled_log_likelihood": ("vbayes.evaluate",
+    "run": ("vbayes.training.loop", "run"),
+    "trained_params": ("vbayes.training.loop", "trained_params"),
+    "make_update": ("vbayes.training.step", "make_update"),
+    "init_state": ("vbayes.training.step", "init_state"),
+    "make_train_chunk": ("vbayes.training.step", "make_train_chunk"),
+    "evaluate_test_set": ("vbayes.evaluation.importance_sampling", "evaluate"),
+    "importance_sampled_log_likelihood": ("vbayes.evaluation.importance_sampling",
                                           "importance_sampled_log_likelihood"),
-    "quadrature_log_likelihood": ("vbayes.grid", "quadrature_log_likelihood"),
+    "quadrature_log_likelihood": ("vbayes.evaluation.grid", "quadrature_log_likelihood"),
 }
 __all__ = sorted(_API)
 

@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes import distributions, grid, svi
+from vbayes import distributions, svi
+from vbayes.evaluation import grid
 from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
 

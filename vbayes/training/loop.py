@@ -20,16 +20,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes import checkpoint as checkpoint_lib
+from vbayes.training import checkpoint as checkpoint_lib
 from vbayes import data as data_lib
-from vbayes import evaluate as evaluate_lib
-from vbayes import metrics_io, numerics, plots
-from vbayes import train as train_lib
-from vbayes import workdir as workdir_lib
+from vbayes.evaluation import importance_sampling as evaluate_lib
+from vbayes import numerics, plots
+from vbayes.training import metrics_io
+from vbayes.training import step as train_lib
+from vbayes.training import workdir as workdir_lib
 from vbayes.config import ConfigError, TrainConfig
 from vbayes.errors import UserError
 from vbayes.models import as_model
-from vbayes.workdir import CONFIG_FILE, WorkdirError  # pylint: disable=unused-import
+from vbayes.training.workdir import CONFIG_FILE, WorkdirError  # pylint: disable=unused-import
 
 # Streams of randomness, each from fold_in(root, index): never reused across purposes.
 INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM = range(4)

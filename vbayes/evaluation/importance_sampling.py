@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes import data as data_lib
-from vbayes import distributions, grid, numerics
+from vbayes import distributions, numerics
+from vbayes.evaluation import grid
 from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
 from vbayes.progress import Progress

@@ -88,7 +88,7 @@ def read_metrics(workdir: str | Path) -> list[dict]:
 
 def _rewrite(path: Path, records: list[dict]):
   """Replaces `path` atomically by `records`, one per line."""
-  from vbayes.workdir import write_atomically  # pylint: disable=g-import-not-at-top
+  from vbayes.training.workdir import write_atomically  # pylint: disable=g-import-not-at-top
   write_atomically(path, "".join(dumps(r) + "\n" for r in records))
 
 
