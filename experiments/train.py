@@ -19,6 +19,7 @@ Re-running with the same --workdir resumes from its last checkpoint.
 from absl import flags
 
 import dataclasses
+import typing
 
 from experiments import common
 from vbayes import config as config_lib
@@ -55,6 +56,9 @@ flags.DEFINE_integer("adversary_steps", 1, "avb: adversary updates per model upd
 flags.DEFINE_integer("kl_warmup_steps", 0, "avb: the KL weight rises linearly to 1 over "
                      "this many steps (0: no warm-up).")
 FLAG_FOR_SETTING = {"samples": "avb_samples", "moment_samples": "avb_moment_samples"}
+OBJECTIVE_FLAGS = ("k", "estimator", "kl_estimator", "adaptive_contrast", "avb_samples",
+                   "avb_moment_samples", "adversary_hidden_sizes", "adversary_learning_rate",
+                   "adversary_steps", "kl_warmup_steps")
 flags.DEFINE_integer("noise_dim", 0, "avb: noise inputs of the implicit encoder (0: latent_dim).")
 flags.DEFINE_float("grad_clip", 0.0, "Clip gradients to this global norm (0: no clipping).")
 flags.DEFINE_integer("latent_dim", 2, "Latent dimension L.")
@@ -82,7 +86,7 @@ def build_config() -> config_lib.TrainConfig:
   likelihood = FLAGS.decoder
   if likelihood == "auto":
     likelihood = "gaussian" if binarization == "none" else "bernoulli"
-  hidden = _sizes("hidden_sizes")
+  hidden = _items("hidden_sizes")
   objective = objective_config(FLAGS.objective)
   model = config_lib.ModelConfig(
       data_dim=datasets.DATASETS[FLAGS.dataset].data_dim, latent_dim=FLAGS.latent_dim,
@@ -112,8 +116,9 @@ def objective_config(name: str) -> config_lib.ObjectiveConfig:
   for field in dataclasses.fields(objectives.get(name).Config):
     flag = FLAG_FOR_SETTING.get(field.name, field.name)
     if FLAGS[flag].present:
-      settings[field.name] = (_sizes(flag) if isinstance(FLAGS[flag].value, list)
-                              else FLAGS[flag].value)
+      settings[field.name] = FLAGS[flag].value
+      if typing.get_origin(field.type) is tuple:  # a list flag: its items, converted
+        settings[field.name] = _items(flag, typing.get_args(field.type)[0])
   for flag, owners in _objective_flags().items():
     if FLAGS[flag].present and name not in owners:
       names = " and ".join([", ".join(owners[:-1]), owners[-1]] if len(owners) > 1 else owners)
@@ -123,27 +128,40 @@ def objective_config(name: str) -> config_lib.ObjectiveConfig:
 
 
 def _define_remaining_objective_flags():
-  """A flag, named after the setting, for every objective setting no flag above sets:
-  a new objective's settings are command-line flags without an edit here."""
+  """A flag, named after the setting and typed by its field, for every objective setting
+  no flag above sets: a new objective's settings are command-line flags without an edit
+  here. A setting whose name is a run flag's (--seed, ...) is refused: rename it or map
+  it to another flag name in FLAG_FOR_SETTING."""
   for name, module in objectives.REGISTRY.items():
     for field in dataclasses.fields(module.Config):
       flag = FLAG_FOR_SETTING.get(field.name, field.name)
       if flag in FLAGS:
+        if flag not in OBJECTIVE_FLAGS:
+          raise ValueError(f"{name}'s setting {field.name} has the name of the run flag "
+                           f"--{flag}; map it to another flag name in FLAG_FOR_SETTING")
         continue
       help_text = f"{name}: the {field.name} setting (default {field.default})."
-      define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
-                str: flags.DEFINE_string}[type(field.default)]
-      define(flag, field.default, help_text)
+      kind = typing.get_origin(field.type) or field.type
+      if kind is tuple:
+        flags.DEFINE_list(flag, [str(v) for v in field.default], help_text)
+      else:
+        define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
+                  float: flags.DEFINE_float, str: flags.DEFINE_string}[kind]
+        define(flag, field.default, help_text)
 
 
 _define_remaining_objective_flags()
 
 
-def _sizes(name: str) -> tuple[int, ...]:
+KIND_NAMES = {int: "integers", float: "numbers", str: "strings"}
+
+
+def _items(name: str, kind: type = int) -> tuple:
   try:
-    return tuple(int(h) for h in FLAGS[name].value)
+    return tuple(kind(h) for h in FLAGS[name].value)
   except ValueError as e:
-    raise config_lib.ConfigError(f"{name} must be integers, got {FLAGS[name].value}") from e
+    raise config_lib.ConfigError(
+        f"{name} must be {KIND_NAMES.get(kind, kind.__name__)}, got {FLAGS[name].value}") from e
 
 
 def main(argv):

@@ -103,7 +103,7 @@ def test_metrics_jsonl_is_strict_json():
 @pytest.mark.slow
 def test_a_second_process_on_the_workdir_is_refused_naming_the_holder(tmp_path):
   holder = subprocess.Popen(
-      [sys.executable, "-c", "import sys, time; from vbayes import workdir\n"
+      [sys.executable, "-c", "import sys, time; from vbayes.training import workdir\n"
        "with workdir.open_locked(sys.argv[1]):\n  print('locked', flush=True); time.sleep(60)",
        str(tmp_path / "run")], cwd=REPO, stdout=subprocess.PIPE, text=True,
       env={**os.environ, "PYTHONPATH": str(REPO)})

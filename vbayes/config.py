@@ -116,6 +116,12 @@ class ObjectiveConfig:
 
   def __init_subclass__(cls, **kwargs):
     super().__init_subclass__(**kwargs)
+    if "name" not in cls.__dict__:  # a subclass of an objective's Config is not another one
+      return
+    known = ObjectiveConfig.by_name.get(cls.name)
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__,
+                                                                       cls.__qualname__):
+      raise ValueError(f"objective name {cls.name!r} is taken by {known.__module__}")
     ObjectiveConfig.by_name[cls.name] = cls
 
   def to_dict(self) -> dict[str, Any]:
@@ -243,7 +249,7 @@ def _flat_objective(name: str, d: dict[str, Any]):
           if key in d}
   avb = dict(d.pop("avb", {}))
   if "eval_proposal_samples" in avb:
-    d["eval_proposal_samples"] = avb.pop("eval_proposal_samples")
+    d.setdefault("eval_proposal_samples", avb.pop("eval_proposal_samples"))
   if name == "elbo":
     return {"name": name, "kl_estimator": flat.get("kl_estimator", "analytic")}, d
   if name == "iwae":

@@ -6,9 +6,11 @@ Per-example log-densities (vmap them for batches):
     std_normal_log_prob(z), diag_normal_log_prob(mean, log_var, z)
     kl_diag_normal_std_normal(mean, log_var)
 
-Latent distributions, as pytrees (jit, vmap and stop_gradient see their arrays):
-    StdNormal(dim)              N(0, I)
-    DiagNormal(mean, log_var)   N(m, diag exp(log_var)), reparameterized
+Latent distributions:
+    StdNormal(dim)              N(0, I) (holds no arrays)
+    DiagNormal(mean, log_var)   N(m, diag exp(log_var)), reparameterized: a pytree, so
+                                jit, vmap and stop_gradient see its arrays
+    Broadcast(dist, shape)      any distribution repeated over a batch (not a pytree)
 Each has `sample(key, shape)` and `log_prob(z)`, with one convention for shapes:
 a distribution of batch shape [...] (its mean's shape without the last axis)
 draws samples [..., *shape, L], and `log_prob` of z [..., *extra, L] is

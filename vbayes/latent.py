@@ -52,6 +52,9 @@ def posterior_means(params, key, x_NxD, *, model: Model | ModelConfig, num: int 
 def encoder_means(params, x_NxD, *, model: Model | ModelConfig, batch_size: int = 1000):
   """E_q[z | x_n], the encoder's mean for every image: [N, L], in batches of `batch_size`."""
   model = as_model(model)
+  if not model.has_encoder:
+    raise ValueError("the model has no encoder (it was trained by prior importance "
+                     "sampling): there are no encoder means")
   mean_fn = lambda x_D: model.proposal_distribution(params, x_D).mean
   return jax.lax.map(mean_fn, x_NxD, batch_size=batch_size)
 

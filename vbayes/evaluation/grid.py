@@ -95,7 +95,8 @@ def quadrature_log_likelihood(params, x_BxD, *, model: Model | ModelConfig, limi
   """log p(x) = log int p(x|z) p(z) dz ~= logsumexp_g log p(x, z_g) + log(cell area).
 
   Midpoint rule on `latent_grid`: exact up to the grid, for 2-D latents only. The
-  prior mass outside [-limit, limit]^2 is left out (1.1e-6 of it for limit 5). A
+  prior mass outside [-limit, limit]^2 is left out (1.1e-6 of it for limit 5 and the
+  N(0, I) prior; a prior elsewhere or wider needs a larger limit). A
   running log-sum-exp over grid chunks keeps memory at O(B * chunk). With
   `pixel_mask_D`, the marginal likelihood of the observed pixels, log p(x_obs).
   The grid goes through in up to 16 bands of chunks, one jitted call each; with

@@ -109,6 +109,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   With `log`, progress lines (rate, ETA) at most every 10 s, between batches.
   """
   binarize_key, sample_key, proposal_key = jax.random.split(key, 3)
+  kl_key = jax.random.fold_in(key, 3)
   model = as_model(model)
   implicit = not model.has_proposal_density
   chunk = numerics.largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
@@ -129,7 +130,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
     progress.update(i * batch_size + n, wait_for=lp)
     if not implicit:  # q's KL; the moment-matched proposal of an implicit q is not q
       kl.append(np.zeros(n) if q is None else
-                distributions.kl_divergence(q, model.prior_distribution(params))[:n])
+                _kl(q, model.prior_distribution(params), jax.random.fold_in(kl_key, i))[:n])
   log_px, recon = (np.concatenate(jax.device_get(a)) for a in (log_px, recon))
   kl = None if implicit else np.concatenate(jax.device_get(kl))
   results = {
@@ -149,6 +150,16 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
                                             **quadrature)
     results["test_nll_quadrature"] = float(-jnp.mean(log_px_grid))
   return results
+
+
+def _kl(q, prior, key, samples: int = 1000):
+  """KL(q || p) per image: the closed form where there is one, else the mean of
+  log q(z) - log p(z) over `samples` draws z ~ q (a Monte Carlo estimate)."""
+  try:
+    return distributions.kl_divergence(q, prior)
+  except NotImplementedError:
+    z = q.sample(key, samples)
+    return jnp.mean(q.log_prob(z) - prior.log_prob(z), axis=-1)
 
 
 def _standard_error(values_N: np.ndarray) -> float | None:

@@ -101,9 +101,9 @@ def _model(config: TrainConfig, model: Model | None) -> Model:
   return as_model(config.model) if model is None else model
 
 
-def init_adversary(key: jax.Array, config: TrainConfig) -> Params:
+def init_adversary(key: jax.Array, config: TrainConfig, model: Model | None = None) -> Params:
   """T's network f_psi: [x, z] (D + L) -> hidden -> 1."""
-  model = config.model
+  model = _model(config, model)
   return nets.mlp_init(key, (model.data_dim + model.latent_dim,
                              *config.objective.adversary_hidden_sizes, 1))
 
@@ -258,7 +258,7 @@ def init_state(key: jax.Array, model: Model, config: TrainConfig) -> dict:
   "adversary"), each player's Adam state, step 0."""
   model_key, adv_key = jax.random.split(key)
   model_params = model.init(model_key)
-  adversary = init_adversary(adv_key, config)
+  adversary = init_adversary(adv_key, config, model)
   model_opt, adv_opt = make_optimizers(config)
   return {"params": {**model_params, "adversary": adversary},
           "opt_state": {"model": model_opt.init(model_params),
@@ -354,7 +354,8 @@ def kde_log_likelihood(params, key, x_BxD, *, model: Model | ModelConfig, k: int
   samples c_m ~ q(z|x). Given the centres r is a fixed, fully known density, so
   this is ordinary importance sampling (unbiased for p(x), a stochastic lower
   bound on log p(x)); it follows a curved or multimodal implicit q where the
-  moment-matched Gaussian of `evaluate.moment_matched` cannot. k samples in chunks of `chunk`.
+  moment-matched Gaussian of evaluation.importance_sampling.moment_matched cannot. k
+  samples in chunks of `chunk`.
   """
   if k % chunk:
     raise ValueError(f"chunk {chunk} must divide k {k}")
