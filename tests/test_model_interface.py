@@ -80,10 +80,10 @@ def test_iwae_with_one_sample_is_the_monte_carlo_elbo(toy):
   """L_1 from noise eps equals the one-sample ELBO log p(x, z) - log q(z|x) at the same z."""
   model, params, x = toy_model(), toy["perturbed"], toy["x"]
   eps = jax.random.normal(jax.random.key(0), (4, LATENT))
-  l1 = jax.vmap(lambda e, xx: iw.iwae_from_noise(params, e[None], xx, model=model)["bound"])(
-      eps, x)
-  one = jax.vmap(lambda e, xx: elbo.elbo_from_noise(params, e, xx, model=model,
-                                                    kl_estimator="mc")["elbo"])(eps, x)
+  l1 = jax.jit(jax.vmap(lambda e, xx: iw.iwae_from_noise(params, e[None], xx,
+                                                        model=model)["bound"]))(eps, x)
+  one = jax.jit(jax.vmap(lambda e, xx: elbo.elbo_from_noise(
+      params, e, xx, model=model, kl_estimator="mc")["elbo"]))(eps, x)
   np.testing.assert_allclose(l1, one, rtol=1e-6)
 
 
@@ -105,53 +105,43 @@ def test_every_weight_is_p_of_x_at_the_exact_posterior(toy):
   closed form."""
   model, params, x = toy_model(), toy["params"], toy["x"]
   eps = jax.random.normal(jax.random.key(2), (4, 7, LATENT))
-  np.testing.assert_allclose(iw.iwae_bounds(params, eps, x, model=model)["bound"],
-                             toy["log_px"], rtol=1e-5)
+  bound = jax.jit(lambda p: iw.iwae_bounds(p, eps, x, model=model)["bound"])(params)
+  np.testing.assert_allclose(bound, toy["log_px"], rtol=1e-5)
   log_px, _ = evaluate.importance_sampled_log_likelihood(params, jax.random.key(3), x,
                                                          model=model, k=50, chunk=10)
   np.testing.assert_allclose(log_px, toy["log_px"], rtol=1e-5)
-  bound = elbo.elbo_loss(params, jax.random.key(4), x, model=model,
-                         kl_estimator="mc")[1]["elbo"]
+  bound = jax.jit(lambda p: elbo.elbo_loss(p, jax.random.key(4), x, model=model,
+                                           kl_estimator="mc")[1]["elbo"])(params)
   np.testing.assert_allclose(bound, np.mean(toy["log_px"]), rtol=1e-5)
 
 
 def test_iwae_bound_rises_with_k_to_log_p_of_x(toy):
   """E[L_1] < E[L_10] < E[L_100] <= log p(x) with a perturbed encoder, each mean of
-  2000 draws and the steps larger than 4 standard errors of their difference."""
+  1000 draws and the steps larger than 4 standard errors of their difference."""
   model, params, x = toy_model(), toy["perturbed"], toy["x"][:1]
   means, errors = [], []
+  bounds_of = jax.jit(lambda eps: iw.iwae_bounds(params, eps, jnp.repeat(x, 1000, axis=0),
+                                                 model=model)["bound"])
   for i, k in enumerate((1, 10, 100)):
-    eps = jax.random.normal(jax.random.key(10 + i), (2000, k, LATENT))
-    bounds = iw.iwae_bounds(params, eps, jnp.repeat(x, 2000, axis=0), model=model)["bound"]
+    bounds = bounds_of(jax.random.normal(jax.random.key(10 + i), (1000, k, LATENT)))
     means.append(float(jnp.mean(bounds)))
-    errors.append(float(jnp.std(bounds)) / math.sqrt(2000))
+    errors.append(float(jnp.std(bounds)) / math.sqrt(1000))
   for lo, hi, e_lo, e_hi in zip(means, means[1:], errors, errors[1:]):
     assert hi - lo > 4 * math.hypot(e_lo, e_hi)
   assert means[-1] < toy["log_px"][0] + 4 * errors[-1]
   assert toy["log_px"][0] - means[-1] < 0.5 * (means[1] - means[0])  # close to log p(x)
 
 
-@pytest.mark.parametrize("estimator", iw.ESTIMATORS)
-def test_every_training_objective_gives_finite_loss_and_gradient(toy, estimator):
-  """ELBO (both KL estimators) and IWAE with each gradient estimator train this model;
-  at the exact posterior STL's and DReG's encoder gradients vanish (their weights are
-  constant and the path derivative of log w is zero), the plain one's does not."""
-  model, x = toy_model(), toy["x"]
-  key = jax.random.key(5)
-  for params in (toy["perturbed"], toy["params"]):
-    losses = {"iwae": lambda p: iw.iwae_loss(p, key, x, model=model, k=8,
-                                             estimator=estimator)[0],
-              "elbo_mc": lambda p: elbo.elbo_loss(p, key, x, model=model,
-                                                        kl_estimator="mc")[0]}
-    for loss in losses.values():
-      value, grads = jax.jit(jax.value_and_grad(loss))(params)
-      assert np.isfinite(value) and all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
-  grads = jax.jit(jax.grad(losses["iwae"]))(toy["params"])
-  encoder_norm = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads["encoder"]))
-  if estimator == "reparam":
-    assert encoder_norm > 1e-3
-  else:
-    assert encoder_norm < 1e-4
+def test_stl_and_dreg_encoder_gradients_vanish_at_the_exact_posterior(toy):
+  """At q = p(z|x) the weights are constant and the path derivative of log w is zero:
+  STL's and DReG's encoder gradients vanish on the toy parts, the plain one's does not."""
+  model, x, key = toy_model(), toy["x"], jax.random.key(5)
+  largest = {}
+  for estimator in iw.ESTIMATORS:
+    loss = lambda p, e=estimator: iw.iwae_loss(p, key, x, model=model, k=8, estimator=e)[0]
+    grads = jax.jit(jax.grad(loss))(toy["params"])["encoder"]
+    largest[estimator] = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads))
+  assert largest["reparam"] > 1e-3 and largest["stl"] < 1e-4 and largest["dreg"] < 1e-4
 
 
 def test_prior_importance_sampling_with_the_shifted_prior(toy):
@@ -164,7 +154,8 @@ def test_prior_importance_sampling_with_the_shifted_prior(toy):
       params, jax.random.key(20 + s), x, model=model, k=4000, chunk=400)[0] for s in range(8)])
   error = runs.std(axis=0, ddof=1) / math.sqrt(8)
   np.testing.assert_array_less(np.abs(runs.mean(axis=0) - toy["log_px"]), 4 * error + 0.01)
-  loss, metrics = prior_is.prior_is_loss(params, jax.random.key(6), x, model=model, k=4000)
+  loss, metrics = jax.jit(lambda p: prior_is.prior_is_loss(p, jax.random.key(6), x,
+                                                         model=model, k=4000))(params)
   assert abs(float(metrics["prior_is_bound"]) - np.mean(toy["log_px"])) < 0.2
   results = evaluate.evaluate(params, jax.random.key(7), np.asarray(x), model=model,
                               binarization="fixed", k=400, batch_size=4)  # fixed: x as it is
