@@ -37,25 +37,30 @@ def test_batched_bounds_are_the_per_image_bounds(lg_model, estimator):
   params = lg_model.params(linear_gaussian.perturbed_encoder(lg_model))
   x = lg_model.sample(jax.random.key(5), 3)
   eps = jax.random.normal(jax.random.key(6), (3, 7, lg_model.config.latent_dim))
-  batched = iw.iwae_bounds(params, eps, x, model=lg_model.config, estimator=estimator)
+  batched = jax.jit(lambda p: iw.iwae_bounds(p, eps, x, model=lg_model.config,
+                                             estimator=estimator))(params)
   one = lambda p, b: iw.iwae_from_noise(p, eps[b], x[b], model=lg_model.config,
                                         estimator=estimator)
+  ones = jax.jit(lambda p: [one(p, b) for b in range(3)])(params)
   for name in ("bound", "surrogate", "ess"):
-    np.testing.assert_allclose(batched[name], [one(params, b)[name] for b in range(3)],
-                               rtol=1e-5)
+    np.testing.assert_allclose(batched[name], [o[name] for o in ones], rtol=1e-5)
   # And the bound from its definition, image by image: log (1/k) sum_i p(x, z_i) / q(z_i|x).
-  config = lg_model.config
-  for b in range(3):
-    mean, log_var = build(config).proposal_distribution(params, x[b])
-    z = mean + jnp.exp(0.5 * log_var) * eps[b]
-    log_w = jnp.array([build(config).log_likelihood(params, z_i, x[b])
+  model = build(lg_model.config)
+
+  @jax.jit
+  def by_definition(x_D, eps_KxL):
+    mean, log_var = model.proposal_distribution(params, x_D)
+    z = mean + jnp.exp(0.5 * log_var) * eps_KxL
+    log_w = jnp.stack([model.log_likelihood(params, z_i, x_D)
                        + distributions.std_normal_log_prob(z_i)
                        - distributions.diag_normal_log_prob(mean, log_var, z_i) for z_i in z])
-    np.testing.assert_allclose(batched["bound"][b],
-                               jax.nn.logsumexp(log_w) - math.log(len(z)), rtol=1e-5)
-  grad_batched = jax.grad(lambda p: jnp.sum(iw.iwae_bounds(
-      p, eps, x, model=lg_model.config, estimator=estimator)["surrogate"]))(params)
-  grad_sum = jax.grad(lambda p: sum(one(p, b)["surrogate"] for b in range(3)))(params)
+    return jax.nn.logsumexp(log_w) - math.log(len(z))
+
+  for b in range(3):
+    np.testing.assert_allclose(batched["bound"][b], by_definition(x[b], eps[b]), rtol=1e-5)
+  grad_batched = jax.jit(jax.grad(lambda p: jnp.sum(iw.iwae_bounds(
+      p, eps, x, model=lg_model.config, estimator=estimator)["surrogate"])))(params)
+  grad_sum = jax.jit(jax.grad(lambda p: sum(one(p, b)["surrogate"] for b in range(3))))(params)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                grad_batched, grad_sum)
   z = jax.random.normal(jax.random.key(7), (3, 7, lg_model.config.latent_dim))
@@ -69,7 +74,7 @@ def _mean_bound(params, x, model, k, n_keys, fn=None):
   """Mean over keys and images of the k-sample bound, and its standard error."""
   fn = fn or (lambda key, xx: _bound(params, key, xx, model, k)["bound"])
   keys = jax.random.split(jax.random.key(k), n_keys * x.shape[0]).reshape(n_keys, -1)
-  values = jax.vmap(lambda ks: jax.vmap(fn)(ks, x))(keys)  # [n_keys, B]
+  values = jax.jit(jax.vmap(lambda ks: jax.vmap(fn)(ks, x)))(keys)  # [n_keys, B]
   per_key = np.asarray(values.mean(axis=1))
   return per_key.mean(), per_key.std() / math.sqrt(n_keys)
 
@@ -114,7 +119,7 @@ def _grads(params, key, x, model, k, estimator):
                                           estimator=estimator)["surrogate"])(
         jax.random.split(key, x.shape[0]), x)
     return jnp.mean(out)
-  return jax.grad(loss)(params)
+  return jax.jit(jax.grad(loss))(params)
 
 
 def _flat(tree):
@@ -175,8 +180,9 @@ def test_iwae_bound_gradients_match_finite_differences(lg_model):
   eps = jax.random.normal(jax.random.key(8), (4, lg_model.config.latent_dim))
   with jax.enable_x64(True):
     params64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
-    bound = lambda p: iw.iwae_from_noise(p, eps.astype(jnp.float64), x.astype(jnp.float64),
-                                         model=lg_model.config)["bound"]
+    bound = jax.jit(lambda p: iw.iwae_from_noise(p, eps.astype(jnp.float64),
+                                                 x.astype(jnp.float64),
+                                                 model=lg_model.config)["bound"])
     test_util.check_grads(bound, (params64,), order=2, modes=("rev",))
 
 
