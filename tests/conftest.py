@@ -1,6 +1,7 @@
 """Shared fixtures. Tests run on the JAX CPU backend and never touch the network."""
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -36,18 +37,22 @@ SHARED_DATA = Path(os.environ.get(
     data_lib.MANUAL_DIR_ENV, Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
 TESTS = Path(__file__).resolve().parent
 NOTEBOOKS = tuple(p.stem for p in sorted((TESTS.parent / "colab").glob("*.ipynb")))
+# The objectives tests/sharded_check.py trains on 8 CPU devices.
+SHARDED_OBJECTIVES = ("elbo", "iwae", "prior_is", "avb")
 # Set-up that runs in a process of its own from collection on, beside the other tests:
 # {fixture name: {"process", "out", "log"}}.
 _BACKGROUND = {}
 
 
-def _start_in_background(fixture: str, script: str, out: Path, *args: str):
-  """Runs tests/<script> OUT ARGS... in the background; removed (and stopped) at exit."""
+def _start_in_background(fixture: str, script: str, out: Path, *args: str,
+                         env: dict | None = None):
+  """Runs tests/<script> OUT ARGS... in the background (with `env` added to the
+  environment); removed (and stopped) at exit."""
   atexit.register(shutil.rmtree, out, ignore_errors=True)
   log_path = out.parent / f"{out.name}.log"
   atexit.register(log_path.unlink, missing_ok=True)
   log = open(log_path, "w+")  # pylint: disable=consider-using-with
-  env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
+  env = {**os.environ, "PYTHONPATH": str(TESTS.parent), **(env or {})}
   env.pop(data_lib.MANUAL_DIR_ENV, None)
   process = subprocess.Popen(  # pylint: disable=consider-using-with
       [sys.executable, str(TESTS / script), str(out), *args], stdout=log,
@@ -67,7 +72,8 @@ def _wait_for(fixture: str) -> Path:
 def pytest_collection_finish(session):
   """Starts the background set-up that the collected tests use: tfds' preparation of
   both datasets from the original files (tests/prepare_tfds.py, when they are there),
-  and the notebooks at their tiny size (tests/run_notebooks.py)."""
+  the notebooks at their tiny size (tests/run_notebooks.py) and the 8-device training
+  steps (tests/sharded_check.py)."""
   used = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
   if "tfds_prepared_from_original_files" in used and (SHARED_DATA / "binarized_mnist").is_dir():
     _start_in_background("tfds_prepared_from_original_files", "prepare_tfds.py",
@@ -79,6 +85,11 @@ def pytest_collection_finish(session):
     _start_in_background("executed_notebooks", "run_notebooks.py",
                          Path(tempfile.mkdtemp(prefix="vbayes_test_notebooks_")), str(data_dir),
                          *NOTEBOOKS)
+  if "sharded_results" in used:  # the device count is fixed when JAX starts: its own process
+    _start_in_background("sharded_results", "sharded_check.py",
+                         Path(tempfile.mkdtemp(prefix="vbayes_test_sharded_")),
+                         *SHARDED_OBJECTIVES,
+                         env={"JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "8"})
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +132,12 @@ def write_tiny_tfds(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tfds(tmp_path_factory):
   return write_tiny_tfds(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="session")
+def sharded_results() -> dict:
+  """{objective: what tests/sharded_check.py measured for it on 8 CPU devices}, from the
+  process started when the suite was collected."""
+  out = _wait_for("sharded_results")
+  lines = (out / "results.jsonl").read_text().splitlines()
+  return {r["objective"]: r for r in map(json.loads, lines)}

@@ -3,6 +3,7 @@ one device and data-parallel over a mesh of 8 must give the same parameters. Pri
 one JSON line per objective named on the command line (one process for all of them)."""
 
 import json
+from pathlib import Path
 import sys
 
 import jax
@@ -45,7 +46,7 @@ def main(objective: str):
   moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
                        init["params"], results["single"]["params"])
   leaf = jax.tree.leaves(results["sharded"]["params"])[0]
-  print(json.dumps({
+  return json.dumps({
       "objective": objective,
       "devices": jax.device_count(),
       "param_devices": len(leaf.sharding.device_set),
@@ -55,9 +56,11 @@ def main(objective: str):
       "single_all_reduce": "all-reduce" in hlo["single"],
       "max_abs_diff": max(jax.tree.leaves(diffs)),
       "params_changed": max(jax.tree.leaves(moved)),
-  }), flush=True)
+  })
 
 
-if __name__ == "__main__":
-  for name in sys.argv[1:] or ["elbo"]:
-    main(name)
+if __name__ == "__main__":  # sharded_check.py OUT_DIR OBJECTIVE...: OUT_DIR/results.jsonl
+  out_dir = Path(sys.argv[1])
+  out_dir.mkdir(parents=True, exist_ok=True)
+  lines = [main(name) for name in sys.argv[2:] or ["elbo"]]
+  (out_dir / "results.jsonl").write_text("\n".join(lines) + "\n")

@@ -2,9 +2,6 @@
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -16,9 +13,9 @@ from vbayes import config as config_lib, data as data_lib
 from vbayes.training import checkpoint
 from vbayes.training import loop as trainer
 from vbayes.training import step as train_lib
+from tests.conftest import SHARDED_OBJECTIVES
 from vbayes.objectives import avb, gradient_step, prior_is
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def small_config(**overrides) -> config_lib.TrainConfig:
@@ -98,24 +95,8 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   assert steps == sorted(set(steps))  # no step logged twice after the resume
 
 
-OBJECTIVES = ("elbo", "iwae", "prior_is", "avb")
-
-
-@pytest.fixture(scope="module")
-def sharded_results():
-  """tests/sharded_check.py for every objective, in one fresh process with 8 CPU devices
-  (the device count is fixed when JAX starts)."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "8",
-         "PYTHONPATH": str(REPO)}
-  out = subprocess.run([sys.executable, str(REPO / "tests" / "sharded_check.py"), *OBJECTIVES],
-                       env=env, capture_output=True, text=True, timeout=600, check=False)
-  assert out.returncode == 0, out.stderr[-3000:]
-  results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-  return {r["objective"]: r for r in results}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("objective", SHARDED_OBJECTIVES)
 def test_sharded_step_equals_single_device_step(objective, sharded_results):
   result = sharded_results[objective]
   assert result["devices"] == 8
