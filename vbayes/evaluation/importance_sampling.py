@@ -97,7 +97,8 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   nll: -log p(x) by k-sample importance sampling with q(z|x) as proposal (the
   prior for a model without an encoder); nll_stderr = sd_i(log p(x_i)) / sqrt(N),
   with the sample sd (ddof=1) over the N images (None for N = 1); elbo = recon -
-  kl, with recon = E_q log p(x|z) over the same k samples and the analytic KL;
+  kl, with recon = E_q log p(x|z) over the same k samples and the analytic KL (a
+  1000-sample Monte Carlo KL where the prior and q have no closed form);
   active_units: #{i : Var_x E_q[z_i] > 0.01} (Burda et al. 2016), None without an
   encoder.
   An implicit (AVB) encoder has no closed-form q: the proposal is the Gaussian

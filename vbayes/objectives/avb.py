@@ -49,6 +49,7 @@ import optax
 from vbayes import distributions, numerics, optimizers
 from vbayes.config import ModelConfig, ObjectiveConfig, TrainConfig, positive_finite, require
 from vbayes.models import Model, as_model, nets
+from vbayes.objectives import gradient_step
 
 Params = dict
 MOMENT_STREAM = 7  # adaptive contrast's moment samples use fold_in(key, 7)
@@ -242,8 +243,9 @@ def batch_contrast_moments(params, key, x_BxD, *, config: TrainConfig,
 
 
 def make_optimizers(config: TrainConfig):
-  """(model optimizer, adversary optimizer): `optimizers.adam` with their own learning rates."""
-  return (optimizers.adam(config.learning_rate, config.grad_clip),
+  """(model optimizer, adversary optimizer): the one-loss objectives' Adam for the model,
+  `optimizers.adam` at the adversary's own learning rate for T."""
+  return (gradient_step.optimizer(config),
           optimizers.adam(config.objective.adversary_learning_rate, config.grad_clip))
 
 
