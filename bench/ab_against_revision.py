@@ -105,11 +105,11 @@ def _optimized_hlo(lowered) -> str:
   return "\n".join(sorted(line for line in text.splitlines() if line.strip()))
 
 
-def train_hlo(config, images, train_lib) -> str:
-  chunk = train_lib.make_train_chunk(
-      train_lib.make_update(config), batch_size=config.batch_size,
+def train_hlo(config, images, training_step) -> str:
+  chunk = training_step.make_train_chunk(
+      training_step.make_update(config), batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, steps_per_epoch=500, binarization="fixed")
-  state = train_lib.init_state(jax.random.key(0), config)
+  state = training_step.init_state(jax.random.key(0), config)
   return _optimized_hlo(chunk.lower(state, images, jax.random.key(1), jax.random.key(2)))
 
 
@@ -143,7 +143,7 @@ def main(argv):
       for case, config in configs(lib["config"], shapes, steps).items():
         hlo[f"{case}/{version}"] = train_hlo(config, images, lib["train"])
         timers[f"{case}/{version}"] = common.training_timer(config, images, steps_per_epoch=500,
-                                                            train_lib=lib["train"])
+                                                            training_step=lib["train"])
       timers[f"eval_k{k}/{version}"], hlo[f"eval_k{k}/{version}"] = eval_timer(lib, shapes,
                                                                              images, k)
     # Each timer's final state: run the same calls as `rates` does, then compare.

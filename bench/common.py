@@ -78,18 +78,18 @@ def peak_gflops(group_rates: dict[str, float]) -> float:
   return max(r for name, r in group_rates.items() if name.startswith("peak_")) / 1e9
 
 
-def training_timer(config, images, steps_per_epoch: int, train_lib=None) -> Timer:
+def training_timer(config, images, steps_per_epoch: int, training_step=None) -> Timer:
   """vbayes' training chunk for `config`, state donated from call to call as in a
-  real run; work in steps. train_lib: vbayes.training.step, or another version's (A/B)."""
-  if train_lib is None:
-    from vbayes.training import step as train_lib
-  chunk = train_lib.make_train_chunk(
-      train_lib.make_update(config), batch_size=config.batch_size,
+  real run; work in steps. training_step: vbayes.training.step, or another version's (A/B)."""
+  if training_step is None:
+    from vbayes.training import step as training_step
+  chunk = training_step.make_train_chunk(
+      training_step.make_update(config), batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,
       binarization="fixed")
   keys = jax.random.key(1), jax.random.key(2)
   return Timer(lambda state: chunk(state, images, *keys)[0],
-               train_lib.init_state(jax.random.key(0), config), config.steps_per_call)
+               training_step.init_state(jax.random.key(0), config), config.steps_per_call)
 
 
 def mlp_train_flops(sizes: tuple[int, ...], batch: int, input_gradient: bool = False) -> float:
@@ -172,3 +172,68 @@ def forward_ceiling_timer(sizes: tuple[int, ...], rows: int, steps: int = 50) ->
     return jax.lax.fori_loop(0, steps, step, total)
 
   return Timer(jax.jit(run), jnp.zeros(()), rows * steps)
+
+
+def handwritten_vae_timer(shapes: Shapes, images, steps: int, steps_per_epoch: int,
+                          k: int = 1) -> Timer:
+  """A VAE (k=1: the ELBO with analytic KL) or IWAE-k training step written directly in
+  JAX, with none of vbayes: the reference vbayes' own step is held against. Work in steps.
+
+  Same model and work as vbayes' step: ReLU MLPs with biases (the encoder's last layer
+  gives means and log-variances), q = N(mu, diag sigma^2), prior N(0, I), Bernoulli
+  decoder on logits, Adam 1e-3 (optax); batches of the device-resident images taken in
+  order (no shuffle: one thing less than vbayes does), noise from fold_in(key, step),
+  `steps` steps per jitted call in a fori_loop, state donated.
+    ELBO:  log p(x|z) - KL(q || p),  z = mu + sigma eps
+    IWAE:  log (1/k) sum_i p(x, z_i) / q(z_i|x)
+  """
+  encoder, decoder, batch = shapes
+  latent = decoder[0]
+  keys = iter(jax.random.split(jax.random.key(0), 16))
+
+  def dense(sizes):
+    return [(_random_weights(next(keys), (m, n))[0], jnp.zeros(n))
+            for m, n in zip(sizes[:-1], sizes[1:])]
+
+  def mlp(layers, h):
+    for i, (w, b) in enumerate(layers):
+      h = h @ w + b
+      if i < len(layers) - 1:
+        h = jax.nn.relu(h)
+    return h
+
+  def bernoulli_log_prob(x, logits):  # sum_d x_d l_d - log(1 + e^{l_d})
+    return jnp.sum(x * logits - jax.nn.softplus(logits), axis=-1)
+
+  def loss(params, key, x_BxD):
+    out = mlp(params["encoder"], x_BxD)
+    mu, log_var = out[:, :latent], out[:, latent:]
+    sigma = jnp.exp(0.5 * log_var)
+    if k == 1:
+      z = mu + sigma * jax.random.normal(key, mu.shape)
+      kl = 0.5 * jnp.sum(mu**2 + sigma**2 - 1.0 - log_var, axis=-1)
+      return -jnp.mean(bernoulli_log_prob(x_BxD, mlp(params["decoder"], z)) - kl)
+    eps = jax.random.normal(key, (batch, k, latent))
+    z = mu[:, None] + sigma[:, None] * eps
+    log_px_z = bernoulli_log_prob(x_BxD[:, None], mlp(params["decoder"], z))
+    log_pz = -0.5 * jnp.sum(z**2, axis=-1)  # the 2 pi terms of p and q cancel
+    log_qz = -0.5 * jnp.sum(eps**2 + log_var[:, None], axis=-1)
+    log_w = log_px_z + log_pz - log_qz
+    return -jnp.mean(jax.nn.logsumexp(log_w, axis=1) - jnp.log(k))
+
+  optimizer = optax.adam(1e-3)
+  params = {"encoder": dense(encoder), "decoder": dense(decoder)}
+  train_key = jax.random.key(1)
+
+  def run(state):
+    def step(_, state):
+      params, opt_state, t = state
+      start = (t % steps_per_epoch) * batch
+      x = jax.lax.dynamic_slice_in_dim(images, start, batch).astype(jnp.float32)
+      grads = jax.grad(loss)(params, jax.random.fold_in(train_key, t), x)
+      updates, opt_state = optimizer.update(grads, opt_state, params)
+      return optax.apply_updates(params, updates), opt_state, t + 1
+    return jax.lax.fori_loop(0, steps, step, state)
+
+  state = (params, optimizer.init(params), jnp.zeros((), jnp.int32))
+  return Timer(jax.jit(run, donate_argnums=0), state, steps)

@@ -16,7 +16,9 @@ Last line: one JSON object with iwae_k5_fraction_of_peak,
 iwae_k50_fraction_of_peak, eval_k5000_fraction_of_peak and the raw rates, and for
 each a *_matmul_ceiling_fraction: the same matmuls timed with nearly nothing else
 (common.matmul_ceiling_timer, common.forward_ceiling_timer); training also gets
-*_adam_ceiling_fraction, the same with Adam's update.
+*_adam_ceiling_fraction, the same with Adam's update, and *_ratio_to_handwritten:
+vbayes' rate over the same IWAE step written directly in JAX without vbayes
+(common.handwritten_vae_timer).
 """
 
 import json
@@ -81,6 +83,8 @@ def main(argv):
     ceiling = lambda adam, k=k, steps=ceiling_steps: common.matmul_ceiling_timer(
         encoder, decoder, batch, k=k, steps=steps, adam=adam)
     rates = common.rates({"train": train_timer(shapes, k, images, steps),
+                          "handwritten": common.handwritten_vae_timer(
+                              shapes, images, steps, steps_per_epoch=steps * 10, k=k),
                           "matmul": ceiling(False), "adam": ceiling(True), **peak_timers()},
                          FLAGS.calls)
     peaks.append(peak := common.peak_gflops(rates))
@@ -90,6 +94,7 @@ def main(argv):
     out[f"iwae_k{k}_gflops"] = round(rates["train"] * flops / 1e9, 1)
     out[f"iwae_k{k}_peak_gflops"] = round(peak, 1)
     out[f"iwae_k{k}_fraction_of_peak"] = round(rates["train"] * flops / 1e9 / peak, 3)
+    out[f"iwae_k{k}_ratio_to_handwritten"] = round(rates["train"] / rates["handwritten"], 3)
     for name in ("matmul", "adam"):
       out[f"iwae_k{k}_{name}_ceiling_fraction"] = round(rates[name] * flops / 1e9 / peak, 3)
   rows = eval_chunk(batch) * batch

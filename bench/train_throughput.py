@@ -8,7 +8,9 @@ and two ceilings (common.matmul_ceiling_timer): matmul_ceiling_* times the same
 network's matmuls with ReLU and SGD and nothing else, what this machine's matmul
 kernels allow a step of these shapes; adam_ceiling_* the same with Adam, what they
 allow any Adam-trained step of these shapes. The step, both ceilings and the peak
-are timed in turn (common.rates), the best of --calls calls each.
+are timed in turn (common.rates), the best of --calls calls each, with
+handwritten_*: the same VAE step written directly in JAX without vbayes
+(common.handwritten_vae_timer), and ratio_to_handwritten, vbayes' rate over it.
 Only matmul FLOPs are counted (forward, weight and input gradients; no input
 gradient for the data): 737 MFLOP per step. The step is vbayes' own jitted
 training chunk (ELBO, analytic KL, Bernoulli decoder, Adam), data on the device.
@@ -47,6 +49,7 @@ def main(argv):
   peaks = common.peak_timers(common.SMOKE_PEAK_SIZES) if FLAGS.smoke else common.peak_timers()
   rates = common.rates({
       "train": common.training_timer(config, images, steps_per_epoch=500),
+      "handwritten": common.handwritten_vae_timer(shapes, images, steps, steps_per_epoch=500),
       "matmul_ceiling": common.matmul_ceiling_timer(encoder, decoder, batch, steps=ceiling_steps),
       "adam_ceiling": common.matmul_ceiling_timer(encoder, decoder, batch,
                                                   steps=ceiling_steps, adam=True),
@@ -67,6 +70,8 @@ def main(argv):
                     "matmul_ceiling_fraction": round(ceiling * flops / 1e9 / peak, 3),
                     "adam_ceiling_steps_per_s": round(adam_ceiling, 1),
                     "adam_ceiling_fraction": round(adam_ceiling * flops / 1e9 / peak, 3),
+                    "handwritten_steps_per_s": round(rates["handwritten"], 1),
+                    "ratio_to_handwritten": round(steps_per_s / rates["handwritten"], 3),
                     "backend": jax.default_backend(), "smoke": FLAGS.smoke}))
 
 

@@ -1,26 +1,16 @@
-r"""Seed 003 done by the paper: a VAE against AVB with adaptive contrast on
-binarized MNIST, same decoder, latent dimension and number of steps.
+r"""A VAE against AVB with adaptive contrast on binarized MNIST, the comparison of
+Mescheder et al. (2017), with the same decoder, latent dimension and number of steps.
 
     python -m experiments.avb_vs_vae --workdir=/tmp/vbayes/avb_vs_vae --manual_dir=../shared/data \
         --kde_images=1000
 
-Both models: fixed binarized MNIST (Larochelle), 784-500-500-8 ReLU networks
-(AVB's encoder takes x and 8 noise inputs), Bernoulli decoder, Adam 1e-3, batch
-100, 100 epochs = 50000 steps, seed 0. The VAE maximizes the ELBO (analytic KL);
-AVB+AC uses 8 encoder samples per image, a 256-256 adversary (Adam 1e-3, one
-update per model update) and adaptive contrast with its moments from 128 further
-encoder samples per image. Test NLL on the 10000 test images
-by importance sampling with k=5000: the encoder as proposal for the VAE, the
-Gaussian moment-matched to 1000 encoder samples for AVB; on the first
---kde_images test images (default all) also with the kernel density of 1000
-encoder samples as AVB's proposal (objectives/avb.py, kde_log_likelihood). The
-workdirs are experiments.train workdirs (`--objective=avb --adaptive_contrast
---latent_dim=8 --epochs=100` trains the same AVB model). On the 2-core dev VM
-(1024² matmul peak ~190 GFLOP/s): about 20 minutes for the VAE (43 steps/s) and 71
-for AVB+AC (11.7 steps/s), 8 minutes of k=5000 evaluation each, and 1.5 minutes per
-1000 images per model of the second evaluation. The README gives the results: test
-NLL 97.93 ± 0.32 (VAE) and 97.36 ± 0.32 (AVB+AC, moment-matched proposal); on the
-first 1000 images 98.15 and 96.72 (kernel density).
+The study, its setup, runtime and expected results are its config's,
+experiments/configs/avb_vs_vae.py; --config picks another, the flags below and --set
+override its fields. Test NLL by importance sampling on the 10000 test images (the
+VAE's encoder as its proposal; for AVB, the Gaussian moment-matched to 1000 encoder
+samples), and on the first --kde_images test images also with the kernel density
+of 1000 encoder samples as AVB's proposal (objectives/avb.py, kde_log_likelihood).
+The runs' folders are experiments.train workdirs.
 
 Writes, in --workdir: vae/ and avb_ac/ (rerunning resumes or loads them),
 results.json, results.md, and figures/: prior_samples.png (E[x | z], z ~ p(z),
@@ -40,45 +30,49 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import latent, latent_plots, numerics
+from vbayes import latent, numerics
+from vbayes.plots import images as image_plots, latents as latent_plots
 from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.training import metrics_io
-from vbayes.training import loop as trainer
+from vbayes.training import loop as training_loop
 from vbayes.objectives import avb
 from vbayes.models import build
 from vbayes.progress import Progress
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("avb_moment_samples", 128, "AVB+AC: encoder samples per image, apart from "
-                     "the scored ones, for adaptive contrast's moments (0: the scored ones, as "
-                     "in the README's MNIST table).")
+common.define_config_flags("avb_vs_vae")
 flags.DEFINE_string("workdir", None, "Output folder.", required=True)
-flags.DEFINE_integer("latent_dim", 8, "Latent dimension of both models.")
-flags.DEFINE_list("hidden_sizes", ["500", "500"], "Encoder hidden sizes; the decoder mirrors them.")
-flags.DEFINE_integer("epochs", 100, "Epochs for both models (500 steps each).")
-flags.DEFINE_integer("eval_k", 5000, "Importance samples per test image.")
-flags.DEFINE_integer("seed", 0, "Seed of both models and of the figures' draws.")
 flags.DEFINE_integer("kde_images", 10000, "Test images also evaluated with AVB's kernel-density "
                      "proposal (and the VAE's encoder, for the same images); 0 to skip.")
 flags.DEFINE_float("kde_bandwidth", 0.1, "Bandwidth h of the kernel-density proposal.")
 flags.DEFINE_bool("fast", False, "Tiny settings for a smoke test (not for real results).")
-flags.DEFINE_string("manual_dir", None, "Offline data folder like ../shared/data.")
-flags.DEFINE_string("data_dir", None, "tfds data dir.")
+common.define_data_flags()
+# Shorthands for config fields (default: the config's; experiments/configs/avb_vs_vae.py).
+flags.DEFINE_integer("latent_dim", None, "Latent dimension of both models (config: 8).")
+flags.DEFINE_list("hidden_sizes", None, "Encoder hidden sizes; the decoder mirrors them "
+                  "(config: 500,500).")
+flags.DEFINE_integer("epochs", None, "Epochs for both models, 500 steps each (config: 100).")
+flags.DEFINE_integer("eval_k", None, "Importance samples per test image (config: 5000).")
+flags.DEFINE_integer("seed", None, "Seed of both models and of the figures' draws (config: 0).")
+flags.DEFINE_integer("avb_moment_samples", None, "AVB+AC: encoder samples per image, apart "
+                     "from the scored ones, for adaptive contrast's moments (0: the scored "
+                     "ones, as in the README's earlier MNIST run; config: 128).")
+SHORTHANDS = {
+    "latent_dim": ("model.latent_dim",), "hidden_sizes": ("model.hidden_sizes",),
+    "epochs": ("epochs",), "eval_k": ("eval_k",), "seed": ("seeds",),
+    "avb_moment_samples": ("objective.moment_samples",)}
+FAST = {"model.hidden_sizes": "32", "epochs": "1", "eval_k": "10", "batch_size": "20",
+        "objective.adversary_hidden_sizes": "16"}
 
 TITLES = {"vae": "VAE (ELBO)", "avb_ac": "AVB + adaptive contrast"}
 
 
 def model_configs() -> dict[str, config_lib.TrainConfig]:
-  hidden = (32,) if FLAGS.fast else tuple(int(h) for h in FLAGS.hidden_sizes)
-  common = dict(data=config_lib.DataConfig(dataset="binarized_mnist"), seed=FLAGS.seed,
-                epochs=1 if FLAGS.fast else FLAGS.epochs, eval_k=10 if FLAGS.fast else FLAGS.eval_k,
-                batch_size=20 if FLAGS.fast else 100)
-  model = lambda encoder: config_lib.ModelConfig(latent_dim=FLAGS.latent_dim,
-                                                 hidden_sizes=hidden, encoder=encoder)
-  avb_ac = avb.Config(adaptive_contrast=True, moment_samples=FLAGS.avb_moment_samples,
-                      **({"adversary_hidden_sizes": (16,)} if FLAGS.fast else {}))
-  return {"vae": config_lib.TrainConfig(model=model("gaussian"), **common),
-          "avb_ac": config_lib.TrainConfig(model=model("implicit"), objective=avb_ac, **common)}
+  """Each run's config: the study's, with the flags given (and --fast's tiny settings)."""
+  study = common.config_from_flags(SHORTHANDS, extra=FAST if FLAGS.fast else None)
+  if len(study.seeds) != 1:
+    raise config_lib.ConfigError(f"avb_vs_vae compares its runs at one seed, got {study.seeds}")
+  return {name: run for (name, _), run in study.configs().items()}
 
 
 def principal_components(points_NxL):
@@ -92,10 +86,11 @@ def principal_components(points_NxL):
 def main(argv):
   del argv
   configs = model_configs()
-  data = data_lib.load(configs["vae"].data, data_dir=FLAGS.data_dir,
+  base = next(iter(configs.values()))
+  data = data_lib.load(base.data, data_dir=FLAGS.data_dir,
                        manual_dir=FLAGS.manual_dir, labels=True)
   workdir = Path(FLAGS.workdir)
-  params = {name: trainer.trained_params(
+  params = {name: training_loop.trained_params(
       config, workdir / name, data=data,
       log=lambda line, n=name: print(f"[{n}] {line}", flush=True))
             for name, config in configs.items()}
@@ -115,14 +110,15 @@ def main(argv):
   (workdir / "figures").mkdir(parents=True, exist_ok=True)
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
   first = f"test_nll_first_{kde_images}"
-  rows = [f"| model | test NLL, IS k={FLAGS.eval_k} (proposal) | first {kde_images} test images,"
-          f" IS k={FLAGS.eval_k}: encoder / kernel density h={FLAGS.kde_bandwidth} | test −ELBO "
+  rows = [f"| model | test NLL, IS k={base.eval_k} (proposal) | first {kde_images} test images,"
+          f" IS k={base.eval_k}: encoder / kernel density h={FLAGS.kde_bandwidth} | test −ELBO "
           "| active units | steps | training s |", "| --- | --- | --- | --- | --- | --- | --- |"]
   for name, r in results.items():
     elbo = "—" if r["test_elbo"] is None else f"{-r['test_elbo']:.2f}"
     kde = f"{r[first]:.2f}" if first in r else "—"
-    rows.append(f"| {TITLES[name]} | {r['test_nll']:.2f} ± {r['test_nll_stderr']:.2f} "
-                f"({r['proposal']}) | {kde} | {elbo} | {r['active_units']} / {FLAGS.latent_dim} "
+    rows.append(f"| {TITLES.get(name, name)} | {r['test_nll']:.2f} ± {r['test_nll_stderr']:.2f} "
+                f"({r['proposal']}) | {kde} | {elbo} | "
+                f"{r['active_units']} / {base.model.latent_dim} "
                 f"| {r['step']} | {r['train_seconds']:.0f} |")
   table = "\n".join(rows)
   (workdir / "results.md").write_text(table + "\n")
@@ -134,8 +130,9 @@ def first_images_nll(configs, params, data, num: int) -> dict[str, float]:
   """Mean -log p(x) over the first `num` test images, k = eval_k: the VAE with its
   encoder as proposal, AVB with the kernel density of 1000 encoder samples."""
   x = jnp.asarray(data.test[:num], jnp.float32)
-  key = jax.random.fold_in(jax.random.key(FLAGS.seed), 1002)
-  k = 10 if FLAGS.fast else FLAGS.eval_k
+  first = next(iter(configs.values()))
+  key = jax.random.fold_in(jax.random.key(first.seed), 1002)
+  k = first.eval_k
   out = {}
   for name, config in configs.items():
     log_px = []
@@ -158,11 +155,14 @@ def first_images_nll(configs, params, data, num: int) -> dict[str, float]:
 
 
 def write_figures(figures: Path, configs, params, data):
-  key = jax.random.fold_in(jax.random.key(FLAGS.seed), 1001)
+  first = next(iter(configs.values()))
+  latent_dim = first.model.latent_dim
+  key = jax.random.fold_in(jax.random.key(first.seed), 1001)
   rows, cols = 8, 8
-  z = jax.random.normal(jax.random.fold_in(key, 0), (rows * cols, FLAGS.latent_dim))
-  latent_plots.save_image_grids(
-      {f"{TITLES[n]}: E[x | z], z ~ N(0, I)": np.asarray(build(c.model).mean_image(params[n], z))
+  z = jax.random.normal(jax.random.fold_in(key, 0), (rows * cols, latent_dim))
+  image_plots.save_image_grids(
+      {f"{TITLES.get(n, n)}: E[x | z], z ~ N(0, I)":
+       np.asarray(build(c.model).mean_image(params[n], z))
        for n, c in configs.items()}, data.image_shape, rows, cols, figures / "prior_samples.png")
 
   x = jnp.asarray(data.test, jnp.float32)
@@ -171,17 +171,18 @@ def write_figures(figures: Path, configs, params, data):
            for n, c in configs.items()}
   recon = {"test x": np.asarray(x[:12])}
   for n, c in configs.items():
-    recon[TITLES[n]] = np.asarray(build(c.model).mean_image(params[n], jnp.asarray(means[n][:12])))
-  latent_plots.save_image_rows(recon, data.image_shape, figures / "reconstructions.png")
+    recon[TITLES.get(n, n)] = np.asarray(
+        build(c.model).mean_image(params[n], jnp.asarray(means[n][:12])))
+  image_plots.save_image_rows(recon, data.image_shape, figures / "reconstructions.png")
 
   panels = {}
   for n in configs:
-    if FLAGS.latent_dim > 2:
+    if latent_dim > 2:
       points, share = principal_components(means[n])
       names = tuple(f"PC {i + 1} ({100 * s:.0f}% of variance)" for i, s in enumerate(share))
-      title = f"{TITLES[n]}: E_q[z | x], PCA to 2-D"
+      title = f"{TITLES.get(n, n)}: E_q[z | x], PCA to 2-D"
     else:
-      points, names, title = means[n], ("$z_1$", "$z_2$"), f"{TITLES[n]}: E_q[z | x]"
+      points, names, title = means[n], ("$z_1$", "$z_2$"), f"{TITLES.get(n, n)}: E_q[z | x]"
     panels[title] = (points, names)
   latent_plots.save_latent_scatters(panels, data.test_labels, figures / "latents.png")
   print(f"wrote {figures}")

@@ -1,5 +1,6 @@
-"""What every experiment script shares: flags parsed with one-line errors, and the
-library's errors printed as one `error:` line with exit status 1.
+"""What every experiment script shares: flags parsed with one-line errors, the
+library's errors printed as one `error:` line with exit status 1, the --config and
+--set flags, and the results tables.
 
     if __name__ == "__main__":
       common.run(main)       # instead of absl.app.run(main)
@@ -9,8 +10,13 @@ import functools
 import logging as std_logging
 import sys
 
+import numpy as np
 from absl import app, flags, logging
 
+from experiments import configs
+from vbayes import data as data_lib
+from vbayes import overrides
+from vbayes.config import TrainConfig
 from vbayes.errors import UserError
 
 # What a user can act on. ValueError covers checks in library code that name the bad
@@ -73,3 +79,62 @@ def with_errors(main):
 def run(main):
   """absl.app.run(main) with one-line errors for flags and for the library's errors."""
   app.run(with_errors(main), flags_parser=parse_flags)
+
+
+def define_data_flags():
+  """--manual_dir and --data_dir, where tfds finds offline files and keeps datasets."""
+  flags.DEFINE_string("manual_dir", None, "Folder like ../shared/data for offline tfds "
+                      f"preparation (default: ${data_lib.MANUAL_DIR_ENV}).")
+  flags.DEFINE_string("data_dir", None, f"tfds data dir (default: ${data_lib.DATA_DIR_ENV} "
+                      "or ~/tensorflow_datasets).")
+
+
+def define_config_flags(default: str | None):
+  """--config (a config of experiments/configs/ or a .py file; `default` without it)
+  and --set=path=value (repeatable), which overrides one of its fields."""
+  flags.DEFINE_string(
+      "config", default, "The study's config: a name in experiments/configs/ "
+      f"({', '.join(configs.names())}) or a .py file with get_config()"
+      + ("" if default else "; without it, the defaults of vbayes.config.TrainConfig") + ".")
+  flags.DEFINE_multi_string(
+      "set", [], "path=value: set one field of the config, e.g. --set=model.latent_dim=5, "
+      "--set=objective.k=10; for a study of several runs, --set=<run>.<path>=value sets "
+      "one run's and --set=seeds=0,1 its seeds. Applied after the other flags.")
+
+
+def flag_text(name: str) -> str:
+  """A flag's value as override text: lists comma-joined, bools true/false."""
+  value = flags.FLAGS[name].value
+  if isinstance(value, bool):
+    return "true" if value else "false"
+  if isinstance(value, (list, tuple)):
+    return ",".join(str(v) for v in value)
+  return str(value)
+
+
+def config_from_flags(shorthands: dict[str, tuple[str, ...]] = (), base=None,
+                      extra: dict[str, str] | None = None):
+  """--config's get_config() (`base` when --config is not given), with the fields each
+  flag of `shorthands` (flag -> config paths) sets when it is on the command line,
+  then `extra`, then each --set."""
+  config = configs.load(flags.FLAGS.config) if flags.FLAGS.config else base
+  if config is None:
+    config = TrainConfig()
+  settings = {}
+  for flag, paths in dict(shorthands).items():
+    if flags.FLAGS[flag].present:
+      settings.update({path: flag_text(flag) for path in paths})
+  settings.update(extra or {})
+  for assignment in flags.FLAGS.set:
+    path, text = overrides.parse_assignment(assignment)
+    settings[path] = text
+  return overrides.with_overrides(config, settings)
+
+
+def mean_and_spread(values) -> str:
+  """'mean ± s' with the sample sd s = sqrt(sum_i (v_i - mean)^2 / (n - 1)) over n
+  seeds (ddof=1); one seed has no s."""
+  v = np.asarray(values, np.float64)
+  if len(v) < 2:
+    return f"{v.mean():.3f} (one seed)"
+  return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"

@@ -3,15 +3,10 @@ against the best possible log-likelihood.
 
     python -m experiments.four_frames --workdir=/tmp/vbayes/four_frames
 
-The data is uniform over four 2x2 binary images with one pixel on, so no model
-beats log p(x) = -log 4 = -1.386 nats per image. Every model has a 2-D latent,
-the same 4-64-64-2 ReLU decoder (mirror encoder; AVB's encoder takes 2 noise
-inputs too, its adversary is 64-64 with 5 updates per model update), Bernoulli
-likelihood, Adam 1e-3, batch 100
-and 10000 steps (1000 epochs of the 1000-image training set), for seeds 0, 1, 2.
-log p(x) is computed exactly by grid quadrature (512^2 points on [-5, 5]^2).
-About 5 minutes on a 2-core CPU. --models trains a subset; --avb_samples sets the
-encoder samples per image of AVB's losses (and of adaptive contrast's moments).
+The study, its setup, runtime and expected results are its config's,
+experiments/configs/four_frames.py; --config picks another, the flags below and
+--set override its fields (--set=avb_ac.objective.samples=32 sets one run's).
+--models trains a subset of its runs.
 
 Writes, in --workdir: one experiments.train workdir per model and seed (rerunning
 resumes or loads them), results.json ({"vae": [NLL per seed], "avb": [...],
@@ -31,64 +26,68 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import latent, latent_plots
+from vbayes import latent
+from vbayes.plots import latents as latent_plots
 from vbayes.training import metrics_io
-from vbayes.training import loop as trainer
-from vbayes.objectives import avb
+from vbayes.training import loop as training_loop
 
 FLAGS = flags.FLAGS
+common.define_config_flags("four_frames")
 flags.DEFINE_string("workdir", None, "Output folder.", required=True)
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; every model is trained with each.")
-flags.DEFINE_integer("epochs", 1000, "Epochs of the 1000 training images (10 steps each).")
-flags.DEFINE_list("hidden_sizes", ["64", "64"], "Encoder hidden sizes; the decoder mirrors them.")
-flags.DEFINE_list("adversary_hidden_sizes", ["64", "64"], "AVB adversary hidden sizes.")
-flags.DEFINE_integer("adversary_steps", 5, "AVB adversary updates per model update.")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (model and adversary).")
-flags.DEFINE_integer("batch_size", 100, "Images per step.")
+flags.DEFINE_list("models", None, "Which of the study's runs to train (default: all; the "
+                  "four_frames config's are vae, avb, avb_ac).")
 flags.DEFINE_integer("samples", 500, "Samples from q(z|x) per image in the figure.")
-flags.DEFINE_integer("avb_samples", 8, "Encoder samples per image in AVB's losses.")
-flags.DEFINE_integer("avb_moment_samples", 128, "Encoder samples per image, apart from the "
+# Shorthands for config fields (default: the config's; experiments/configs/four_frames.py).
+flags.DEFINE_list("seeds", None, "Seeds; every model is trained with each (config: 0,1,2).")
+flags.DEFINE_integer("epochs", None, "Epochs of the 1000 training images, 10 steps each "
+                     "(config: 1000).")
+flags.DEFINE_list("hidden_sizes", None, "Encoder hidden sizes; the decoder mirrors them "
+                  "(config: 64,64).")
+flags.DEFINE_list("adversary_hidden_sizes", None, "AVB adversary hidden sizes (config: 64,64).")
+flags.DEFINE_integer("adversary_steps", None, "AVB adversary updates per model update "
+                     "(config: 5).")
+flags.DEFINE_float("learning_rate", None, "Adam learning rate, model and adversary (config: "
+                   "1e-3).")
+flags.DEFINE_integer("batch_size", None, "Images per step (config: 100).")
+flags.DEFINE_integer("avb_samples", None, "Encoder samples per image in AVB's losses "
+                     "(config: 8).")
+flags.DEFINE_integer("avb_moment_samples", None, "Encoder samples per image, apart from the "
                      "scored ones, for adaptive contrast's moments (0: the scored ones, as "
-                     "in the README's 4Frames table).")
-flags.DEFINE_list("models", ["vae", "avb", "avb_ac"], "Which of vae, avb, avb_ac to train.")
+                     "in the README's 4Frames rows marked †; config: 128).")
+SHORTHANDS = {
+    "seeds": ("seeds",), "epochs": ("epochs",), "hidden_sizes": ("model.hidden_sizes",),
+    "adversary_hidden_sizes": ("objective.adversary_hidden_sizes",),
+    "adversary_steps": ("objective.adversary_steps",),
+    "learning_rate": ("learning_rate", "objective.adversary_learning_rate"),
+    "batch_size": ("batch_size",), "avb_samples": ("objective.samples",),
+    "avb_moment_samples": ("objective.moment_samples",)}
 
-MODELS = {"vae": "VAE (ELBO)", "avb": "AVB", "avb_ac": "AVB + adaptive contrast"}
+TITLES = {"vae": "VAE (ELBO)", "avb": "AVB", "avb_ac": "AVB + adaptive contrast"}
 BEST_NLL = float(np.log(4.0))
 
 
-def model_config(name: str, seed: int) -> config_lib.TrainConfig:
-  hidden = tuple(int(h) for h in FLAGS.hidden_sizes)
-  is_avb = name != "vae"
-  return config_lib.TrainConfig(
-      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=hidden,
-                                   encoder="implicit" if is_avb else "gaussian"),
-      data=config_lib.DataConfig(dataset="4frames"),
-      objective=avb.Config(
-          adaptive_contrast=name == "avb_ac",
-          adversary_hidden_sizes=tuple(int(h) for h in FLAGS.adversary_hidden_sizes),
-          adversary_learning_rate=FLAGS.learning_rate, adversary_steps=FLAGS.adversary_steps,
-          samples=FLAGS.avb_samples, moment_samples=FLAGS.avb_moment_samples)
-      if is_avb else "elbo", batch_size=FLAGS.batch_size,
-      learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs, seed=seed, steps_per_call=100,
-      eval_k=1000, checkpoint_every_epochs=100)
+def study() -> config_lib.Study:
+  """The config's study with the flags given, and only the runs --models names."""
+  config = common.config_from_flags(SHORTHANDS)
+  names = [name for name, _ in config.runs]
+  if FLAGS.models is not None and (not FLAGS.models or set(FLAGS.models) - set(names)):
+    raise ValueError(f"--models takes some of {', '.join(names)}, got {FLAGS.models}")
+  return config.select(FLAGS.models or names)
 
 
 def main(argv):
   del argv
-  seeds = [int(s) for s in FLAGS.seeds]
-  unknown = sorted(set(FLAGS.models) - set(MODELS))
-  if unknown or not FLAGS.models:
-    raise ValueError(f"--models takes some of {', '.join(MODELS)}, got {FLAGS.models}")
-  names = [name for name in MODELS if name in FLAGS.models]
-  configs = {(name, s): model_config(name, s) for name in names for s in seeds}
+  config = study()
+  seeds, names = list(config.seeds), [name for name, _ in config.runs]
+  configs = config.configs()
   workdir = Path(FLAGS.workdir)
-  data = data_lib.load(config_lib.DataConfig(dataset="4frames"))
+  data = data_lib.load(config.runs[0][1].data)
   results = {name: [] for name in names}
   params = {}
-  for (name, seed), config in configs.items():
+  for (name, seed), run in configs.items():
     run_dir = workdir / f"{name}_seed{seed}"
-    params[name, seed] = trainer.trained_params(
-        config, run_dir, data=data,
+    params[name, seed] = training_loop.trained_params(
+        run, run_dir, data=data,
         log=lambda line, n=f"{name} seed {seed}": print(f"[{n}] {line}", flush=True))
     results[name].append(metrics_io.read_metrics(run_dir)[-1]["test_nll_quadrature"])
   (workdir / "figures").mkdir(parents=True, exist_ok=True)
@@ -101,23 +100,14 @@ def main(argv):
   key = jax.random.fold_in(jax.random.key(seeds[0]), 1001)
   panels = {}
   for name in names:
-    title, config = MODELS[name], configs[name, seeds[0]]
+    title, run = TITLES.get(name, name), configs[name, seeds[0]]
     panels[f"{title}: NLL {results[name][0]:.3f}"] = np.stack([
         np.asarray(latent.posterior_samples(params[name, seeds[0]], jax.random.fold_in(key, i),
-                                            x, model=config.model, num=FLAGS.samples))
+                                            x, model=run.model, num=FLAGS.samples))
         for i, x in enumerate(images)])
   path = workdir / "figures" / "four_frames_latents.png"
   latent_plots.save_posterior_samples(panels, np.asarray(images), data.image_shape, path)
   print(f"wrote {path}")
-
-
-def mean_and_spread(values) -> str:
-  """'mean ± s' with the sample sd s = sqrt(sum_i (v_i - mean)^2 / (n - 1)) over n
-  seeds (ddof=1); one seed has no s."""
-  v = np.asarray(values, np.float64)
-  if len(v) < 2:
-    return f"{v.mean():.3f} (one seed)"
-  return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
 
 
 def results_table(results: dict, seeds: list[int]) -> str:
@@ -125,8 +115,8 @@ def results_table(results: dict, seeds: list[int]) -> str:
           "| gap to log 4 |",
           "| --- | --- | --- | --- |"]
   for name, nll in results.items():
-    title, nll = MODELS[name], np.array(nll)
-    rows.append(f"| {title} | {mean_and_spread(nll)} | "
+    title, nll = TITLES.get(name, name), np.array(nll)
+    rows.append(f"| {title} | {common.mean_and_spread(nll)} | "
                 f"{', '.join(f'{v:.3f}' for v in nll)} | {nll.mean() - BEST_NLL:+.3f} |")
   rows.append(f"| best possible | {BEST_NLL:.3f} (log 4) | | |")
   return "\n".join(rows)

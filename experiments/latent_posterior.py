@@ -1,25 +1,26 @@
-r"""Seed 001, figure 2: the encoder means of the whole official test split,
+r"""The 2-D MNIST model, figure 2: the encoder means of the whole official test split,
 coloured by digit.
 
-    python -m experiments.latent_posterior --workdir=/tmp/vbayes/seed001 --manual_dir=../shared/data
+    python -m experiments.latent_posterior --workdir=/tmp/vbayes/mnist_2d --manual_dir=../shared/data
 
 Each of the 10000 binarized MNIST test images (Larochelle's test split, never
 seen in training) is placed at E_q[z | x] and coloured by its digit with the
 ten-colour qualitative map tab10. tfds binarized_mnist has no labels; they are
 recovered from tfds mnist's test split (vbayes.data.binarized_mnist_test_labels).
-Shared 2-D VAE of experiments/figure_model.py. Writes
+Shared 2-D VAE of experiments/mnist_2d_model.py. Writes
 workdir/figures/latent_posterior.png.
 """
 
 import numpy as np
 
-from experiments import common, figure_model
-from vbayes import latent, latent_plots
+from experiments import common, mnist_2d_model
+from vbayes import latent
+from vbayes.plots import latents as latent_plots
 
 
 def main(argv):
   del argv
-  config, params, data, figures, _ = figure_model.load_model()
+  config, params, data, figures, _ = mnist_2d_model.load_model()
   means = latent.encoder_means(params, np.asarray(data.test, np.float32), model=config.model,
                                batch_size=min(1000, len(data.test)))
   path = figures / "latent_posterior.png"

@@ -7,11 +7,16 @@ encoder and mirror decoder (ReLU), Bernoulli decoder, ELBO with analytic KL,
 Adam 1e-3, batch 100, 10 epochs (5000 steps), test NLL with k=5000 importance
 samples plus grid quadrature (2-D latents). On a 2-core CPU: about 20 s of
 training (1.7 s per epoch) and 4-5 minutes of k=5000 evaluation. The README
-gives the measured results of 100-epoch runs (2-D: 127.7 nats by quadrature).
+gives the measured results of 100-epoch runs, --config=vae_2d and vae_50d (2-D:
+127.7 nats by quadrature).
 Other objectives: --objective=iwae --k=50 --estimator=dreg, --objective=prior_is,
 --objective=avb [--adaptive_contrast] (adversarial variational Bayes), and any other
 in vbayes/objectives/. Each objective's settings are flags of their names (its
 Config's fields); a flag of another objective's setting is an error.
+
+--config=NAME starts from a study's config (experiments/configs/, e.g. vae_50d);
+the flags given on the command line then set their fields, and --set=path=value
+any field (--set=model.min_scale=0.05).
 
 Re-running with the same --workdir resumes from its last checkpoint.
 """
@@ -23,12 +28,12 @@ import typing
 
 from experiments import common
 from vbayes import config as config_lib
-from vbayes import data as data_lib
-from vbayes import datasets, objectives
-from vbayes.training import loop as trainer
+from vbayes import objectives
+from vbayes.training import loop as training_loop
 from vbayes.objectives import elbo, iwae
 
 FLAGS = flags.FLAGS
+common.define_config_flags(None)
 flags.DEFINE_string("workdir", None, "Folder for config, metrics, checkpoints and figures.",
                     required=True)
 flags.DEFINE_enum("dataset", "binarized_mnist", config_lib.DATASETS, "Dataset.")
@@ -71,33 +76,32 @@ flags.DEFINE_integer("seed", 0, "Root seed: init, data order, training noise and
 flags.DEFINE_integer("steps_per_call", 100, "Steps fused in one jitted call = logging interval.")
 flags.DEFINE_integer("eval_k", 5000, "Importance samples per test image for log p(x).")
 flags.DEFINE_integer("quadrature_points", 512, "Grid points per axis for 2-D quadrature.")
-flags.DEFINE_string("manual_dir", None,
-                    f"Folder like ../shared/data for offline tfds preparation "
-                    f"(default: ${data_lib.MANUAL_DIR_ENV}).")
-flags.DEFINE_string("data_dir", None,
-                    f"tfds data dir (default: ${data_lib.DATA_DIR_ENV} or ~/tensorflow_datasets).")
+common.define_data_flags()
+
+
+# Run flags: each sets the config fields named here when given on the command line.
+SHORTHANDS = {
+    "dataset": ("data.dataset",), "binarization": ("data.binarization",),
+    "decoder": ("model.likelihood",), "objective": ("objective",),
+    "latent_dim": ("model.latent_dim",), "hidden_sizes": ("model.hidden_sizes",),
+    "activation": ("model.activation",), "noise_dim": ("model.noise_dim",),
+    "epochs": ("epochs",), "batch_size": ("batch_size",), "learning_rate": ("learning_rate",),
+    "seed": ("seed",), "steps_per_call": ("steps_per_call",), "eval_k": ("eval_k",),
+    "quadrature_points": ("quadrature_points",), "grad_clip": ("grad_clip",)}
 
 
 def build_config() -> config_lib.TrainConfig:
-  """Flags -> frozen config; raises ConfigError naming the bad value."""
-  binarization = FLAGS.binarization
-  if binarization == "auto":
-    binarization = config_lib.DATASET_BINARIZATIONS[FLAGS.dataset][0]
-  likelihood = FLAGS.decoder
-  if likelihood == "auto":
-    likelihood = "gaussian" if binarization == "none" else "bernoulli"
-  hidden = _items("hidden_sizes")
-  objective = objective_config(FLAGS.objective)
-  model = config_lib.ModelConfig(
-      data_dim=datasets.DATASETS[FLAGS.dataset].data_dim, latent_dim=FLAGS.latent_dim,
-      hidden_sizes=hidden, activation=FLAGS.activation, likelihood=likelihood,
-      encoder=objective.encoder, noise_dim=FLAGS.noise_dim)
-  return config_lib.TrainConfig(
-      model=model, data=config_lib.DataConfig(dataset=FLAGS.dataset, binarization=binarization),
-      objective=objective, batch_size=FLAGS.batch_size,
-      learning_rate=FLAGS.learning_rate, epochs=FLAGS.epochs, seed=FLAGS.seed,
-      steps_per_call=FLAGS.steps_per_call, eval_k=FLAGS.eval_k,
-      quadrature_points=FLAGS.quadrature_points, grad_clip=FLAGS.grad_clip)
+  """--config (or TrainConfig's defaults), the flags given, then --set; raises
+  ConfigError naming the bad value."""
+  shorthands = {flag: paths for flag, paths in SHORTHANDS.items()
+                if FLAGS[flag].value != "auto"}  # auto: follow the dataset / binarization
+  config = common.config_from_flags(shorthands)
+  if isinstance(config, config_lib.Study):
+    raise config_lib.ConfigError(
+        f"--config={FLAGS.config} is a study of several runs "
+        f"({', '.join(name for name, _ in config.runs)}): run it with its own script")
+  objective = config.objective.name  # after --config and --set
+  return common.config_from_flags(shorthands, extra=objective_settings(objective))
 
 
 def _objective_flags() -> dict[str, list[str]]:
@@ -109,22 +113,20 @@ def _objective_flags() -> dict[str, list[str]]:
   return out
 
 
-def objective_config(name: str) -> config_lib.ObjectiveConfig:
-  """The objective's config from the flags given on the command line (ConfigError for a
-  flag that sets another objective's setting)."""
+def objective_settings(name: str) -> dict[str, str]:
+  """The objective's settings given as flags on the command line, as config overrides
+  (ConfigError for a flag that sets another objective's setting)."""
   settings = {}
   for field in dataclasses.fields(objectives.get(name).Config):
     flag = FLAG_FOR_SETTING.get(field.name, field.name)
     if FLAGS[flag].present:
-      settings[field.name] = FLAGS[flag].value
-      if typing.get_origin(field.type) is tuple:  # a list flag: its items, converted
-        settings[field.name] = _items(flag, typing.get_args(field.type)[0])
+      settings[f"objective.{field.name}"] = common.flag_text(flag)
   for flag, owners in _objective_flags().items():
     if FLAGS[flag].present and name not in owners:
       names = " and ".join([", ".join(owners[:-1]), owners[-1]] if len(owners) > 1 else owners)
       raise config_lib.ConfigError(f"--{flag} applies to the {names} "
                                    f"objective{'s' if len(owners) > 1 else ''} only, not {name}")
-  return config_lib.objective_config(name, **settings)
+  return settings
 
 
 def _define_remaining_objective_flags():
@@ -153,20 +155,9 @@ def _define_remaining_objective_flags():
 _define_remaining_objective_flags()
 
 
-KIND_NAMES = {int: "integers", float: "numbers", str: "strings"}
-
-
-def _items(name: str, kind: type = int) -> tuple:
-  try:
-    return tuple(kind(h) for h in FLAGS[name].value)
-  except ValueError as e:
-    raise config_lib.ConfigError(
-        f"{name} must be {KIND_NAMES.get(kind, kind.__name__)}, got {FLAGS[name].value}") from e
-
-
 def main(argv):
   del argv
-  trainer.run(build_config(), FLAGS.workdir, data_dir=FLAGS.data_dir,
+  training_loop.run(build_config(), FLAGS.workdir, data_dir=FLAGS.data_dir,
               manual_dir=FLAGS.manual_dir, log=lambda line: print(line, flush=True))
 
 

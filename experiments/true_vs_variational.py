@@ -1,7 +1,7 @@
-r"""Seed 001, figure 4: the exact posterior of a half-observed test image
+r"""The 2-D MNIST model, figure 4: the exact posterior of a half-observed test image
 against the variational one.
 
-    python -m experiments.true_vs_variational --workdir=/tmp/vbayes/seed001 --manual_dir=../shared/data
+    python -m experiments.true_vs_variational --workdir=/tmp/vbayes/mnist_2d --manual_dir=../shared/data
 
 For the first test image of each of --digits, only the top 14 rows (392 pixels)
 are observed. The exact p(z | x_top) ∝ p(x_top | z) p(z) is normalized on a grid
@@ -12,7 +12,7 @@ VI (vbayes.svi, the per-image ELBO of the top half, Adam; the best of
 50/90/99%-mass isocontours on the same axes with KL(q||p) and KL(p||q) computed
 on the grid. The script also prints log p(x_top) by quadrature and q's ELBO (4096 samples):
 their difference is KL(q||p), a check on both. Shared 2-D VAE of
-experiments/figure_model.py. Writes workdir/figures/true_vs_variational.png.
+experiments/mnist_2d_model.py. Writes workdir/figures/true_vs_variational.png.
 """
 
 import jax
@@ -20,8 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from experiments import common, figure_model
-from vbayes import latent, latent_plots, svi
+from experiments import common, mnist_2d_model
+from vbayes import latent, svi
+from vbayes.plots import latents as latent_plots
 from vbayes.evaluation import grid
 
 flags.DEFINE_list("digits", ["0", "2", "4", "7"], "One panel for the first test image of each.")
@@ -36,10 +37,10 @@ ELBO_SAMPLES = 4096  # for the printed ELBO of the fitted q
 def main(argv):
   del argv
   digits = [int(d) for d in FLAGS.digits]
-  config, params, data, figures, key = figure_model.load_model()
+  config, params, data, figures, key = mnist_2d_model.load_model()
   fast = lambda name, small: small if FLAGS.fast and not FLAGS[name].present else FLAGS[name].value
   svi_steps, points = fast("svi_steps", 50), fast("points", 48)
-  index = figure_model.first_of_each(data.test_labels, digits)
+  index = mnist_2d_model.first_of_each(data.test_labels, digits)
   x = jnp.asarray(data.test[index], jnp.float32)
   mask = svi.top_half_mask(data.image_shape)
   q_mean, q_log_var, trace = svi.fit_posterior_restarts(

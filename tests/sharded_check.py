@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes import config as config_lib
-from vbayes.training import step as train_lib
+from vbayes.training import step as training_step
 from vbayes.objectives import avb, iwae, prior_is
 
 
@@ -30,17 +30,17 @@ def main(objective: str):
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.integers(0, 256, size=(64, 20)), jnp.uint8)
   results, hlo = {}, {}
-  for name, mesh in (("single", None), ("sharded", train_lib.make_mesh())):
-    chunk = train_lib.make_train_chunk(train_lib.make_update(config), batch_size=16,
+  for name, mesh in (("single", None), ("sharded", training_step.make_mesh())):
+    chunk = training_step.make_train_chunk(training_step.make_update(config), batch_size=16,
                                        steps_per_call=2,
                                        steps_per_epoch=4, binarization="dynamic", mesh=mesh)
-    state = train_lib.replicate(train_lib.init_state(jax.random.key(0), config), mesh)
-    data = train_lib.replicate(images, mesh)
+    state = training_step.replicate(training_step.init_state(jax.random.key(0), config), mesh)
+    data = training_step.replicate(images, mesh)
     hlo[name] = chunk.lower(state, data, jax.random.key(1), jax.random.key(2)).compile().as_text()
     for _ in range(3):
       state, _ = chunk(state, data, jax.random.key(1), jax.random.key(2))
     results[name] = state
-  init = train_lib.init_state(jax.random.key(0), config)
+  init = training_step.init_state(jax.random.key(0), config)
   diffs = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
                        results["single"]["params"], results["sharded"]["params"])
   moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),

@@ -16,7 +16,7 @@ from vbayes import distributions
 from vbayes.evaluation import grid
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes.training import step as train_lib
+from vbayes.training import step as training_step
 from vbayes.models import build
 from vbayes.objectives import avb
 
@@ -133,9 +133,9 @@ def test_avb_training_chunk_is_traced_once_and_learns_four_frames():
     traces.append(1)
     return update(*args)
 
-  chunk = train_lib.make_train_chunk(counted, batch_size=20, steps_per_call=10,
+  chunk = training_step.make_train_chunk(counted, batch_size=20, steps_per_call=10,
                                      steps_per_epoch=50, binarization="fixed")
-  state = train_lib.init_state(jax.random.key(0), config)
+  state = training_step.init_state(jax.random.key(0), config)
   images = jnp.asarray(data_lib.four_frames())
   losses = []
   for _ in range(30):

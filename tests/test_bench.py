@@ -17,12 +17,12 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("script, args, keys", [
     ("train_throughput.py", ["--smoke", "--calls=1"],
      {"steps_per_s", "gflops", "peak_gflops", "fraction_of_peak", "matmul_ceiling_fraction",
-      "adam_ceiling_fraction"}),
+      "adam_ceiling_fraction", "handwritten_steps_per_s", "ratio_to_handwritten"}),
     ("iwae_throughput.py", ["--smoke", "--calls=1", "--ks=5"],
      {"iwae_k5_fraction_of_peak", "eval_k5000_fraction_of_peak", "iwae_k5_steps_per_s",
       "eval_k5000_images_per_s", "iwae_k5_matmul_ceiling_fraction",
       "iwae_k5_adam_ceiling_fraction", "eval_k5000_matmul_ceiling_fraction", "peak_gflops",
-      "iwae_k5_peak_gflops", "eval_k5000_peak_gflops"}),
+      "iwae_k5_peak_gflops", "eval_k5000_peak_gflops", "iwae_k5_ratio_to_handwritten"}),
 ])
 def test_benchmark_prints_its_json_line(script, args, keys):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}

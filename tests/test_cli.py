@@ -16,7 +16,7 @@ from PIL import Image
 
 from vbayes import config as config_lib, data as data_lib
 from vbayes.training import checkpoint
-from vbayes.training import step as train_lib
+from vbayes.training import step as training_step
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--hidden_sizes=32", "--eval_k=10", "--quadrature_points=64", "--steps_per_call=5"]
@@ -83,7 +83,9 @@ RUNS = {  # name: (data, arguments) of the runs that must succeed
                            "--quadrature_points=128"]),
     "iwae_dreg": (None, [*IW, "--objective=iwae", "--k=5", "--estimator=dreg"]),
     "iwae_stl": (None, [*IW, "--objective=iwae", "--k=3", "--estimator=stl"]),
-    "prior_is": (None, [*IW, "--objective=prior_is", "--k=16"]),
+    "prior_is": (None, [*IW, "--set=objective=prior_is", "--set=objective.k=16"]),
+    "from_config": (None, ["--config=vae_50d", *FOUR_FRAMES, "--epochs=2", "--hidden_sizes=16",
+                           "--eval_k=20", "--set=model.activation=tanh"]),
     "renyi": (None, [*IW, "--objective=renyi", "--k=4", "--alpha=0.25"]),
     "avb": (None, AVB),
     "avb_ac": (None, [*AVB, "--adaptive_contrast", "--kl_warmup_steps=50", "--grad_clip=10"]),
@@ -154,13 +156,29 @@ def test_four_frames_learns(runs):
 
 
 @pytest.mark.slow
+def test_a_run_from_a_study_config_with_flags_and_overrides(runs):
+  """--config=vae_50d: its latent_dim; the flags given and --set override their fields."""
+  result, workdir = runs["from_config"]
+  succeeded(result)
+  config = config_lib.TrainConfig.from_dict(json.loads((workdir / "config.json").read_text()))
+  assert config.model.latent_dim == 50 and config.model.activation == "tanh"
+  assert config.model.data_dim == 4 and config.model.hidden_sizes == (16,)
+  assert config.epochs == 2 and config.eval_k == 20
+  assert json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 100
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["iwae_dreg", "iwae_stl", "prior_is", "renyi"])
 def test_importance_weighted_objectives_run_end_to_end(runs, name):
   result, workdir = runs[name]
   succeeded(result)
   config = json.loads((workdir / "config.json").read_text())
-  assert f"--objective={config['objective']['name']}" in RUNS[name][1]
-  assert f"--k={config['objective']['k']}" in RUNS[name][1]
+  if name == "prior_is":  # set by --set: the objective's defaults, then its k; no encoder
+    assert config["objective"] == {"name": "prior_is", "k": 16}
+    assert config["model"]["encoder"] == "none"
+  else:
+    assert f"--objective={config['objective']['name']}" in RUNS[name][1]
+    assert f"--k={config['objective']['k']}" in RUNS[name][1]
   if name == "renyi":  # its setting, through the flag the Config's field defines
     assert config["objective"]["alpha"] == 0.25  # not the default, 0.5
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
@@ -192,7 +210,15 @@ BAD_FLAGS = [
     ("--seed=4294967296", "seed must be in [0, 2^32), got 4294967296"),
     ("--seed=-1", "seed must be in [0, 2^32), got -1"),
     ("--quadrature_points=1", "quadrature_points must be at least 64 per axis, got 1"),
-    ("--hidden_sizes=500,x", "hidden_sizes must be integers"),
+    ("--hidden_sizes=500,x", "model.hidden_sizes='500,x': expected integers"),
+    ("--config=vae_3d", "unknown config 'vae_3d': choose one of"),
+    ("--config=/no/such/config.py", "--config=/no/such/config.py: no such file"),
+    ("--config=four_frames", "four_frames is a study of several runs (vae, avb, avb_ac): "
+     "run it with its own script"),
+    ("--set=epochs", "an override is path=value"),
+    ("--set=model.latnt_dim=3", "no config field 'model.latnt_dim': ModelConfig's fields"),
+    ("--config=vae_2d --set=objective.k=3", "no config field 'objective.k': objective elbo's"),
+    ("--set=objective=iwae --set=objective.k=0", "k must be positive"),
 ]
 
 
@@ -304,7 +330,7 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path, fake_mnist_dir):
 
 def _restore_params(workdir: Path):
   config = config_lib.TrainConfig.from_dict(json.loads((workdir / "config.json").read_text()))
-  like = train_lib.init_state(jax.random.key(0), config)
+  like = training_step.init_state(jax.random.key(0), config)
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints")
   state, _ = ckpt.restore(like, jax.random.key(0))
   ckpt.close()

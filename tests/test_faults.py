@@ -1,7 +1,7 @@
 """A run never keeps or reports a broken state: divergence, a second process on the
 same workdir, a crash mid-log, a full disk, a shorter re-run, a non-finite metric.
 
-Each test drives `trainer.run` in-process on 4frames with a tiny network."""
+Each test drives `training_loop.run` in-process on 4frames with a tiny network."""
 
 import dataclasses
 import json
@@ -22,8 +22,8 @@ from vbayes import config as config_lib, data as data_lib
 from vbayes.training import checkpoint
 from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.training import metrics_io
-from vbayes.training import step as train_lib
-from vbayes.training import loop as trainer
+from vbayes.training import step as training_step
+from vbayes.training import loop as training_loop
 from vbayes.training import workdir as workdir_lib
 from vbayes.objectives import avb
 
@@ -55,7 +55,7 @@ def test_a_state_gone_nonfinite_is_never_saved_nor_evaluated(tmp_path, monkeypat
   """One step per epoch, as with the issue's --batch_size=1000 on 4frames: each step's
   loss is computed before its update, so it is finite while the state after the update
   is not (the issue's --learning_rate=inf did this; the config now refuses inf)."""
-  real_make_update = train_lib.make_update
+  real_make_update = training_step.make_update
 
   def nan_after_update(config, model=None):
     update = real_make_update(config, model)
@@ -65,11 +65,11 @@ def test_a_state_gone_nonfinite_is_never_saved_nor_evaluated(tmp_path, monkeypat
       return jax.tree.map(lambda p: p * jnp.nan, params), opt_state, metrics
     return poisoned
 
-  monkeypatch.setattr(train_lib, "make_update", nan_after_update)
+  monkeypatch.setattr(training_step, "make_update", nan_after_update)
   config = tiny_config(batch_size=1000, epochs=epochs, steps_per_call=1)
-  with pytest.raises(trainer.TrainingDiverged,
+  with pytest.raises(training_loop.TrainingDiverged,
                      match="NaN or infinite by step 1.*no checkpoint was saved before it"):
-    trainer.run(config, tmp_path / "run", log=lambda _: None)
+    training_loop.run(config, tmp_path / "run", log=lambda _: None)
   assert checkpoint_steps(tmp_path / "run") == []
   assert not any("test_nll" in r for r in strict_records(tmp_path / "run"))
 
@@ -78,8 +78,8 @@ def test_a_run_whose_evaluation_overflows_fails_and_writes_no_test_metric(tmp_pa
   """A learning rate of 1e30 leaves the parameters finite (about 1e30) after one step, and
   their test metrics are NaN: an error, not a result."""
   config = tiny_config(learning_rate=1e30, batch_size=1000, epochs=1, steps_per_call=1)
-  with pytest.raises(trainer.EvaluationError, match="non-finite .*test_nll = nan"):
-    trainer.run(config, tmp_path / "run", log=lambda _: None)
+  with pytest.raises(training_loop.EvaluationError, match="non-finite .*test_nll = nan"):
+    training_loop.run(config, tmp_path / "run", log=lambda _: None)
   assert not any("test_nll" in r for r in strict_records(tmp_path / "run"))
 
 
@@ -90,8 +90,8 @@ def test_a_nonfinite_test_metric_is_an_error_and_is_not_written(tmp_path, monkey
     return {**real(*args, **kwargs), "test_nll": float("nan")}
 
   monkeypatch.setattr(evaluate, "evaluate", nan_nll)
-  with pytest.raises(trainer.EvaluationError, match="non-finite test_nll = nan"):
-    trainer.run(tiny_config(), tmp_path / "run", log=lambda _: None)
+  with pytest.raises(training_loop.EvaluationError, match="non-finite test_nll = nan"):
+    training_loop.run(tiny_config(), tmp_path / "run", log=lambda _: None)
   assert not any("test_nll" in r for r in strict_records(tmp_path / "run"))
 
 
@@ -110,13 +110,13 @@ def test_a_second_process_on_the_workdir_is_refused_naming_the_holder(tmp_path):
   try:
     assert holder.stdout.readline().strip() == "locked"
     with pytest.raises(workdir_lib.WorkdirError, match=f"in use by another run \\(pid {holder.pid}\\)"):
-      trainer.run(tiny_config(), tmp_path / "run", log=lambda _: None)
+      training_loop.run(tiny_config(), tmp_path / "run", log=lambda _: None)
     assert workdir_lib.run_files(tmp_path / "run") == []  # nothing written
   finally:
     holder.send_signal(signal.SIGKILL)
     holder.wait()
   # The kernel dropped the dead holder's lock: the next run goes ahead.
-  trainer.run(tiny_config(), tmp_path / "run", log=lambda _: None)
+  training_loop.run(tiny_config(), tmp_path / "run", log=lambda _: None)
   assert checkpoint_steps(tmp_path / "run") == [10, 20]
 
 
@@ -128,7 +128,7 @@ def test_records_of_a_run_killed_before_its_first_checkpoint_are_dropped_on_resu
   workdir_lib.write_config(config, workdir)
   (workdir / "metrics.jsonl").write_text(
       "".join(json.dumps({"step": s, "train_loss": 3.0}) + "\n" for s in (5, 10, 15)))
-  trainer.run(config, workdir, log=lambda _: None)
+  training_loop.run(config, workdir, log=lambda _: None)
   steps = [r["step"] for r in strict_records(workdir) if "train_loss" in r]
   assert steps == [5, 10, 15, 20]
 
@@ -136,11 +136,11 @@ def test_records_of_a_run_killed_before_its_first_checkpoint_are_dropped_on_resu
 def test_a_cut_off_last_line_is_repaired_with_one_warning(tmp_path, capsys):
   config = tiny_config()
   workdir = tmp_path / "run"
-  trainer.run(dataclasses.replace(config, epochs=1), workdir, log=lambda _: None)
+  training_loop.run(dataclasses.replace(config, epochs=1), workdir, log=lambda _: None)
   with open(workdir / "metrics.jsonl", "a") as f:
     f.write('{"step": 15, "train_lo')  # killed while writing
   capsys.readouterr()
-  trainer.run(config, workdir, log=lambda _: None)
+  training_loop.run(config, workdir, log=lambda _: None)
   err = capsys.readouterr().err
   assert err.count("cut-off") == 1 and str(workdir / "metrics.jsonl") in err
   records = strict_records(workdir)
@@ -150,21 +150,21 @@ def test_a_cut_off_last_line_is_repaired_with_one_warning(tmp_path, capsys):
 def test_a_metrics_file_damaged_before_its_last_line_is_refused_clearly(tmp_path):
   config = tiny_config()
   workdir = tmp_path / "run"
-  trainer.run(config, workdir, log=lambda _: None)
+  training_loop.run(config, workdir, log=lambda _: None)
   lines = (workdir / "metrics.jsonl").read_text().splitlines()
   lines[1] = lines[1][:7]
   (workdir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
   with pytest.raises(metrics_io.MetricsError, match="metrics.jsonl line 2 is not JSON"):
-    trainer.run(dataclasses.replace(config, epochs=3), workdir, log=lambda _: None)
+    training_loop.run(dataclasses.replace(config, epochs=3), workdir, log=lambda _: None)
 
 
 def test_rerunning_with_fewer_epochs_keeps_the_config_and_evaluates_the_run(tmp_path):
   config = tiny_config(epochs=2)
   workdir = tmp_path / "run"
-  trainer.run(config, workdir, log=lambda _: None)
+  training_loop.run(config, workdir, log=lambda _: None)
   before = (workdir / "config.json").read_text()
   lines = []
-  results = trainer.run(dataclasses.replace(config, epochs=1, eval_k=16), workdir,
+  results = training_loop.run(dataclasses.replace(config, epochs=1, eval_k=16), workdir,
                         log=lines.append)
   assert json.loads((workdir / "config.json").read_text())["epochs"] == 2
   assert json.loads(before)["epochs"] == 2
@@ -212,14 +212,15 @@ def test_a_full_disk_stops_the_run_at_that_checkpoint_and_keeps_the_previous(tmp
       return {}
 
     with pytest.raises(checkpoint.CheckpointError) as raised:
-      trainer.run(config, workdir, log=lambda _: None, epoch_hook=fill_disk_after_first_checkpoint)
+      training_loop.run(config, workdir, log=lambda _: None,
+                        epoch_hook=fill_disk_after_first_checkpoint)
     message = str(raised.value)
     assert "checkpoints/20: No space left on device" in message, message
     assert "the previous checkpoint (step 10) is kept" in message
     assert len(message) < 400 and "\n" not in message
     assert checkpoint_steps(workdir) == [10]
     (disk / "filler").unlink()
-    params = trainer.restore_params(workdir, config)
+    params = training_loop.restore_params(workdir, config)
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(params))
   finally:
     subprocess.run(["umount", str(disk)], check=False)

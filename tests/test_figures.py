@@ -1,5 +1,5 @@
-"""The figure experiments end to end on tiny generated data: the six seed 001
-scripts (--fast) each write their PNG at the size latent_plots declares, sharing
+"""The figure experiments end to end on tiny generated data: the six 2-D MNIST
+scripts (--fast) each write their PNG at the size vbayes.plots.figure declares, sharing
 one trained model; four_frames and avb_vs_vae write their tables and figures."""
 
 import json
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from vbayes import data as data_lib
-from vbayes import latent_plots
+from vbayes.plots import figure as figure_plots
 
 pytestmark = pytest.mark.slow  # the edit loop runs -m "not slow"
 
@@ -24,7 +24,7 @@ SCRIPTS = ("prior_samples", "latent_posterior", "interpolation", "true_vs_variat
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-  return tmp_path_factory.mktemp("seed001")
+  return tmp_path_factory.mktemp("mnist_2d")
 
 
 def run_script(name, *args, data_dir):
@@ -41,7 +41,7 @@ def test_script_writes_its_figure(name, workdir, tiny_tfds):
   assert out.returncode == 0, out.stderr[-3000:]
   path = workdir / "figures" / f"{name}.png"
   with Image.open(path) as im:
-    assert im.size == latent_plots.PIXELS[name]
+    assert im.size == figure_plots.PIXELS[name]
     pixels = np.asarray(im.convert("L"), np.float32)
   assert pixels.std() > 10  # something was drawn
   assert (workdir / "model" / "checkpoints").is_dir()
@@ -84,7 +84,7 @@ def test_avb_vs_vae_writes_its_table_and_figures(tmp_path, tiny_tfds):
   for name, size in (("prior_samples", "model_samples"), ("reconstructions", "model_reconstructions"),
                      ("latents", "model_latents")):
     with Image.open(tmp_path / "figures" / f"{name}.png") as im:
-      assert im.size == latent_plots.PIXELS[size]
+      assert im.size == figure_plots.PIXELS[size]
   assert "|" in (tmp_path / "results.md").read_text()
 
 
@@ -105,4 +105,4 @@ def test_four_frames_writes_exact_nlls_per_model_and_seed(tmp_path):
     assert len(nlls) == 1 and all(v > np.log(4) - 1e-3 for v in nlls)  # none beats log 4
   assert "log 4" in (tmp_path / "results.md").read_text()
   with Image.open(tmp_path / "figures" / "four_frames_latents.png") as im:
-    assert im.size == latent_plots.PIXELS["four_frames_latents"]
+    assert im.size == figure_plots.PIXELS["four_frames_latents"]

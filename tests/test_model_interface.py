@@ -201,7 +201,7 @@ def test_every_registered_objective_trains_the_toy_model(toy):
   encoder the objective trains: Gaussian, none, or an implicit one for AVB), and the
   loss falls from the first 20 of 200 steps to the last 20."""
   from vbayes import config as config_lib, objectives
-  from vbayes.training import step as train_lib
+  from vbayes.training import step as training_step
 
   x = jnp.tile(toy["x"], (250, 1))  # 1000 images: 100 steps of 10 per epoch
   for name, module in objectives.REGISTRY.items():
@@ -215,10 +215,10 @@ def test_every_registered_objective_trains_the_toy_model(toy):
                                      likelihood="gaussian", encoder=encoder),
         data=config_lib.DataConfig(dataset="mnist", binarization="none"), objective=name,
         batch_size=10, learning_rate=1e-2)
-    chunk = train_lib.make_train_chunk(train_lib.make_update(config, model), batch_size=10,
+    chunk = training_step.make_train_chunk(training_step.make_update(config, model), batch_size=10,
                                        steps_per_call=100, steps_per_epoch=100,
                                        binarization="fixed")  # fixed: x as it is
-    state = train_lib.init_state(jax.random.key(0), config, model)
+    state = training_step.init_state(jax.random.key(0), config, model)
     state, first = chunk(state, x, jax.random.key(1), jax.random.key(2))
     state, second = chunk(state, x, jax.random.key(1), jax.random.key(2))
     losses = float(first["loss"][:20].mean()), float(second["loss"][-20:].mean())
@@ -230,10 +230,10 @@ def test_the_public_api_resolves_every_name():
   import vbayes
   from vbayes import config as config_lib, models
   from vbayes.evaluation import importance_sampling as evaluate_lib
-  from vbayes.training import loop as trainer
+  from vbayes.training import loop as training_loop
 
   assert vbayes.TrainConfig is config_lib.TrainConfig and vbayes.Model is models.Model
-  assert vbayes.run is trainer.run and vbayes.evaluate_test_set is evaluate_lib.evaluate
+  assert vbayes.run is training_loop.run and vbayes.evaluate_test_set is evaluate_lib.evaluate
   for name in vbayes.__all__:
     assert getattr(vbayes, name) is not None, name
   with pytest.raises(AttributeError):

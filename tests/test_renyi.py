@@ -9,7 +9,7 @@ import pytest
 from tests import linear_gaussian
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes.training import step as train_lib
+from vbayes.training import step as training_step
 from vbayes.models import build
 from vbayes.objectives import elbo, iwae, renyi
 
@@ -79,9 +79,9 @@ def test_renyi_trains_through_the_registry():
       data=config_lib.DataConfig(dataset="4frames"), objective=renyi.Config(k=5, alpha=0.5),
       batch_size=20, steps_per_call=50, learning_rate=3e-3)
   assert config_lib.TrainConfig.from_dict(config.to_dict()) == config
-  chunk = train_lib.make_train_chunk(train_lib.make_update(config), batch_size=20,
+  chunk = training_step.make_train_chunk(training_step.make_update(config), batch_size=20,
                                      steps_per_call=50, steps_per_epoch=50, binarization="fixed")
-  state = train_lib.init_state(jax.random.key(0), config)
+  state = training_step.init_state(jax.random.key(0), config)
   images = jnp.asarray(data_lib.four_frames())
   losses = []
   for _ in range(6):

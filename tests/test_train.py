@@ -11,8 +11,8 @@ import pytest
 
 from vbayes import config as config_lib, data as data_lib
 from vbayes.training import checkpoint
-from vbayes.training import loop as trainer
-from vbayes.training import step as train_lib
+from vbayes.training import loop as training_loop
+from vbayes.training import step as training_step
 from tests.conftest import SHARDED_OBJECTIVES
 from vbayes.objectives import avb, gradient_step, prior_is
 
@@ -27,14 +27,14 @@ def small_config(**overrides) -> config_lib.TrainConfig:
 
 
 def make_chunk(config, steps_per_epoch, objective=None):
-  update = (train_lib.make_update(config) if objective is None
+  update = (training_step.make_update(config) if objective is None
             else gradient_step.make_update(objective, config))
-  chunk = train_lib.make_train_chunk(
+  chunk = training_step.make_train_chunk(
       update,
       batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,
       binarization="fixed")
-  return chunk, train_lib.init_state(jax.random.key(0), config)
+  return chunk, training_step.init_state(jax.random.key(0), config)
 
 
 def test_train_chunk_is_traced_once_and_lowers_the_loss():
@@ -74,7 +74,7 @@ def test_each_epoch_visits_every_image_once():
 
 def _final_params(workdir, config):
   ckpt = checkpoint.Checkpointer(Path(workdir) / "checkpoints")
-  like = train_lib.init_state(jax.random.key(0), config)
+  like = training_step.init_state(jax.random.key(0), config)
   state, _ = ckpt.restore(like, jax.random.key(0))
   ckpt.close()
   return state
@@ -83,9 +83,9 @@ def _final_params(workdir, config):
 @pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
   full = small_config(epochs=4)
-  trainer.run(full, tmp_path / "full", log=lambda _: None)
-  trainer.run(dataclasses.replace(full, epochs=2), tmp_path / "split", log=lambda _: None)
-  trainer.run(full, tmp_path / "split", log=lambda _: None)  # resumes at epoch 2
+  training_loop.run(full, tmp_path / "full", log=lambda _: None)
+  training_loop.run(dataclasses.replace(full, epochs=2), tmp_path / "split", log=lambda _: None)
+  training_loop.run(full, tmp_path / "split", log=lambda _: None)  # resumes at epoch 2
   a, b = _final_params(tmp_path / "full", full), _final_params(tmp_path / "split", full)
   assert int(a["step"]) == int(b["step"]) == 4 * 50
   jax.tree.map(np.testing.assert_array_equal, a, b)
@@ -115,7 +115,7 @@ def test_a_nan_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpo
       model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(16,),
                                    encoder="implicit"),
       objective=avb.Config(adversary_hidden_sizes=(16,), samples=2))
-  real_make_update = train_lib.make_update
+  real_make_update = training_step.make_update
 
   def poisoned(config, model=None):
     update = real_make_update(config, model)
@@ -127,14 +127,14 @@ def test_a_nan_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpo
                                                                   "loss": metrics["loss"] + bad}
     return update_with_nan
 
-  monkeypatch.setattr(train_lib, "make_update", poisoned)
+  monkeypatch.setattr(training_step, "make_update", poisoned)
   data = data_lib.load(config.data)
-  with pytest.raises(trainer.TrainingDiverged, match=r"by step 70.*\(step 50\) is kept"):
-    trainer.run(config, tmp_path / "run", data=data, log=lambda line: None)
+  with pytest.raises(training_loop.TrainingDiverged, match=r"by step 70.*\(step 50\) is kept"):
+    training_loop.run(config, tmp_path / "run", data=data, log=lambda line: None)
   kept = sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir()
                 if p.name.isdigit())
   assert kept == [50]
-  params = trainer.restore_params(tmp_path / "run", config)
+  params = training_loop.restore_params(tmp_path / "run", config)
   assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(params))
 
 
@@ -150,7 +150,7 @@ def test_prior_is_configs_have_no_encoder_and_old_ones_read_the_same():
   old_json.update(objective="prior_is", k=4, estimator="reparam", kl_estimator="analytic",
                   kl_warmup_steps=0, avb={})
   assert config_lib.TrainConfig.from_dict(old_json) == new
-  assert "encoder" not in train_lib.init_state(jax.random.key(0), new)["params"]
+  assert "encoder" not in training_step.init_state(jax.random.key(0), new)["params"]
   with pytest.raises(config_lib.ConfigError, match="trains the 'none' encoder, got 'implicit'"):
     config_lib.TrainConfig(objective="prior_is",
                            model=config_lib.ModelConfig(encoder="implicit"))

@@ -3,7 +3,8 @@
 The public API; each name imports its module on first use, so that
 `import vbayes.config` stays light.
 
-    configs      TrainConfig, ModelConfig, DataConfig, objective_config
+    configs      TrainConfig, ModelConfig, DataConfig, Study, objective_config,
+                 with_overrides                      (vbayes.config, vbayes.overrides)
     models       Model, build                        the composed model (vbayes.models)
     objectives   objectives                          the registry (vbayes.objectives)
     data         load_data, to_float
@@ -21,7 +22,9 @@ _API = {
     "TrainConfig": ("vbayes.config", "TrainConfig"),
     "ModelConfig": ("vbayes.config", "ModelConfig"),
     "DataConfig": ("vbayes.config", "DataConfig"),
+    "Study": ("vbayes.config", "Study"),
     "objective_config": ("vbayes.config", "objective_config"),
+    "with_overrides": ("vbayes.overrides", "with_overrides"),
     "Model": ("vbayes.models", "Model"),
     "build": ("vbayes.models", "build"),
     "objectives": ("vbayes.objectives", None),

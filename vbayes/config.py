@@ -127,6 +127,9 @@ class ObjectiveConfig:
   def to_dict(self) -> dict[str, Any]:
     return {"name": self.name, **dataclasses.asdict(self)}
 
+  def replace(self, **settings) -> "ObjectiveConfig":
+    return dataclasses.replace(self, **settings)
+
   def trajectory_dict(self) -> dict[str, Any]:
     """The settings that shape a run's steps (all, unless an objective says otherwise)."""
     return self.to_dict()
@@ -213,6 +216,13 @@ class TrainConfig:
              f"{self.data.binarization!r}: use bernoulli for binary pixels and "
              "gaussian for grey ones (binarization none)")
 
+  def replace_objective(self, objective: "ObjectiveConfig | str") -> "TrainConfig":
+    """This config trained by another objective, with the encoder that objective trains."""
+    if isinstance(objective, str):
+      objective = objective_config(objective)
+    return dataclasses.replace(self, objective=objective,
+                               model=dataclasses.replace(self.model, encoder=objective.encoder))
+
   def to_dict(self) -> dict[str, Any]:
     d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
     d.update(model=dataclasses.asdict(self.model), data=dataclasses.asdict(self.data),
@@ -274,3 +284,35 @@ def trajectory_fields(config: TrainConfig) -> dict[str, Any]:
     d.pop(name)
   d["objective"] = config.objective.trajectory_dict()
   return d
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Study:
+  """Several training runs compared in one study: (name, TrainConfig) pairs, each
+  trained once per seed (the seed replaces its config's)."""
+  runs: tuple[tuple[str, TrainConfig], ...]
+  seeds: tuple[int, ...] = (0,)
+
+  def __post_init__(self):
+    names = [name for name, _ in self.runs]
+    require(bool(names) and len(set(names)) == len(names),
+            f"a study's runs need distinct names, got {names}")
+    require(bool(self.seeds), "a study needs at least one seed")
+    for name, config in self.runs:
+      require(isinstance(config, TrainConfig), f"run {name!r} is not a TrainConfig")
+
+  def configs(self) -> dict[tuple[str, int], TrainConfig]:
+    """(run name, seed) -> the run's config with that seed."""
+    return {(name, seed): dataclasses.replace(config, seed=seed)
+            for name, config in self.runs for seed in self.seeds}
+
+  def run(self, name: str) -> TrainConfig:
+    return dict(self.runs)[name]
+
+  def select(self, names) -> "Study":
+    """The study with only the runs in `names` (ConfigError naming unknown ones)."""
+    known = [name for name, _ in self.runs]
+    unknown = sorted(set(names) - set(known))
+    require(not unknown and bool(names),
+            f"this study's runs are {', '.join(known)}; got {', '.join(names) or 'none'}")
+    return dataclasses.replace(self, runs=tuple(r for r in self.runs if r[0] in names))

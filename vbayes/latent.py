@@ -3,7 +3,7 @@ reconstructions, interpolation, the exact posterior of a partly observed image
 against a variational one, and completion of the unobserved pixels.
 
 Each function takes parameters, explicit keys and arrays and returns arrays; the
-figures are drawn by `latent_plots`, the experiments in experiments/ join the two.
+figures are drawn by `vbayes.plots`, the experiments in experiments/ join the two.
 """
 
 import functools

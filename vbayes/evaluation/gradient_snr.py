@@ -208,7 +208,7 @@ def markdown_table(snr: dict, ks, groups=None) -> str:
 def renamed(snr: dict, names: dict[str, str]) -> dict:
   """The sweep with only the groups in names = {new name: old name}, renamed: e.g.
   {"encoder": "encoder (A, b)", "decoder": "decoder (theta)"} for
-  plots.save_snr_curves, which draws the groups "encoder" and "decoder"."""
+  vbayes.plots.curves.save_snr_curves, which draws the groups "encoder" and "decoder"."""
   return {setting: {new: s[old] for new, old in names.items()} for setting, s in snr.items()}
 
 

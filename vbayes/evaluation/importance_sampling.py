@@ -169,7 +169,7 @@ def _standard_error(values_N: np.ndarray) -> float | None:
   n = len(values_N)
   if n < 2:
     return None
-  with np.errstate(invalid="ignore"):  # NaN values give NaN, which the trainer reports
+  with np.errstate(invalid="ignore"):  # NaN values give NaN, which the training loop reports
     return float(np.std(values_N, ddof=1) / math.sqrt(n))
 
 

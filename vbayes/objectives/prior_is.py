@@ -28,11 +28,6 @@ class Config(ObjectiveConfig):
     require(self.k > 0, f"k must be positive, got {self.k}")
 
 
-def prior_is_from_samples(params, z_KxL, x_D, *, model: Model | ModelConfig):
-  """log (1/K) sum_i p(x|z_i) for prior samples z_i: an estimate of log p(x) from below."""
-  return prior_is_bounds(params, z_KxL[None], x_D[None], model=model)[0]
-
-
 def prior_is_bounds(params, z_BxKxL, x_BxD, *, model: Model | ModelConfig):
   """log (1/K) sum_i p(x_b|z_bi) for each of B images: [B]. With q = p(z) the weight
   p(x, z) / q(z) is p(x | z) exactly, so the prior terms are left out, not cancelled."""

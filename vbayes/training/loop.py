@@ -23,9 +23,10 @@ import numpy as np
 from vbayes.training import checkpoint as checkpoint_lib
 from vbayes import data as data_lib
 from vbayes.evaluation import importance_sampling as evaluate_lib
-from vbayes import numerics, plots
+from vbayes import numerics
+from vbayes.plots import curves as curve_plots, images as image_plots, latents as latent_plots
 from vbayes.training import metrics_io
-from vbayes.training import step as train_lib
+from vbayes.training import step as training_step
 from vbayes.training import workdir as workdir_lib
 from vbayes.config import ConfigError, TrainConfig
 from vbayes.errors import UserError
@@ -86,11 +87,11 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
   steps_per_call = numerics.largest_divisor_at_most(steps_per_epoch, config.steps_per_call)
   checkpoint_every = config.checkpoint_every_epochs * steps_per_epoch
 
-  mesh = train_lib.make_mesh() if mesh is None else mesh
+  mesh = training_step.make_mesh() if mesh is None else mesh
   root = jax.random.key(config.seed)
   init_key, train_key, data_key, eval_key = (
       jax.random.fold_in(root, s) for s in (INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM))
-  state = train_lib.init_state(init_key, config)
+  state = training_step.init_state(init_key, config)
   checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints")
   writer, finished = None, False
   try:
@@ -99,7 +100,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
     if checkpointer.latest_step() is not None:
       state, train_key = checkpointer.restore(state, train_key)
       start_step = int(state["step"])
-      if not bool(train_lib.all_finite(state)):
+      if not bool(training_step.all_finite(state)):
         raise checkpoint_lib.CheckpointError(
             f"checkpoint {checkpointer.directory / str(start_step)} holds non-finite values "
             "(written before vbayes checked states); move it aside to resume from an "
@@ -116,11 +117,11 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
     metrics_io.truncate_after(workdir, start_step)
     workdir_lib.write_config(config, workdir)
     writer = metrics_io.MetricWriter(workdir)
-    state = train_lib.replicate(state, mesh)
+    state = training_step.replicate(state, mesh)
     if start_step < total_steps:
-      images = train_lib.replicate(jnp.asarray(data.train), mesh)
-      train_chunk = train_lib.make_train_chunk(
-          train_lib.make_update(config), batch_size=config.batch_size,
+      images = training_step.replicate(jnp.asarray(data.train), mesh)
+      train_chunk = training_step.make_train_chunk(
+          training_step.make_update(config), batch_size=config.batch_size,
           steps_per_call=steps_per_call, steps_per_epoch=steps_per_epoch,
           binarization=data.binarization, mesh=mesh)
       log(f"training {config.objective.name} for {config.epochs} epochs = {total_steps} steps "
@@ -138,7 +139,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
     writer.write(results)
     log("test: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                              for k, v in results.items()))
-    plots.save_training_curves(metrics_io.read_metrics(workdir), workdir / "figures" /
+    curve_plots.save_training_curves(metrics_io.read_metrics(workdir), workdir / "figures" /
                                "training_curves.png")
     finished = True
     return results
@@ -203,7 +204,7 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
     if step % checkpoint_every == 0 or step == total_steps:
       flush(pending)  # never checkpoint a diverged state
       pending = None
-      if not bool(train_lib.all_finite(state)):
+      if not bool(training_step.all_finite(state)):
         raise TrainingDiverged(
             f"the parameters or optimizer state became NaN or infinite by step {step} (the "
             f"losses logged so far were finite); {_kept_sentence(checkpointer)}")
@@ -256,13 +257,13 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
     q = evaluate_lib.proposal_for(params, jax.random.fold_in(eval_key, 98), x, model=model,
                                   proposal_samples=100)
     recon = model.mean_image(params, q.mean)
-    plots.save_reconstructions(x, np.asarray(recon), data.image_shape,
+    image_plots.save_reconstructions(x, np.asarray(recon), data.image_shape,
                                figures / "reconstructions.png")
   if model.latent_dim == 2:
     points, limit = 20, 3.0
-    z = jnp.asarray(plots.latent_walk_points(points, limit))
+    z = jnp.asarray(latent_plots.latent_walk_points(points, limit))
     means = model.mean_image(params, z)
-    plots.save_latent_grid_walk(np.asarray(means), data.image_shape, points, limit,
+    latent_plots.save_latent_grid_walk(np.asarray(means), data.image_shape, points, limit,
                                 figures / "latent_grid_walk.png")
   return results
 
@@ -289,7 +290,7 @@ def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.I
 
 def restore_params(workdir: str | Path, config: TrainConfig):
   """The parameters of the latest checkpoint in a run's workdir."""
-  like = train_lib.init_state(jax.random.key(0), config)
+  like = training_step.init_state(jax.random.key(0), config)
   checkpointer = checkpoint_lib.Checkpointer(Path(workdir) / "checkpoints")
   try:
     state, _ = checkpointer.restore(like, jax.random.key(0))

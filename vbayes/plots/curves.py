@@ -1,32 +1,9 @@
-"""Figures written by the experiments. Each takes numpy arrays and a path, writes a PNG."""
+"""Figures of numbers over training: losses, held-out NLL, gradient signal-to-noise.
+Each takes plain Python or numpy values and a path and writes a PNG."""
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-import numpy as np
-
-
-def tile(images_NxD: np.ndarray, image_shape: tuple[int, int], rows: int, cols: int) -> np.ndarray:
-  """Images laid out row-major into one [rows * h, cols * w] array."""
-  h, w = image_shape
-  grid = np.asarray(images_NxD).reshape(rows, cols, h, w)
-  return grid.transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
-
-
-def save_reconstructions(x_NxD, mean_NxD, image_shape, path: str | Path, cols: int = 10):
-  """Top row: test images; bottom row: E[x | z] with z the encoder mean."""
-  n = min(cols, len(x_NxD))
-  both = np.concatenate([x_NxD[:n], mean_NxD[:n]])
-  fig, ax = plt.subplots(figsize=(n * 0.9, 2.1))
-  ax.imshow(tile(both, image_shape, 2, n), cmap="gray", vmin=0, vmax=1)
-  ax.set_yticks([image_shape[0] / 2, 1.5 * image_shape[0]], ["test x", "E[x | mean z]"])
-  ax.set_xticks([])
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+from vbayes.plots.figure import plt
 
 
 def save_training_curves(records: list[dict], path: str | Path):
@@ -45,46 +22,6 @@ def save_training_curves(records: list[dict], path: str | Path):
   ax.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
-def save_latent_grid_walk(means_GxD, image_shape, points: int, limit: float, path: str | Path):
-  """Decoded means E[x | z] for z on a points x points grid over [-limit, limit]^2.
-
-  Rows go from z2 = +limit (top) to -limit; columns from z1 = -limit to +limit.
-  `means_GxD` is in that order.
-  """
-  half = limit / max(points - 1, 1)  # tiles are centred on their grid points
-  fig, ax = plt.subplots(figsize=(8, 8))
-  ax.imshow(tile(means_GxD, image_shape, points, points), cmap="gray", vmin=0, vmax=1,
-            extent=(-limit - half, limit + half, -limit - half, limit + half))
-  ax.set_xlabel("$z_1$")
-  ax.set_ylabel("$z_2$")
-  ax.set_title(f"E[x | z] on a {points}x{points} grid of the latent plane")
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
-def latent_walk_points(points: int, limit: float) -> np.ndarray:
-  """[points^2, 2], row-major from the top-left (z1 = -limit, z2 = +limit)."""
-  axis = np.linspace(-limit, limit, points)
-  z1, z2 = np.meshgrid(axis, axis[::-1], indexing="xy")
-  return np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
-
-
-def save_grid_walks(walks: dict, image_shape, points: int, limit: float, path: str | Path):
-  """Latent grid walks of several models side by side (one panel each, same grid)."""
-  half = limit / max(points - 1, 1)
-  fig, axes = plt.subplots(1, len(walks), figsize=(5 * len(walks), 5.4))
-  for ax, (name, means) in zip(np.atleast_1d(axes), walks.items()):
-    ax.imshow(tile(means, image_shape, points, points), cmap="gray", vmin=0, vmax=1,
-              extent=(-limit - half, limit + half, -limit - half, limit + half))
-    ax.set_title(name)
-    ax.set_xlabel("$z_1$")
-  np.atleast_1d(axes)[0].set_ylabel("$z_2$")
-  fig.tight_layout()
-  fig.savefig(path, dpi=80)
   plt.close(fig)
 
 

@@ -1,0 +1,40 @@
+"""One config per study: a module here with `get_config()`, which returns the study's
+frozen config (a vbayes.config.TrainConfig, or a Study of several runs), and a
+docstring with the command, the runtime and the expected result.
+
+    python -m experiments.train --config=vae_2d --workdir=W --manual_dir=../shared/data
+
+`--config` also takes the path of a .py file with a get_config(); `--set=path=value`
+(repeatable) overrides one field (vbayes/overrides.py), e.g. --set=model.latent_dim=5.
+"""
+
+import importlib
+import importlib.util
+import pkgutil
+from pathlib import Path
+
+from vbayes.config import ConfigError
+
+
+def names() -> list[str]:
+  """The configs in this folder."""
+  return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]))
+
+
+def load(name: str):
+  """get_config() of the config `name` (a module here) or of the .py file at `name`."""
+  if name.endswith(".py"):
+    path = Path(name)
+    if not path.is_file():
+      raise ConfigError(f"--config={name}: no such file")
+    spec = importlib.util.spec_from_file_location(f"vbayes_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+  elif name in names():
+    module = importlib.import_module(f"{__name__}.{name}")
+  else:
+    raise ConfigError(f"unknown config {name!r}: choose one of {', '.join(names())} "
+                      "(experiments/configs/) or give a .py file with a get_config()")
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"--config={name} has no get_config()")
+  return module.get_config()

@@ -1,0 +1,106 @@
+"""Study configs (experiments/configs/) and field-by-field overrides (vbayes/overrides.py)."""
+
+import dataclasses
+import importlib
+
+import pytest
+
+from experiments import configs
+from vbayes import config as config_lib
+from vbayes.config import ConfigError, Study, TrainConfig
+from vbayes.objectives import avb, iwae
+from vbayes.overrides import parse_assignment, with_overrides
+
+
+def test_each_value_is_parsed_as_its_fields_type():
+  config = with_overrides(TrainConfig(), {
+      "epochs": "3", "learning_rate": "0.01", "model.hidden_sizes": "7, 9",
+      "model.activation": "tanh", "objective": "avb", "objective.adaptive_contrast": "true",
+      "objective.adversary_hidden_sizes": "5", "objective.adversary_learning_rate": "2e-4"})
+  assert config.epochs == 3 and config.learning_rate == 0.01
+  assert config.model.hidden_sizes == (7, 9) and config.model.activation == "tanh"
+  assert config.objective == avb.Config(adaptive_contrast=True, adversary_hidden_sizes=(5,),
+                                        adversary_learning_rate=2e-4)
+
+
+def test_a_new_objective_brings_its_defaults_and_encoder_in_any_order():
+  start = TrainConfig(objective=avb.Config(samples=3), model=config_lib.ModelConfig(
+      encoder="implicit"))
+  for order in (("objective.k", "objective"), ("objective", "objective.k")):
+    config = with_overrides(start, {path: {"objective": "iwae", "objective.k": "7"}[path]
+                                    for path in order})
+    assert config.objective == iwae.Config(k=7)
+    assert config.model.encoder == "gaussian"
+  assert with_overrides(TrainConfig(), {"objective": "prior_is"}).model.encoder == "none"
+
+
+def test_a_dataset_brings_its_size_binarization_and_likelihood():
+  config = with_overrides(TrainConfig(), {"data.dataset": "4frames"})
+  assert config.model.data_dim == 4 and config.data.binarization == "fixed"
+  grey = with_overrides(TrainConfig(), {"data.dataset": "mnist", "data.binarization": "none"})
+  assert grey.data.binarization == "none" and grey.model.likelihood == "gaussian"
+  assert with_overrides(grey, {"data.binarization": "dynamic"}).model.likelihood == "bernoulli"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model.latnt_dim": "3"}, "no config field 'model.latnt_dim': ModelConfig's fields are"),
+    ({"epochs": "ten"}, "epochs='ten': expected an integer"),
+    ({"model.hidden_sizes": "5,x"}, "model.hidden_sizes='5,x': expected integers"),
+    ({"objective": "avb", "objective.adaptive_contrast": "maybe"}, "expected true or false"),
+    ({"objective.k": "3"}, "no config field 'objective.k': objective elbo's fields are "
+     "kl_estimator"),
+    ({"objective": "gan"}, "unknown objective 'gan'"),
+    ({"model.encoder.x": "1"}, "no config field 'model.encoder.x'"),
+    ({"epochs": "0"}, "epochs must be positive"),  # checked as the config is built
+])
+def test_a_bad_override_names_the_field_and_what_it_takes(overrides, message):
+  with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with_overrides(TrainConfig(), overrides)
+
+
+def test_an_assignment_is_path_equals_value():
+  assert parse_assignment(" model.latent_dim = 5") == ("model.latent_dim", "5")
+  assert parse_assignment("objective.estimator=dreg") == ("objective.estimator", "dreg")
+  with pytest.raises(ConfigError, match="an override is path=value"):
+    parse_assignment("epochs")
+
+
+def _study() -> Study:
+  vae = TrainConfig(model=config_lib.ModelConfig(hidden_sizes=(8,)))
+  return Study(runs=(("vae", vae), ("avb", vae.replace_objective(avb.Config(samples=4)))),
+               seeds=(0, 1))
+
+
+def test_a_study_path_sets_every_run_that_has_it_or_the_run_it_names():
+  study = with_overrides(_study(), {"epochs": "2", "objective.samples": "16",
+                                    "vae.learning_rate": "0.5", "seeds": "3"})
+  assert study.seeds == (3,)
+  assert [c.epochs for _, c in study.runs] == [2, 2]
+  assert study.run("avb").objective.samples == 16
+  assert study.run("vae").learning_rate == 0.5 and study.run("avb").learning_rate == 1e-3
+  assert set(study.configs()) == {("vae", 3), ("avb", 3)}
+  assert study.configs()["avb", 3].seed == 3
+  with pytest.raises(ConfigError, match="no run of this study has the field 'objective.k'"):
+    with_overrides(_study(), {"objective.k": "5"})
+  with pytest.raises(ConfigError, match="this study's runs are vae, avb; got gan"):
+    _study().select(["gan"])
+
+
+@pytest.mark.parametrize("name", configs.names())
+def test_every_study_config_builds_and_documents_its_command_runtime_and_result(name):
+  config = configs.load(name)
+  assert isinstance(config, (TrainConfig, Study))
+  doc = importlib.import_module(f"experiments.configs.{name}").__doc__
+  assert "python -m experiments." in doc and "Runtime" in doc and "Expected" in doc
+  runs = config.runs if isinstance(config, Study) else (("", config),)
+  for _, run in runs:  # round-trips through config.json as every run's workdir stores it
+    assert TrainConfig.from_dict(run.to_dict()) == run
+
+
+def test_a_config_file_outside_the_package_loads(tmp_path):
+  path = tmp_path / "my_study.py"
+  path.write_text("from vbayes.config import TrainConfig\n\n"
+                  "def get_config():\n  return TrainConfig(epochs=7)\n")
+  assert configs.load(str(path)) == dataclasses.replace(TrainConfig(), epochs=7)
+  with pytest.raises(ConfigError, match="unknown config 'nope': choose one of avb_vs_vae"):
+    configs.load("nope")
