@@ -67,6 +67,9 @@ OBJECTIVE_FLAGS = ("k", "estimator", "kl_estimator", "adaptive_contrast", "avb_s
 flags.DEFINE_integer("noise_dim", 0, "avb: noise inputs of the implicit encoder (0: latent_dim).")
 flags.DEFINE_float("grad_clip", 0.0, "Clip gradients to this global norm (0: no clipping).")
 flags.DEFINE_integer("latent_dim", 2, "Latent dimension L.")
+flags.DEFINE_enum("prior", "standard_normal", config_lib.PRIORS, "p(z): N(0, I) or vamp, the "
+                  "VampPrior (a mixture of the encoder's q(z|u_k) at learned pseudo-inputs u_k).")
+flags.DEFINE_integer("num_pseudo_inputs", 500, "The VampPrior's pseudo-inputs K.")
 flags.DEFINE_list("hidden_sizes", ["500", "500"], "Encoder hidden sizes; the decoder mirrors them.")
 flags.DEFINE_enum("activation", "relu", config_lib.ACTIVATIONS, "Hidden activation.")
 flags.DEFINE_integer("epochs", 10, "Passes over the training split.")
@@ -84,6 +87,7 @@ SHORTHANDS = {
     "dataset": ("data.dataset",), "binarization": ("data.binarization",),
     "decoder": ("model.likelihood",), "objective": ("objective",),
     "latent_dim": ("model.latent_dim",), "hidden_sizes": ("model.hidden_sizes",),
+    "prior": ("model.prior",), "num_pseudo_inputs": ("model.num_pseudo_inputs",),
     "activation": ("model.activation",), "noise_dim": ("model.noise_dim",),
     "epochs": ("epochs",), "batch_size": ("batch_size",), "learning_rate": ("learning_rate",),
     "seed": ("seed",), "steps_per_call": ("steps_per_call",), "eval_k": ("eval_k",),

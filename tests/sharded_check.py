@@ -19,12 +19,15 @@ def main(objective: str):
   assert jax.device_count() == 8, jax.devices()
   extra = {"elbo": {}, "iwae": {"objective": iwae.Config(k=4, estimator="dreg")},
            "prior_is": {"objective": prior_is.Config(k=4)},
+           "iwae_vamp_prior": {"objective": iwae.Config(k=4, estimator="dreg")},
            "avb": {"objective": avb.Config(kl_warmup_steps=3, adaptive_contrast=True, samples=4,
                                            adversary_hidden_sizes=(16,))}}[objective]
   encoder = "implicit" if objective == "avb" else "gaussian"
   config = config_lib.TrainConfig(**extra,
       model=config_lib.ModelConfig(data_dim=20, latent_dim=3, hidden_sizes=(32,),
-                                   encoder=encoder),
+                                   encoder=encoder, num_pseudo_inputs=5,
+                                   prior="vamp" if objective.endswith("vamp_prior")
+                                   else "standard_normal"),
       data=config_lib.DataConfig(dataset="mnist", binarization="dynamic"), batch_size=16,
       steps_per_call=5, learning_rate=1e-3)
   rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from vbayes import config as config_lib, data as data_lib
 from vbayes.training import checkpoint
+from vbayes.training import loop as training_loop
 from vbayes.training import step as training_step
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,6 +88,8 @@ RUNS = {  # name: (data, arguments) of the runs that must succeed
     "from_config": (None, ["--config=vae_50d", *FOUR_FRAMES, "--epochs=2", "--hidden_sizes=16",
                            "--eval_k=20", "--set=model.activation=tanh"]),
     "renyi": (None, [*IW, "--objective=renyi", "--k=4", "--alpha=0.25"]),
+    "vamp_prior": (None, [*IW, "--objective=iwae", "--k=4", "--prior=vamp",
+                          "--num_pseudo_inputs=8"]),
     "avb": (None, AVB),
     "avb_ac": (None, [*AVB, "--adaptive_contrast", "--kl_warmup_steps=50", "--grad_clip=10"]),
 }
@@ -168,7 +171,7 @@ def test_a_run_from_a_study_config_with_flags_and_overrides(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["iwae_dreg", "iwae_stl", "prior_is", "renyi"])
+@pytest.mark.parametrize("name", ["iwae_dreg", "iwae_stl", "prior_is", "renyi", "vamp_prior"])
 def test_importance_weighted_objectives_run_end_to_end(runs, name):
   result, workdir = runs[name]
   succeeded(result)
@@ -181,6 +184,10 @@ def test_importance_weighted_objectives_run_end_to_end(runs, name):
     assert f"--k={config['objective']['k']}" in RUNS[name][1]
   if name == "renyi":  # its setting, through the flag the Config's field defines
     assert config["objective"]["alpha"] == 0.25  # not the default, 0.5
+  if name == "vamp_prior":  # its pseudo-inputs are trained and checkpointed with the rest
+    assert config["model"]["prior"] == "vamp" and config["model"]["num_pseudo_inputs"] == 8
+    params = training_loop.restore_params(workdir, config_lib.TrainConfig.from_dict(config))
+    assert params["prior"]["pseudo_inputs"].shape == (8, 4)
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
   assert final["test_nll_quadrature"] > np.log(4) - 1e-3
   assert final["proposal"] == ("prior" if name == "prior_is" else "encoder")
@@ -218,6 +225,8 @@ BAD_FLAGS = [
     ("--set=epochs", "an override is path=value"),
     ("--set=model.latnt_dim=3", "no config field 'model.latnt_dim': ModelConfig's fields"),
     ("--config=vae_2d --set=objective.k=3", "no config field 'objective.k': objective elbo's"),
+    ("--prior=vamp", "the vamp prior has no closed-form KL with q(z|x): train the ELBO with "
+     "the Monte Carlo KL, kl_estimator mc (--kl_estimator=mc)"),
     ("--set=objective=iwae --set=objective.k=0", "k must be positive"),
 ]
 

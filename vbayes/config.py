@@ -17,6 +17,7 @@ BINARIZATIONS = ("fixed", "dynamic", "threshold", "none")
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
 ENCODERS = ("gaussian", "implicit", "none")
+PRIORS = ("standard_normal", "vamp")
 
 # Which binarizations each dataset allows; the first is its default.
 DATASET_BINARIZATIONS = {name: d.binarizations for name, d in datasets.DATASETS.items()}
@@ -53,6 +54,9 @@ class ModelConfig:
   encoder: "gaussian" (the above), "implicit" for AVB: z = g(x, eps) with
   eps ~ N(0, I) of noise_dim dimensions (0: latent_dim) as an extra input, or
   "none" (the decoder alone, the prior as proposal: prior importance sampling).
+  prior: "standard_normal" (N(0, I)) or "vamp", the VampPrior (Tomczak & Welling
+  2018): the mixture of the Gaussian encoder's q(z | u_k) at num_pseudo_inputs
+  learned pseudo-inputs u_k; it has no closed-form KL with q.
   """
   data_dim: int = 784
   latent_dim: int = 2
@@ -63,6 +67,13 @@ class ModelConfig:
   gaussian_mean: str = "sigmoid"
   encoder: str = "gaussian"
   noise_dim: int = 0
+  prior: str = "standard_normal"
+  num_pseudo_inputs: int = 500
+
+  @property
+  def closed_form_kl(self) -> bool:
+    """Whether KL(q(z|x) || p(z)) has a closed form (vbayes.distributions.kl_divergence)."""
+    return self.prior == "standard_normal"
 
   @property
   def noise_dim_or_latent(self) -> int:
@@ -81,6 +92,12 @@ class ModelConfig:
     require(self.encoder in ENCODERS,
              f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
     require(self.noise_dim >= 0, f"noise_dim must be >= 0, got {self.noise_dim}")
+    require(self.prior in PRIORS, f"prior must be one of {PRIORS}, got {self.prior!r}")
+    require(self.num_pseudo_inputs > 0,
+            f"num_pseudo_inputs must be positive, got {self.num_pseudo_inputs}")
+    require(self.prior == "standard_normal" or self.encoder == "gaussian",
+            f"the {self.prior} prior is made of the Gaussian encoder's posteriors; it needs "
+            f"encoder gaussian, got {self.encoder!r}")
     require(self.gaussian_mean in ("sigmoid", "identity"),
              f"gaussian_mean must be sigmoid or identity, got {self.gaussian_mean!r}")
 
@@ -133,6 +150,9 @@ class ObjectiveConfig:
   def trajectory_dict(self) -> dict[str, Any]:
     """The settings that shape a run's steps (all, unless an objective says otherwise)."""
     return self.to_dict()
+
+  def check_model(self, model: "ModelConfig"):
+    """ConfigError if this objective cannot train `model` (by default it can)."""
 
 
 def objective_configs() -> dict[str, type]:
@@ -210,6 +230,7 @@ class TrainConfig:
     require(self.model.encoder == encoder,
             f"objective {self.objective.name!r} trains the {encoder!r} encoder, got "
             f"{self.model.encoder!r}")
+    self.objective.check_model(self.model)
     binary = self.data.binarization != "none"
     require(binary == (self.model.likelihood == "bernoulli"),
              f"likelihood {self.model.likelihood!r} does not fit binarization "

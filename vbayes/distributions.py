@@ -10,6 +10,7 @@ Latent distributions:
     StdNormal(dim)              N(0, I) (holds no arrays)
     DiagNormal(mean, log_var)   N(m, diag exp(log_var)), reparameterized: a pytree, so
                                 jit, vmap and stop_gradient see its arrays
+    DiagNormalMixture(mean, log_var)  (1/C) sum_c N(m_c, diag v_c), C equal components
     Broadcast(dist, shape)      any distribution repeated over a batch (not a pytree)
 Each has `sample(key, shape)` and `log_prob(z)`, with one convention for shapes:
 a distribution of batch shape [...] (its mean's shape without the last axis)
@@ -139,6 +140,34 @@ class DiagNormal(NamedTuple):
     extra = z.ndim - self.mean.ndim
     return diag_normal_log_prob(_with_sample_axes(self.mean, extra),
                                 _with_sample_axes(self.log_var, extra), z)
+
+
+class DiagNormalMixture(NamedTuple):
+  """p(z) = (1/C) sum_c N(z; m_c, diag v_c), mean and log_var [C, L]: batch shape [].
+
+      log p(z) = logsumexp_c log N(z; m_c, diag v_c) - log C,
+      log N(z; m, diag v) = -1/2 [ sum_l z_l^2 / v_l - 2 z_l m_l / v_l + m_l^2 / v_l
+                                   + log v_l + log 2 pi ],
+  the component terms as two [.., L] x [L, C] products, so that z [..., L] meets the C
+  components without a [..., C, L] array. Samples pick a component uniformly, then draw
+  from it (not reparameterized through the choice).
+  """
+  mean: jax.Array
+  log_var: jax.Array
+
+  def log_prob(self, z_xL: jax.Array) -> jax.Array:
+    precision_CxL = jnp.exp(-self.log_var)
+    log_normal_xC = -0.5 * (
+        (z_xL**2) @ precision_CxL.T - 2.0 * z_xL @ (self.mean * precision_CxL).T
+        + jnp.sum(self.mean**2 * precision_CxL + self.log_var + LOG_2PI, axis=-1))
+    return jax.nn.logsumexp(log_normal_xC, axis=-1) - jnp.log(self.mean.shape[0])
+
+  def sample(self, key: jax.Array, shape=()) -> jax.Array:
+    pick_key, noise_key = jax.random.split(key)
+    shape = _sample_shape(shape)
+    c = jax.random.randint(pick_key, shape, 0, self.mean.shape[0])
+    eps = jax.random.normal(noise_key, (*shape, self.mean.shape[-1]), self.mean.dtype)
+    return self.mean[c] + jnp.exp(0.5 * self.log_var[c]) * eps
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,13 +32,19 @@ def top_half_mask(image_shape: tuple[int, int]) -> jax.Array:
 def masked_elbo(q_params, params, key, x_D, mask_D, *, model: Model | ModelConfig,
                 num_samples: int):
   """Monte Carlo ELBO of q = N(m, diag exp(v)) for the observed pixels of one image:
-  (1/S) sum_s log p(x_obs | z_s) - KL(q || p(z)), z_s ~ q reparameterized."""
+  (1/S) sum_s log p(x_obs | z_s) - KL(q || p(z)), z_s ~ q reparameterized; the KL in
+  closed form where it has one, else (1/S) sum_s log q(z_s) - log p(z_s)."""
   model = as_model(model)
   q = distributions.DiagNormal(q_params["mean"], q_params["log_var"])
   z_SxL = q.sample(key, num_samples)
   log_lik_S = jax.vmap(model.log_likelihood, in_axes=(None, 0, None, None))(
       params, z_SxL, x_D, mask_D)
-  return jnp.mean(log_lik_S) - distributions.kl_divergence(q, model.prior_distribution(params))
+  prior = model.prior_distribution(params)
+  try:
+    kl = distributions.kl_divergence(q, prior)
+  except NotImplementedError:  # e.g. the VampPrior: the same samples' estimate
+    kl = jnp.mean(q.log_prob(z_SxL) - prior.log_prob(z_SxL))
+  return jnp.mean(log_lik_S) - kl
 
 
 # Steps per jitted call of `fit_posterior`; progress lines come between calls.

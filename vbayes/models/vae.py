@@ -54,7 +54,7 @@ class Model:
   # The generative model p(z) p(x | z).
 
   def prior_distribution(self, params):
-    return self.prior.distribution(params.get("prior"))
+    return self.prior.distribution(params)
 
   def log_prior(self, params, z_xL) -> jax.Array:
     """log p(z) for z [..., L]: [...]."""
@@ -157,8 +157,8 @@ def _broadcast_prior(prior, batch_shape, latent_dim):
 
 @functools.cache
 def build(config: ModelConfig) -> Model:
-  """The MLP model `config` describes: N(0, I) prior, MLP decoder, its likelihood, and a
-  Gaussian, implicit or no encoder. Cached: one config, one Model (one jit trace)."""
+  """The MLP model `config` describes: its prior (N(0, I) or the VampPrior), MLP decoder,
+  its likelihood, and a Gaussian, implicit or no encoder. Cached: one config, one Model (one jit trace)."""
   hidden = tuple(config.hidden_sizes)
   if config.likelihood == "bernoulli":
     likelihood = likelihoods.bernoulli()
@@ -172,8 +172,11 @@ def build(config: ModelConfig) -> Model:
                                           config.latent_dim, config.noise_dim_or_latent)
   else:
     proposal = None
-  return Model(data_dim=config.data_dim, latent_dim=config.latent_dim,
-               prior=priors.standard_normal(config.latent_dim),
+  if config.prior == "vamp":
+    prior = priors.vamp(proposal, config.data_dim, config.num_pseudo_inputs)
+  else:
+    prior = priors.standard_normal(config.latent_dim)
+  return Model(data_dim=config.data_dim, latent_dim=config.latent_dim, prior=prior,
                decoder=nets.mlp(hidden[::-1], config.activation), likelihood=likelihood,
                proposal=proposal)
 

@@ -32,6 +32,11 @@ class Config(ObjectiveConfig):
     require(self.kl_estimator in KL_ESTIMATORS,
             f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
 
+  def check_model(self, model: ModelConfig):
+    require(self.kl_estimator != "analytic" or model.closed_form_kl,
+            f"the {model.prior} prior has no closed-form KL with q(z|x): train the ELBO with "
+            "the Monte Carlo KL, kl_estimator mc (--kl_estimator=mc)")
+
 
 def elbo_from_noise(params, eps_L, x_D, *, model: Model | ModelConfig,
                     kl_estimator: str = "analytic"):
