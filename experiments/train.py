@@ -70,6 +70,9 @@ flags.DEFINE_integer("latent_dim", 2, "Latent dimension L.")
 flags.DEFINE_enum("prior", "standard_normal", config_lib.PRIORS, "p(z): N(0, I) or vamp, the "
                   "VampPrior (a mixture of the encoder's q(z|u_k) at learned pseudo-inputs u_k).")
 flags.DEFINE_integer("num_pseudo_inputs", 500, "The VampPrior's pseudo-inputs K.")
+flags.DEFINE_enum("network", "mlp", config_lib.NETWORKS, "Encoder and decoder: MLPs, or conv "
+                  "nets for square images (strided 3x3 convolutions, then --hidden_sizes).")
+flags.DEFINE_list("conv_channels", ["32", "64"], "conv: channels of each stride-2 convolution.")
 flags.DEFINE_list("hidden_sizes", ["500", "500"], "Encoder hidden sizes; the decoder mirrors them.")
 flags.DEFINE_enum("activation", "relu", config_lib.ACTIVATIONS, "Hidden activation.")
 flags.DEFINE_integer("epochs", 10, "Passes over the training split.")
@@ -88,6 +91,7 @@ SHORTHANDS = {
     "decoder": ("model.likelihood",), "objective": ("objective",),
     "latent_dim": ("model.latent_dim",), "hidden_sizes": ("model.hidden_sizes",),
     "prior": ("model.prior",), "num_pseudo_inputs": ("model.num_pseudo_inputs",),
+    "network": ("model.network",), "conv_channels": ("model.conv_channels",),
     "activation": ("model.activation",), "noise_dim": ("model.noise_dim",),
     "epochs": ("epochs",), "batch_size": ("batch_size",), "learning_rate": ("learning_rate",),
     "seed": ("seed",), "steps_per_call": ("steps_per_call",), "eval_k": ("eval_k",),

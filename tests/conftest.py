@@ -38,7 +38,7 @@ SHARED_DATA = Path(os.environ.get(
 TESTS = Path(__file__).resolve().parent
 NOTEBOOKS = tuple(p.stem for p in sorted((TESTS.parent / "colab").glob("*.ipynb")))
 # The objectives tests/sharded_check.py trains on 8 CPU devices.
-SHARDED_OBJECTIVES = ("elbo", "iwae", "prior_is", "avb", "iwae_vamp_prior")
+SHARDED_OBJECTIVES = ("elbo", "iwae", "prior_is", "avb", "iwae_vamp_prior", "elbo_conv_net")
 # Set-up that runs in a process of its own from collection on, beside the other tests:
 # {fixture name: {"process", "out", "log"}}.
 _BACKGROUND = {}

@@ -20,18 +20,22 @@ def main(objective: str):
   extra = {"elbo": {}, "iwae": {"objective": iwae.Config(k=4, estimator="dreg")},
            "prior_is": {"objective": prior_is.Config(k=4)},
            "iwae_vamp_prior": {"objective": iwae.Config(k=4, estimator="dreg")},
+           "elbo_conv_net": {},
            "avb": {"objective": avb.Config(kl_warmup_steps=3, adaptive_contrast=True, samples=4,
                                            adversary_hidden_sizes=(16,))}}[objective]
   encoder = "implicit" if objective == "avb" else "gaussian"
+  conv = objective.endswith("conv_net")
+  data_dim = 16 if conv else 20  # 4x4 images for the conv net
   config = config_lib.TrainConfig(**extra,
-      model=config_lib.ModelConfig(data_dim=20, latent_dim=3, hidden_sizes=(32,),
+      model=config_lib.ModelConfig(data_dim=data_dim, latent_dim=3, hidden_sizes=(32,),
                                    encoder=encoder, num_pseudo_inputs=5,
+                                   network="conv" if conv else "mlp", conv_channels=(2,),
                                    prior="vamp" if objective.endswith("vamp_prior")
                                    else "standard_normal"),
       data=config_lib.DataConfig(dataset="mnist", binarization="dynamic"), batch_size=16,
       steps_per_call=5, learning_rate=1e-3)
   rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.integers(0, 256, size=(64, 20)), jnp.uint8)
+  images = jnp.asarray(rng.integers(0, 256, size=(64, data_dim)), jnp.uint8)
   results, hlo = {}, {}
   for name, mesh in (("single", None), ("sharded", training_step.make_mesh())):
     chunk = training_step.make_train_chunk(training_step.make_update(config), batch_size=16,

@@ -77,6 +77,8 @@ IW = [*FOUR_FRAMES, "--epochs=2", "--hidden_sizes=16", "--eval_k=50"]
 GREY = ["--dataset=mnist", "--epochs=1", "--batch_size=20", "--latent_dim=3", *TINY]
 RUNS = {  # name: (data, arguments) of the runs that must succeed
     "tiny_mnist": ("fake", ["--epochs=2", "--batch_size=20", *TINY]),
+    "conv": ("fake", ["--epochs=1", "--batch_size=20", "--network=conv", "--conv_channels=4,8",
+                      *TINY]),
     "grey_dynamic": ("grey", [*GREY, "--binarization=dynamic"]),
     "grey_none": ("grey", [*GREY, "--binarization=none"]),
     "four_frames": (None, [*FOUR_FRAMES, "--epochs=6", "--hidden_sizes=32", "--eval_k=200",

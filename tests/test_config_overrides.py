@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib
+import json
 
 import pytest
 
@@ -94,7 +95,7 @@ def test_every_study_config_builds_and_documents_its_command_runtime_and_result(
   assert "python -m experiments." in doc and "Runtime" in doc and "Expected" in doc
   runs = config.runs if isinstance(config, Study) else (("", config),)
   for _, run in runs:  # round-trips through config.json as every run's workdir stores it
-    assert TrainConfig.from_dict(run.to_dict()) == run
+    assert TrainConfig.from_dict(json.loads(run.to_json())) == run
 
 
 def test_a_config_file_outside_the_package_loads(tmp_path):

@@ -18,6 +18,7 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
 ENCODERS = ("gaussian", "implicit", "none")
 PRIORS = ("standard_normal", "vamp")
+NETWORKS = ("mlp", "conv")
 
 # Which binarizations each dataset allows; the first is its default.
 DATASET_BINARIZATIONS = {name: d.binarizations for name, d in datasets.DATASETS.items()}
@@ -57,6 +58,10 @@ class ModelConfig:
   prior: "standard_normal" (N(0, I)) or "vamp", the VampPrior (Tomczak & Welling
   2018): the mixture of the Gaussian encoder's q(z | u_k) at num_pseudo_inputs
   learned pseudo-inputs u_k; it has no closed-form KL with q.
+  network: "mlp", or "conv" for square images (vbayes/models/conv_nets.py): a 3x3
+  convolution of stride 2 per entry of conv_channels, then dense layers of
+  hidden_sizes, in the encoder; the mirror, with transposed convolutions, in the
+  decoder.
   """
   data_dim: int = 784
   latent_dim: int = 2
@@ -69,6 +74,8 @@ class ModelConfig:
   noise_dim: int = 0
   prior: str = "standard_normal"
   num_pseudo_inputs: int = 500
+  network: str = "mlp"
+  conv_channels: tuple[int, ...] = (32, 64)
 
   @property
   def closed_form_kl(self) -> bool:
@@ -98,6 +105,16 @@ class ModelConfig:
     require(self.prior == "standard_normal" or self.encoder == "gaussian",
             f"the {self.prior} prior is made of the Gaussian encoder's posteriors; it needs "
             f"encoder gaussian, got {self.encoder!r}")
+    require(self.network in NETWORKS, f"network must be one of {NETWORKS}, got {self.network!r}")
+    if self.network == "conv":
+      side = math.isqrt(self.data_dim)
+      halvings = len(self.conv_channels)
+      require(halvings > 0 and all(c > 0 for c in self.conv_channels),
+              f"conv_channels must be positive and at least one, got {self.conv_channels}")
+      require(side * side == self.data_dim and side % 2**halvings == 0,
+              f"a conv network takes square images whose side halves {halvings} times "
+              f"(one per conv_channels entry); data_dim {self.data_dim} is not one")
+      require(self.encoder != "implicit", "the implicit encoder is an MLP; use network mlp")
     require(self.gaussian_mean in ("sigmoid", "identity"),
              f"gaussian_mean must be sigmoid or identity, got {self.gaussian_mean!r}")
 
@@ -256,8 +273,8 @@ class TrainConfig:
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
     d = dict(d)
-    model = dict(d.pop("model"))
-    model["hidden_sizes"] = tuple(model["hidden_sizes"])
+    model = {name: tuple(value) if isinstance(value, list) else value  # JSON has no tuples
+             for name, value in d.pop("model").items()}
     objective = d.pop("objective", "elbo")
     if isinstance(objective, str):  # written before each objective had its own config
       objective, d = _flat_objective(objective, d)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from vbayes import distributions
 from vbayes.config import ModelConfig
-from vbayes.models import likelihoods, nets, priors, proposals
+from vbayes.models import conv_nets, likelihoods, nets, priors, proposals
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -157,16 +157,23 @@ def _broadcast_prior(prior, batch_shape, latent_dim):
 
 @functools.cache
 def build(config: ModelConfig) -> Model:
-  """The MLP model `config` describes: its prior (N(0, I) or the VampPrior), MLP decoder,
-  its likelihood, and a Gaussian, implicit or no encoder. Cached: one config, one Model (one jit trace)."""
+  """The model `config` describes: its prior (N(0, I) or the VampPrior), its networks
+  (MLPs or conv nets), its likelihood, and a Gaussian, implicit or no encoder. Cached: one config, one Model (one jit trace)."""
   hidden = tuple(config.hidden_sizes)
+  if config.network == "conv":
+    side = conv_nets.image_side(config.data_dim, len(config.conv_channels))
+    encoder_net = conv_nets.conv_encoder(side, config.conv_channels, hidden, config.activation)
+    decoder_net = conv_nets.conv_decoder(side, config.conv_channels, hidden[::-1],
+                                         config.activation)
+  else:
+    encoder_net = nets.mlp(hidden, config.activation)
+    decoder_net = nets.mlp(hidden[::-1], config.activation)
   if config.likelihood == "bernoulli":
     likelihood = likelihoods.bernoulli()
   else:
     likelihood = likelihoods.gaussian(config.min_scale, config.gaussian_mean)
   if config.encoder == "gaussian":
-    proposal = proposals.gaussian_encoder(nets.mlp(hidden, config.activation), config.data_dim,
-                                          config.latent_dim)
+    proposal = proposals.gaussian_encoder(encoder_net, config.data_dim, config.latent_dim)
   elif config.encoder == "implicit":
     proposal = proposals.implicit_encoder(hidden, config.activation, config.data_dim,
                                           config.latent_dim, config.noise_dim_or_latent)
@@ -177,7 +184,7 @@ def build(config: ModelConfig) -> Model:
   else:
     prior = priors.standard_normal(config.latent_dim)
   return Model(data_dim=config.data_dim, latent_dim=config.latent_dim, prior=prior,
-               decoder=nets.mlp(hidden[::-1], config.activation), likelihood=likelihood,
+               decoder=decoder_net, likelihood=likelihood,
                proposal=proposal)
 
 
