@@ -92,6 +92,20 @@ def training_timer(config, images, steps_per_epoch: int, training_step=None) -> 
                training_step.init_state(jax.random.key(0), config), config.steps_per_call)
 
 
+def xla_update_flops(config) -> float:
+  """XLA's count of every FLOP (matmuls, convolutions and elementwise work) of one
+  training update of `config`, from the compiled program's cost analysis."""
+  from vbayes.training import step as training_step
+  state = training_step.init_state(jax.random.key(0), config)
+  x = jnp.zeros((config.batch_size, config.model.data_dim), jnp.float32)
+  update = jax.jit(training_step.make_update(config))
+  compiled = update.lower(state["params"], state["opt_state"], state["step"],
+                          jax.random.key(1), x).compile()
+  analysis = compiled.cost_analysis()
+  analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+  return float(analysis["flops"])
+
+
 def mlp_train_flops(sizes: tuple[int, ...], batch: int, input_gradient: bool = False) -> float:
   """Matmul FLOPs of one forward and backward pass of an MLP with these layer sizes.
 

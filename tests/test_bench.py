@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
     ("train_throughput.py", ["--smoke", "--calls=1"],
      {"steps_per_s", "gflops", "peak_gflops", "fraction_of_peak", "matmul_ceiling_fraction",
       "adam_ceiling_fraction", "handwritten_steps_per_s", "ratio_to_handwritten"}),
+    ("train_throughput.py", ["--smoke", "--calls=1", "--network=conv"],
+     {"steps_per_s", "xla_mflops_per_step", "gflops", "peak_gflops", "fraction_of_peak"}),
     ("iwae_throughput.py", ["--smoke", "--calls=1", "--ks=5"],
      {"iwae_k5_fraction_of_peak", "eval_k5000_fraction_of_peak", "iwae_k5_steps_per_s",
       "eval_k5000_images_per_s", "iwae_k5_matmul_ceiling_fraction",
@@ -54,3 +56,18 @@ def test_mlp_train_flops_counts_what_xla_counts(input_gradient):
   xla = jax.jit(grad).lower(ws, x).compile().cost_analysis()["flops"]
   ours = common.mlp_train_flops(sizes, batch, input_gradient=input_gradient)
   assert ours == pytest.approx(xla, rel=0.05)
+
+
+def test_xla_update_flops_is_the_matmul_count_plus_a_little_elementwise_work():
+  """For the benchmarked MLP VAE, XLA's count of one update's FLOPs (behind the conv
+  benchmark's rate) is the matmul count of mlp_train_flops plus at most 5% (the
+  likelihood, KL, ReLU and Adam's elementwise work)."""
+  sys.path.insert(0, str(REPO / "bench"))
+  import common  # pylint: disable=g-import-not-at-top
+  from vbayes import config as config_lib  # pylint: disable=g-import-not-at-top
+  encoder, decoder, batch = common.VAE
+  config = config_lib.TrainConfig(model=config_lib.ModelConfig(
+      latent_dim=common.VAE.latent_dim, hidden_sizes=common.VAE.hidden_sizes), batch_size=batch)
+  matmuls = (common.mlp_train_flops(encoder, batch)
+             + common.mlp_train_flops(decoder, batch, input_gradient=True))
+  assert 1.0 <= common.xla_update_flops(config) / matmuls <= 1.05
