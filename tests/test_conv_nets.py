@@ -12,8 +12,7 @@ import pytest
 from vbayes import config as config_lib
 from vbayes.config import ConfigError
 from vbayes.models import build, conv_nets
-from vbayes.objectives import elbo, iwae as iw
-from vbayes.training import step as training_step
+from tests import model_checks
 
 SIDE, LATENT = 8, 3  # 8x8 images, two stride-2 convolutions: 8 -> 4 -> 2
 MODEL = config_lib.ModelConfig(data_dim=SIDE * SIDE, latent_dim=LATENT, hidden_sizes=(16,),
@@ -60,11 +59,7 @@ def test_iwae_with_one_sample_is_the_monte_carlo_elbo():
   params = model.init(jax.random.key(4))
   x = jax.random.bernoulli(jax.random.key(5), 0.3, (4, SIDE * SIDE)).astype(jnp.float32)
   eps = jax.random.normal(jax.random.key(6), (4, LATENT))
-  l1 = jax.jit(jax.vmap(lambda e, xx: iw.iwae_from_noise(params, e[None], xx,
-                                                        model=model)["bound"]))(eps, x)
-  one = jax.jit(jax.vmap(lambda e, xx: elbo.elbo_from_noise(
-      params, e, xx, model=model, kl_estimator="mc")["elbo"]))(eps, x)
-  np.testing.assert_allclose(l1, one, rtol=1e-5)
+  model_checks.assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x, eps)
 
 
 @pytest.mark.parametrize("objective", [
@@ -79,17 +74,9 @@ def test_every_objective_that_applies_trains_a_conv_model(objective):
   config = config_lib.TrainConfig(model=MODEL, data=config_lib.DataConfig(),
                                   objective=objective, batch_size=20, learning_rate=3e-3)
   config = config.replace_objective(objective)
-  traces = []
-  update = training_step.make_update(config)
-  counted = lambda *a: (traces.append(1), update(*a))[1]
-  chunk = training_step.make_train_chunk(counted, batch_size=20, steps_per_call=40,
-                                         steps_per_epoch=40, binarization="fixed")
   patterns = np.random.default_rng(0).random((4, SIDE * SIDE)) < 0.3
   x = jnp.asarray(patterns[np.arange(800) % 4].astype(np.uint8))
-  state = training_step.init_state(jax.random.key(0), config)
-  state, first = chunk(state, x, jax.random.key(1), jax.random.key(2))
-  state, second = chunk(state, x, jax.random.key(1), jax.random.key(2))
-  assert len(traces) == 1
+  _, first, second = model_checks.train_two_calls(config, x, steps=40)
   assert float(second["loss"][-10:].mean()) < float(first["loss"][:10].mean())
 
 

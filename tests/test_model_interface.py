@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests import model_checks
 from vbayes import distributions, svi
 from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.evaluation import grid
@@ -80,11 +81,8 @@ def test_iwae_with_one_sample_is_the_monte_carlo_elbo(toy):
   """L_1 from noise eps equals the one-sample ELBO log p(x, z) - log q(z|x) at the same z."""
   model, params, x = toy_model(), toy["perturbed"], toy["x"]
   eps = jax.random.normal(jax.random.key(0), (4, LATENT))
-  l1 = jax.jit(jax.vmap(lambda e, xx: iw.iwae_from_noise(params, e[None], xx,
-                                                        model=model)["bound"]))(eps, x)
-  one = jax.jit(jax.vmap(lambda e, xx: elbo.elbo_from_noise(
-      params, e, xx, model=model, kl_estimator="mc")["elbo"]))(eps, x)
-  np.testing.assert_allclose(l1, one, rtol=1e-6)
+  model_checks.assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x, eps,
+                                                                 rtol=1e-6)
 
 
 def test_analytic_elbo_is_the_mean_of_the_monte_carlo_elbo(toy):

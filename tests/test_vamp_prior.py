@@ -14,9 +14,9 @@ from vbayes.config import ConfigError
 from vbayes.evaluation import grid
 from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.models import build
-from vbayes.objectives import elbo, iwae as iw
 from vbayes.overrides import with_overrides
 from vbayes.training import step as training_step
+from tests import model_checks
 
 DATA, LATENT, PSEUDO = 6, 2, 7
 
@@ -91,11 +91,7 @@ def test_iwae_with_one_sample_is_the_monte_carlo_elbo():
   params = model.init(jax.random.key(6))
   x = jax.random.bernoulli(jax.random.key(7), 0.3, (4, DATA)).astype(jnp.float32)
   eps = jax.random.normal(jax.random.key(8), (4, LATENT))
-  l1 = jax.jit(jax.vmap(lambda e, xx: iw.iwae_from_noise(params, e[None], xx,
-                                                        model=model)["bound"]))(eps, x)
-  one = jax.jit(jax.vmap(lambda e, xx: elbo.elbo_from_noise(
-      params, e, xx, model=model, kl_estimator="mc")["elbo"]))(eps, x)
-  np.testing.assert_allclose(l1, one, rtol=1e-5)
+  model_checks.assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x, eps)
 
 
 @pytest.mark.parametrize("objective", [
@@ -111,19 +107,11 @@ def test_every_objective_that_applies_trains_a_vamp_model(objective):
   config = config_lib.TrainConfig(model=dataclasses.replace(vamp_model(), data_dim=4),
                                   data=config_lib.DataConfig(dataset="4frames"),
                                   objective=objective, batch_size=20, learning_rate=1e-2)
-  traces = []
-  update = training_step.make_update(config)
-  counted = lambda *a: (traces.append(1), update(*a))[1]
-  chunk = training_step.make_train_chunk(counted, batch_size=20, steps_per_call=50,
-                                         steps_per_epoch=50, binarization="fixed")
   x = jnp.asarray(np.eye(4, dtype=np.uint8)[np.arange(1000) % 4])
-  state = training_step.init_state(jax.random.key(0), config)
-  start = np.asarray(state["params"]["prior"]["pseudo_inputs"])
-  state, first = chunk(state, x, jax.random.key(1), jax.random.key(2))
-  state, second = chunk(state, x, jax.random.key(1), jax.random.key(2))
-  assert len(traces) == 1
+  start = training_step.init_state(jax.random.key(0), config)["params"]["prior"]
+  state, first, second = model_checks.train_two_calls(config, x, steps=50)
   assert float(second["loss"][-10:].mean()) < float(first["loss"][:10].mean())
-  assert not np.allclose(state["params"]["prior"]["pseudo_inputs"], start)
+  assert not np.allclose(state["params"]["prior"]["pseudo_inputs"], start["pseudo_inputs"])
 
 
 def test_evaluation_of_a_vamp_model_uses_the_monte_carlo_kl():

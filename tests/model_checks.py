@@ -1,0 +1,34 @@
+"""Checks every model part must pass, shared by the tests of each part."""
+
+import jax
+import numpy as np
+
+from vbayes.objectives import elbo, iwae
+from vbayes.training import step as training_step
+
+
+def assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x_BxD, eps_BxL,
+                                                        rtol: float = 1e-5):
+  """L_1 from noise eps equals the one-sample ELBO log p(x, z) - log q(z|x) at the same z."""
+  l1 = jax.jit(jax.vmap(lambda e, x: iwae.iwae_from_noise(params, e[None], x,
+                                                          model=model)["bound"]))(eps_BxL, x_BxD)
+  one = jax.jit(jax.vmap(lambda e, x: elbo.elbo_from_noise(
+      params, e, x, model=model, kl_estimator="mc")["elbo"]))(eps_BxL, x_BxD)
+  np.testing.assert_allclose(l1, one, rtol=rtol)
+
+
+def train_two_calls(config, images_NxD, steps: int):
+  """Two jitted calls of `steps` steps of config's objective on images (uint8, used as
+  they are), one epoch each. Returns (state, first call's metrics, second's), after
+  checking that the update was traced once."""
+  traces = []
+  update = training_step.make_update(config)
+  counted = lambda *args: (traces.append(1), update(*args))[1]
+  chunk = training_step.make_train_chunk(counted, batch_size=config.batch_size,
+                                         steps_per_call=steps, steps_per_epoch=steps,
+                                         binarization="fixed")
+  state = training_step.init_state(jax.random.key(0), config)
+  state, first = chunk(state, images_NxD, jax.random.key(1), jax.random.key(2))
+  state, second = chunk(state, images_NxD, jax.random.key(1), jax.random.key(2))
+  assert len(traces) == 1, f"traced {len(traces)} times"
+  return state, first, second
