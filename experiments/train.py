@@ -26,9 +26,9 @@ from absl import flags
 import dataclasses
 import typing
 
-from experiments import common
+from experiments import common, configs
 from vbayes import config as config_lib
-from vbayes import objectives
+from vbayes import objectives, overrides
 from vbayes.training import loop as training_loop
 from vbayes.objectives import elbo, iwae
 
@@ -103,13 +103,24 @@ def build_config() -> config_lib.TrainConfig:
   ConfigError naming the bad value."""
   shorthands = {flag: paths for flag, paths in SHORTHANDS.items()
                 if FLAGS[flag].value != "auto"}  # auto: follow the dataset / binarization
-  config = common.config_from_flags(shorthands)
-  if isinstance(config, config_lib.Study):
+  start = configs.load(FLAGS.config) if FLAGS.config else config_lib.TrainConfig()
+  if isinstance(start, config_lib.Study):
     raise config_lib.ConfigError(
         f"--config={FLAGS.config} is a study of several runs "
-        f"({', '.join(name for name, _ in config.runs)}): run it with its own script")
-  objective = config.objective.name  # after --config and --set
-  return common.config_from_flags(shorthands, extra=objective_settings(objective))
+        f"({', '.join(name for name, _ in start.runs)}): run it with its own script")
+  return common.config_from_flags(shorthands, extra=objective_settings(objective_name(start)))
+
+
+def objective_name(start: config_lib.TrainConfig) -> str:
+  """The objective the run will train: the last --set=objective=..., else --objective,
+  else the one of `start`, the --config's config."""
+  for assignment in reversed(FLAGS.set):
+    path, text = overrides.parse_assignment(assignment)
+    if path == "objective":
+      return text
+  if FLAGS["objective"].present:
+    return FLAGS.objective
+  return start.objective.name
 
 
 def _objective_flags() -> dict[str, list[str]]:

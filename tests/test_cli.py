@@ -92,6 +92,8 @@ RUNS = {  # name: (data, arguments) of the runs that must succeed
     "renyi": (None, [*IW, "--objective=renyi", "--k=4", "--alpha=0.25"]),
     "vamp_prior": (None, [*IW, "--objective=iwae", "--k=4", "--prior=vamp",
                           "--num_pseudo_inputs=8"]),
+    "vamp_prior_elbo": (None, [*IW, "--prior=vamp", "--num_pseudo_inputs=8",
+                               "--kl_estimator=mc"]),
     "avb": (None, AVB),
     "avb_ac": (None, [*AVB, "--adaptive_contrast", "--kl_warmup_steps=50", "--grad_clip=10"]),
 }
@@ -158,6 +160,18 @@ def test_four_frames_learns(runs):
   assert losses[-1] < losses[0]
   # 4frames is uniform over 4 images: no model beats log 4 nats.
   assert records[-1]["test_nll_quadrature"] > np.log(4) - 1e-3
+
+
+@pytest.mark.slow
+def test_the_elbo_trains_a_vamp_prior_with_the_monte_carlo_kl(runs):
+  """The command the refusal of the analytic KL names: --prior=vamp --kl_estimator=mc."""
+  result, workdir = runs["vamp_prior_elbo"]
+  succeeded(result)
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["objective"] == {"name": "elbo", "kl_estimator": "mc"}
+  assert config["model"]["prior"] == "vamp"
+  final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
+  assert final["test_nll_quadrature"] > np.log(4) - 1e-3
 
 
 @pytest.mark.slow
@@ -229,6 +243,9 @@ BAD_FLAGS = [
     ("--config=vae_2d --set=objective.k=3", "no config field 'objective.k': objective elbo's"),
     ("--prior=vamp", "the vamp prior has no closed-form KL with q(z|x): train the ELBO with "
      "the Monte Carlo KL, kl_estimator mc (--kl_estimator=mc)"),
+    ("--set=objective=gan", "unknown objective 'gan'"),
+    ("--objective=iwae --set=objective=elbo --k=3", "--k applies to the iwae, renyi and "
+     "prior_is objectives only, not elbo"),
     ("--set=objective=iwae --set=objective.k=0", "k must be positive"),
 ]
 

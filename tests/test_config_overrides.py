@@ -35,6 +35,14 @@ def test_a_new_objective_brings_its_defaults_and_encoder_in_any_order():
   assert with_overrides(TrainConfig(), {"objective": "prior_is"}).model.encoder == "none"
 
 
+def test_naming_the_configs_own_objective_or_dataset_keeps_their_settings():
+  start = TrainConfig(objective=avb.Config(samples=3, adversary_steps=5),
+                      model=config_lib.ModelConfig(encoder="implicit"))
+  assert with_overrides(start, {"objective": "avb"}) == start
+  grey = with_overrides(TrainConfig(), {"data.dataset": "mnist", "data.binarization": "none"})
+  assert with_overrides(grey, {"data.dataset": "mnist"}) == grey
+
+
 def test_a_dataset_brings_its_size_binarization_and_likelihood():
   config = with_overrides(TrainConfig(), {"data.dataset": "4frames"})
   assert config.model.data_dim == 4 and config.data.binarization == "fixed"
@@ -83,6 +91,11 @@ def test_a_study_path_sets_every_run_that_has_it_or_the_run_it_names():
   assert study.configs()["avb", 3].seed == 3
   with pytest.raises(ConfigError, match="no run of this study has the field 'objective.k'"):
     with_overrides(_study(), {"objective.k": "5"})
+  for order in ({"avb.objective.samples": "2", "objective.samples": "9"},
+                {"objective.samples": "9", "avb.objective.samples": "2"}):
+    assert with_overrides(_study(), order).run("avb").objective.samples == 2  # the run's wins
+  with pytest.raises(ConfigError, match="a study's runs take their seeds from its seeds"):
+    with_overrides(_study(), {"seed": "7"})
   with pytest.raises(ConfigError, match="this study's runs are vae, avb; got gan"):
     _study().select(["gan"])
 

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from vbayes.numerics import LOG_2PI, softplus
+from vbayes.numerics import LOG_2PI, largest_divisor_at_most, softplus
 
 
 def _masked_sum(terms_D, mask_D):
@@ -146,21 +146,34 @@ class DiagNormalMixture(NamedTuple):
   """p(z) = (1/C) sum_c N(z; m_c, diag v_c), mean and log_var [C, L]: batch shape [].
 
       log p(z) = logsumexp_c log N(z; m_c, diag v_c) - log C,
-      log N(z; m, diag v) = -1/2 [ sum_l z_l^2 / v_l - 2 z_l m_l / v_l + m_l^2 / v_l
-                                   + log v_l + log 2 pi ],
-  the component terms as two [.., L] x [L, C] products, so that z [..., L] meets the C
-  components without a [..., C, L] array. Samples pick a component uniformly, then draw
-  from it (not reparameterized through the choice).
+      log N(z; m, diag v) = -1/2 sum_l [ (z_l - m_l)^2 / v_l + log v_l + log 2 pi ].
+
+  The squared differences are formed directly (expanding them into z^2/v - 2 z m/v +
+  m^2/v as matrix products loses nats to cancellation in float32 when v is small), for
+  blocks of components at a time (lax.map), so that z [..., L] meets the C components
+  in pieces of at most MAX_ELEMENTS numbers. Samples pick a component uniformly, then
+  draw from it (not reparameterized through the choice).
   """
   mean: jax.Array
   log_var: jax.Array
 
+  MAX_ELEMENTS = 2**22  # per block of components: 16 MB of float32 differences
+
   def log_prob(self, z_xL: jax.Array) -> jax.Array:
-    precision_CxL = jnp.exp(-self.log_var)
-    log_normal_xC = -0.5 * (
-        (z_xL**2) @ precision_CxL.T - 2.0 * z_xL @ (self.mean * precision_CxL).T
-        + jnp.sum(self.mean**2 * precision_CxL + self.log_var + LOG_2PI, axis=-1))
-    return jax.nn.logsumexp(log_normal_xC, axis=-1) - jnp.log(self.mean.shape[0])
+    num, dim = self.mean.shape
+    z_NxL = z_xL.reshape(-1, dim)
+    block = largest_divisor_at_most(num, max(1, self.MAX_ELEMENTS // (z_NxL.shape[0] * dim)))
+
+    def log_normals(component_block):
+      mean_bxL, log_var_bxL = component_block
+      squared_NxbxL = (z_NxL[:, None, :] - mean_bxL) ** 2 * jnp.exp(-log_var_bxL)
+      return -0.5 * jnp.sum(squared_NxbxL + log_var_bxL + LOG_2PI, axis=-1)
+
+    blocks = (self.mean.reshape(num // block, block, dim),
+              self.log_var.reshape(num // block, block, dim))
+    log_normal_NxC = jnp.moveaxis(jax.lax.map(log_normals, blocks), 0, 1).reshape(-1, num)
+    log_p_N = jax.nn.logsumexp(log_normal_NxC, axis=-1) - jnp.log(num)
+    return log_p_N.reshape(z_xL.shape[:-1])
 
   def sample(self, key: jax.Array, shape=()) -> jax.Array:
     pick_key, noise_key = jax.random.split(key)

@@ -8,12 +8,15 @@ or objective (the objective's Config); the text is parsed as the field's type
 (a tuple from comma-separated items, a bool from true/false). All overrides are
 applied, then the config is built and checked once, so that fields that must agree
 can change together. Fields that follow others unless set too:
-  objective (a name)  -> that objective's defaults, and model.encoder its encoder;
-  data.dataset        -> model.data_dim, and data.binarization the dataset's default;
+  objective (a name)  -> that objective's defaults, and model.encoder its encoder
+                         (the config's own objective keeps its settings);
+  data.dataset        -> model.data_dim, and data.binarization the dataset's default
+                         (unless it is the config's dataset already);
   data.binarization   -> model.likelihood: gaussian for "none", else bernoulli.
 
-For a Study (several runs), a path is `seeds`, `<run>.<path>` (one run) or a
-plain `<path>` (every run that has the field, an error if none has it).
+For a Study (several runs), a path is `seeds`, `<run>.<path>` (one run; it wins over
+a plain path) or a plain `<path>` (every run that has the field, an error if none
+has it; `seed` is refused, the runs' seeds are `seeds`).
 """
 
 import dataclasses
@@ -56,6 +59,8 @@ def _set(d: dict[str, Any], path: str, text: str, given: set[str]):
   if names[0] == "objective":
     objective_cls = config_lib.objective_configs()[d["objective"]["name"]]
     if len(names) == 1:  # a new objective: its defaults and its encoder
+      if text == d["objective"]["name"]:
+        return  # the same objective keeps its settings
       objective = config_lib.objective_config(text)
       d["objective"] = objective.to_dict()
       if "model.encoder" not in given:
@@ -67,6 +72,8 @@ def _set(d: dict[str, Any], path: str, text: str, given: set[str]):
     return
   if names[0] in PARTS:
     _require_path(len(names) == 2, path)
+    if path == "data.dataset" and text == d["data"]["dataset"]:
+      return  # the same dataset keeps its binarization and the model's likelihood
     d[names[0]][names[1]] = _parse(PARTS[names[0]], names[1], text, path)
     if path == "data.dataset":
       dataset = datasets.DATASETS.get(d["data"]["dataset"])
@@ -136,8 +143,12 @@ def _study_with_overrides(study: Study, overrides: Mapping[str, str]) -> Study:
   names = [name for name, _ in study.runs]
   per_run = {name: {} for name in names}
   seeds = study.seeds
-  for path, text in overrides.items():
+  # Plain paths first, so that a run's own <run>.<path> wins whatever the order.
+  for path, text in sorted(overrides.items(), key=lambda item: item[0].partition(".")[0]
+                           in per_run):
     head, _, rest = path.partition(".")
+    require(path != "seed", "a study's runs take their seeds from its seeds field: "
+            "set seeds=..., e.g. --set=seeds=0,1")
     if path == "seeds":
       try:
         seeds = _parse_as(tuple[int, ...], text)
