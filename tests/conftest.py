@@ -72,8 +72,9 @@ def _wait_for(fixture: str) -> Path:
 def pytest_collection_finish(session):
   """Starts the background set-up that the collected tests use: tfds' preparation of
   both datasets from the original files (tests/prepare_tfds.py, when they are there),
-  the notebooks at their tiny size (tests/run_notebooks.py) and the 8-device training
-  steps (tests/sharded_check.py)."""
+  the notebooks at their tiny size (tests/run_notebooks.py), the command line's
+  successful runs (tests/cli_cases.py) and the 8-device training steps
+  (tests/sharded_check.py)."""
   used = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
   if "tfds_prepared_from_original_files" in used and (SHARED_DATA / "binarized_mnist").is_dir():
     _start_in_background("tfds_prepared_from_original_files", "prepare_tfds.py",
@@ -85,6 +86,14 @@ def pytest_collection_finish(session):
     _start_in_background("executed_notebooks", "run_notebooks.py",
                          Path(tempfile.mkdtemp(prefix="vbayes_test_notebooks_")), str(data_dir),
                          *NOTEBOOKS)
+  if "cli_runs" in used:  # tests/test_cli.py's successful runs of experiments.train
+    from tests import test_cli  # pylint: disable=import-outside-toplevel
+    root = Path(tempfile.mkdtemp(prefix="vbayes_test_cli_runs_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    _start_in_background("cli_runs", "cli_cases.py", root / "results",
+                         str(test_cli.write_run_cases(root)),
+                         env={"JAX_PLATFORMS": "cpu"})
+    _BACKGROUND["cli_runs"]["root"] = root
   if "sharded_results" in used:  # the device count is fixed when JAX starts: its own process
     _start_in_background("sharded_results", "sharded_check.py",
                          Path(tempfile.mkdtemp(prefix="vbayes_test_sharded_")),
@@ -132,6 +141,15 @@ def write_tiny_tfds(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tfds(tmp_path_factory):
   return write_tiny_tfds(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="session")
+def cli_runs() -> tuple[Path, list[dict]]:
+  """(root, results): tests/test_cli.py's RUNS through experiments.train's command line
+  (tests/cli_cases.py), each in root/<name>, started in the background at collection."""
+  out = _wait_for("cli_runs")
+  lines = (out / "results.jsonl").read_text().splitlines()
+  return _BACKGROUND["cli_runs"]["root"], [json.loads(line) for line in lines]
 
 
 @pytest.fixture(scope="session")

@@ -99,16 +99,27 @@ RUNS = {  # name: (data, arguments) of the runs that must succeed
 }
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, tuple[dict, Path]]:
-  """Every run of RUNS through experiments.train's command line, all in one process
-  (tests/cli_cases.py): {name: (its result, its workdir)}."""
-  root = tmp_path_factory.mktemp("runs")
+def write_run_cases(root: Path) -> Path:
+  """The argument lists of RUNS, with their data written under `root`, one JSON list per
+  line of root/cases.jsonl; conftest runs them through tests/cli_cases.py in the
+  background from collection on."""
   data = {"fake": _fake_mnist(root / "fake"), "grey": _grey_mnist(root / "grey"),
           None: root / "unused"}
   cases = [[f"--workdir={root / name}", f"--data_dir={data[source]}", *args]
            for name, (source, args) in RUNS.items()]
-  return {name: (result, root / name) for name, result in zip(RUNS, run_cases(cases))}
+  path = root / "cases.jsonl"
+  path.write_text("".join(json.dumps(c) + "\n" for c in cases))
+  return path
+
+
+@pytest.fixture(scope="module")
+def runs(cli_runs) -> dict[str, tuple[dict, Path]]:
+  """Every run of RUNS through experiments.train's command line, all in one process
+  (tests/cli_cases.py, started at collection): {name: (its result, its workdir)}."""
+  root, results = cli_runs
+  assert len(results) == len(RUNS), (f"{len(results)} of {len(RUNS)} runs reported",
+                                     results[-1:] if results else None)
+  return {name: (result, root / name) for name, result in zip(RUNS, results)}
 
 
 def succeeded(result: dict):
