@@ -3,6 +3,7 @@ contrast against a hand computation, one trace per training chunk, and the exact
 4Frames log-likelihood against a brute-force sum."""
 
 import dataclasses
+import functools
 import itertools
 
 import jax
@@ -91,35 +92,38 @@ def test_adaptive_contrast_loss_matches_a_hand_computation(moment_samples):
   adversary = avb.init_adversary(jax.random.key(1), config)
   x = jnp.asarray([1.0, 0.0, 0.0, 1.0])
   key, beta = jax.random.key(2), 0.7
-  loss, metrics = avb.model_loss_per_example(params, adversary, key, x, beta, config=config)
+  # Jitted, so that the test compiles a few programs rather than every op on its own.
+  loss, metrics = jax.jit(functools.partial(avb.model_loss_per_example, config=config))(
+      params, adversary, key, x, beta)
+  samples = jax.jit(avb.encoder_samples, static_argnums=(1, 4))
+  logits = jax.jit(jax.vmap(lambda zz: avb.adversary_logit(
+      adversary, config, x, zz, distributions.std_normal_log_prob)))
+  log_liks = jax.jit(jax.vmap(lambda zz: build(config.model).log_likelihood(params, zz, x)))
 
-  z = np.asarray(avb.encoder_samples(params, config.model, key, x, 5), np.float64)
-  moment_z = z if moment_samples == 0 else np.asarray(avb.encoder_samples(
+  z = np.asarray(samples(params, config.model, key, x, 5), np.float64)
+  moment_z = z if moment_samples == 0 else np.asarray(samples(
       params, config.model, jax.random.fold_in(key, avb.MOMENT_STREAM), x, moment_samples))
   mu, sigma = moment_z.mean(axis=0), moment_z.std(axis=0)  # population sd, as moment matching
   z_tilde = (z - mu) / sigma
-  t = np.array([float(avb.adversary_logit(adversary, config, x, jnp.asarray(zt, jnp.float32),
-                                         distributions.std_normal_log_prob))
-                for zt in z_tilde])
+  t = np.asarray(logits(jnp.asarray(z_tilde, jnp.float32)), np.float64)
   log_r = multivariate_normal.logpdf(z, mu, np.diag(sigma**2))
   log_p = multivariate_normal.logpdf(z, np.zeros(2), np.eye(2))
-  log_lik = np.array([float(build(config.model).log_likelihood(
-      params, jnp.asarray(zk, jnp.float32), x)) for zk in z])
+  log_lik = np.asarray(log_liks(jnp.asarray(z, jnp.float32)), np.float64)
   kl = t + log_r - log_p
   np.testing.assert_allclose(metrics["kl"], kl.mean(), rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(loss, beta * kl.mean() - log_lik.mean(), rtol=1e-4, atol=1e-4)
 
   # The adversary's loss: q's normalized samples against N(0, I) draws, on logits.
-  adv_loss, _ = avb.adversary_loss_per_example(adversary, params, key, x, config=config)
+  adv_loss, _ = jax.jit(functools.partial(avb.adversary_loss_per_example, config=config))(
+      adversary, params, key, x)
   q_key, p_key = jax.random.split(key)
-  zq = np.asarray(avb.encoder_samples(params, config.model, q_key, x, 5), np.float64)
+  zq = np.asarray(samples(params, config.model, q_key, x, 5), np.float64)
   moment_z = zq if moment_samples == 0 else moment_z
   zq = (zq - moment_z.mean(axis=0)) / moment_z.std(axis=0)
   zp = np.asarray(jax.random.normal(p_key, (5, 2)))
-  logit = lambda zz: float(avb.adversary_logit(adversary, config, x, jnp.asarray(zz, jnp.float32),
-                                               distributions.std_normal_log_prob))
-  want = (np.mean([np.log1p(np.exp(-logit(zz))) for zz in zq])
-          + np.mean([np.log1p(np.exp(logit(zz))) for zz in zp]))
+  logit_q = np.asarray(logits(jnp.asarray(zq, jnp.float32)), np.float64)
+  logit_p = np.asarray(logits(jnp.asarray(zp, jnp.float32)), np.float64)
+  want = np.mean(np.log1p(np.exp(-logit_q))) + np.mean(np.log1p(np.exp(logit_p)))
   np.testing.assert_allclose(adv_loss, want, rtol=1e-4)
 
 
