@@ -380,9 +380,9 @@ def _restore_params(workdir: Path):
 def test_run_killed_with_sigkill_resumes_to_the_same_parameters(tmp_path, fake_mnist_dir):
   args = ["--epochs=12", "--batch_size=20", "--hidden_sizes=256,256", "--eval_k=2",
           "--quadrature_points=64", "--steps_per_call=5"]
-  straight = cli(f"--workdir={tmp_path / 'straight'}", *args, data_dir=fake_mnist_dir)
-  assert straight.returncode == 0, straight.stderr[-3000:]
-
+  # The uninterrupted run goes on beside the one that is killed and resumed.
+  straight = cli(f"--workdir={tmp_path / 'straight'}", *args, data_dir=fake_mnist_dir,
+                 wait=False)
   workdir = tmp_path / "killed"
   proc = cli(f"--workdir={workdir}", *args, data_dir=fake_mnist_dir, wait=False)
   deadline = time.time() + 240
@@ -398,6 +398,8 @@ def test_run_killed_with_sigkill_resumes_to_the_same_parameters(tmp_path, fake_m
   resumed = cli(f"--workdir={workdir}", *args, data_dir=fake_mnist_dir)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert "resumed from step" in resumed.stdout
+  _, straight_err = straight.communicate(timeout=300)
+  assert straight.returncode == 0, straight_err[-3000:]
   a, b = _restore_params(tmp_path / "straight"), _restore_params(workdir)
   assert int(a["step"]) == int(b["step"]) == 240
   jax.tree.map(np.testing.assert_array_equal, a, b)
