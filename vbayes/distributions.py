@@ -16,7 +16,8 @@ Each has `sample(key, shape)` and `log_prob(z)`, with one convention for shapes:
 a distribution of batch shape [...] (its mean's shape without the last axis)
 draws samples [..., *shape, L], and `log_prob` of z [..., *extra, L] is
 [..., *extra]; so a batch of B encoder outputs gives z [B, K, L] and log q [B, K].
-`kl_divergence(q, p)` is the closed form where one is known.
+`kl_divergence(q, p)` is the closed form where one is known; `kl_or_monte_carlo` falls
+back to a sample estimate.
 
 All Bernoulli densities take logits, never probabilities, so that
 log p = x * l - softplus(l) stays finite for any logit l.
@@ -206,3 +207,14 @@ def kl_divergence(q, p) -> jax.Array:
   if isinstance(q, DiagNormal) and isinstance(p, DiagNormal):
     return kl_diag_normals(q.mean, q.log_var, p.mean, p.log_var)
   raise NotImplementedError(f"no closed-form KL({type(q).__name__} || {type(p).__name__})")
+
+
+def kl_or_monte_carlo(q, p, draw) -> jax.Array:
+  """KL(q || p): the closed form where `kl_divergence` knows one, else the Monte Carlo
+  estimate mean_s [log q(z_s) - log p(z_s)] over the samples z = draw() of q,
+  [..., S, L] (draw is called only then)."""
+  try:
+    return kl_divergence(q, p)
+  except NotImplementedError:
+    z = draw()
+    return jnp.mean(q.log_prob(z) - p.log_prob(z), axis=-1)

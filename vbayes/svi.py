@@ -39,11 +39,7 @@ def masked_elbo(q_params, params, key, x_D, mask_D, *, model: Model | ModelConfi
   z_SxL = q.sample(key, num_samples)
   log_lik_S = jax.vmap(model.log_likelihood, in_axes=(None, 0, None, None))(
       params, z_SxL, x_D, mask_D)
-  prior = model.prior_distribution(params)
-  try:
-    kl = distributions.kl_divergence(q, prior)
-  except NotImplementedError:  # e.g. the VampPrior: the same samples' estimate
-    kl = jnp.mean(q.log_prob(z_SxL) - prior.log_prob(z_SxL))
+  kl = distributions.kl_or_monte_carlo(q, model.prior_distribution(params), lambda: z_SxL)
   return jnp.mean(log_lik_S) - kl
 
 

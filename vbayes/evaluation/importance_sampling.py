@@ -156,11 +156,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
 def _kl(q, prior, key, samples: int = 1000):
   """KL(q || p) per image: the closed form where there is one, else the mean of
   log q(z) - log p(z) over `samples` draws z ~ q (a Monte Carlo estimate)."""
-  try:
-    return distributions.kl_divergence(q, prior)
-  except NotImplementedError:
-    z = q.sample(key, samples)
-    return jnp.mean(q.log_prob(z) - prior.log_prob(z), axis=-1)
+  return distributions.kl_or_monte_carlo(q, prior, lambda: q.sample(key, samples))
 
 
 def _standard_error(values_N: np.ndarray) -> float | None:
