@@ -84,7 +84,8 @@ def training_timer(config, images, steps_per_epoch: int, training_step=None) -> 
   if training_step is None:
     from vbayes.training import step as training_step
   chunk = training_step.make_train_chunk(
-      training_step.make_update(config), batch_size=config.batch_size,
+      training_step.make_update(config, steps_per_epoch=steps_per_epoch),
+      batch_size=config.batch_size,
       steps_per_call=config.steps_per_call, steps_per_epoch=steps_per_epoch,
       binarization="fixed")
   keys = jax.random.key(1), jax.random.key(2)
@@ -98,7 +99,7 @@ def xla_update_flops(config) -> float:
   from vbayes.training import step as training_step
   state = training_step.init_state(jax.random.key(0), config)
   x = jnp.zeros((config.batch_size, config.model.data_dim), jnp.float32)
-  update = jax.jit(training_step.make_update(config))
+  update = jax.jit(training_step.make_update(config, steps_per_epoch=1))
   compiled = update.lower(state["params"], state["opt_state"], state["step"],
                           jax.random.key(1), x).compile()
   analysis = compiled.cost_analysis()

@@ -74,6 +74,13 @@ flags.DEFINE_enum("network", "mlp", config_lib.NETWORKS, "Encoder and decoder: M
                   "nets for square images (strided 3x3 convolutions, then --hidden_sizes).")
 flags.DEFINE_list("conv_channels", ["32", "64"], "conv: channels of each stride-2 convolution.")
 flags.DEFINE_list("hidden_sizes", ["500", "500"], "Encoder hidden sizes; the decoder mirrors them.")
+flags.DEFINE_integer("latent_dim_2", 0, "Units of a second stochastic layer z2 above z1 "
+                     "(0: one layer): p(z2) p(z1|z2) p(x|z1), q(z1|x) q(z2|z1).")
+flags.DEFINE_list("hidden_sizes_2", ["100", "100"], "Hidden sizes of the MLPs between z1 and z2.")
+flags.DEFINE_enum("flow", "none", config_lib.FLOWS, "Posterior flow after the Gaussian "
+                  "encoder: iaf, inverse autoregressive flow (Kingma et al. 2016).")
+flags.DEFINE_integer("flow_steps", 2, "iaf: flow steps T.")
+flags.DEFINE_list("flow_hidden_sizes", ["200", "200"], "iaf: hidden sizes of each step's MADE.")
 flags.DEFINE_enum("activation", "relu", config_lib.ACTIVATIONS, "Hidden activation.")
 flags.DEFINE_integer("epochs", 10, "Passes over the training split.")
 flags.DEFINE_integer("batch_size", 100, "Images per step (divisible by the device count).")
@@ -92,6 +99,9 @@ SHORTHANDS = {
     "latent_dim": ("model.latent_dim",), "hidden_sizes": ("model.hidden_sizes",),
     "prior": ("model.prior",), "num_pseudo_inputs": ("model.num_pseudo_inputs",),
     "network": ("model.network",), "conv_channels": ("model.conv_channels",),
+    "latent_dim_2": ("model.latent_dim_2",), "hidden_sizes_2": ("model.hidden_sizes_2",),
+    "flow": ("model.flow",), "flow_steps": ("model.flow_steps",),
+    "flow_hidden_sizes": ("model.flow_hidden_sizes",),
     "activation": ("model.activation",), "noise_dim": ("model.noise_dim",),
     "epochs": ("epochs",), "batch_size": ("batch_size",), "learning_rate": ("learning_rate",),
     "seed": ("seed",), "steps_per_call": ("steps_per_call",), "eval_k": ("eval_k",),

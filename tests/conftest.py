@@ -38,7 +38,8 @@ SHARED_DATA = Path(os.environ.get(
 TESTS = Path(__file__).resolve().parent
 NOTEBOOKS = tuple(p.stem for p in sorted((TESTS.parent / "colab").glob("*.ipynb")))
 # The objectives tests/sharded_check.py trains on 8 CPU devices.
-SHARDED_OBJECTIVES = ("elbo", "iwae", "prior_is", "avb", "iwae_vamp_prior", "elbo_conv_net")
+SHARDED_OBJECTIVES = ("elbo", "iwae", "prior_is", "avb", "iwae_vamp_prior", "elbo_conv_net",
+                      "iwae_two_layers", "iwae_iaf")
 # Set-up that runs in a process of its own from collection on, beside the other tests:
 # {fixture name: {"process", "out", "log"}}.
 _BACKGROUND = {}

@@ -32,3 +32,8 @@ def train_two_calls(config, images_NxD, steps: int):
   state, second = chunk(state, images_NxD, jax.random.key(1), jax.random.key(2))
   assert len(traces) == 1, f"traced {len(traces)} times"
   return state, first, second
+
+
+def initial_params(config):
+  """The parameters `train_two_calls` starts from."""
+  return training_step.init_state(jax.random.key(0), config)["params"]

@@ -21,6 +21,8 @@ def main(objective: str):
            "prior_is": {"objective": prior_is.Config(k=4)},
            "iwae_vamp_prior": {"objective": iwae.Config(k=4, estimator="dreg")},
            "elbo_conv_net": {},
+           "iwae_two_layers": {"objective": iwae.Config(k=4, estimator="dreg")},
+           "iwae_iaf": {"objective": iwae.Config(k=4, estimator="stl")},
            "avb": {"objective": avb.Config(kl_warmup_steps=3, adaptive_contrast=True, samples=4,
                                            adversary_hidden_sizes=(16,))}}[objective]
   encoder = "implicit" if objective == "avb" else "gaussian"
@@ -31,7 +33,11 @@ def main(objective: str):
                                    encoder=encoder, num_pseudo_inputs=5,
                                    network="conv" if conv else "mlp", conv_channels=(2,),
                                    prior="vamp" if objective.endswith("vamp_prior")
-                                   else "standard_normal"),
+                                   else "standard_normal",
+                                   latent_dim_2=2 if objective.endswith("two_layers") else 0,
+                                   hidden_sizes_2=(8,),
+                                   flow="iaf" if objective.endswith("iaf") else "none",
+                                   flow_hidden_sizes=(8,)),
       data=config_lib.DataConfig(dataset="mnist", binarization="dynamic"), batch_size=16,
       steps_per_call=5, learning_rate=1e-3)
   rng = np.random.default_rng(0)

@@ -92,6 +92,9 @@ RUNS = {  # name: (data, arguments) of the runs that must succeed
     "renyi": (None, [*IW, "--objective=renyi", "--k=4", "--alpha=0.25"]),
     "vamp_prior": (None, [*IW, "--objective=iwae", "--k=4", "--prior=vamp",
                           "--num_pseudo_inputs=8"]),
+    "two_layers": (None, [*IW, "--objective=iwae", "--k=4", "--estimator=stl", "--latent_dim=1",
+                          "--latent_dim_2=1", "--hidden_sizes_2=8"]),
+    "iaf": (None, [*IW, "--objective=iwae", "--k=4", "--flow=iaf", "--flow_hidden_sizes=8"]),
     "vamp_prior_elbo": (None, [*IW, "--prior=vamp", "--num_pseudo_inputs=8",
                                "--kl_estimator=mc"]),
     "avb": (None, AVB),
@@ -198,7 +201,8 @@ def test_a_run_from_a_study_config_with_flags_and_overrides(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["iwae_dreg", "iwae_stl", "prior_is", "renyi", "vamp_prior"])
+@pytest.mark.parametrize("name", ["iwae_dreg", "iwae_stl", "prior_is", "renyi", "vamp_prior",
+                                  "two_layers", "iaf"])
 def test_importance_weighted_objectives_run_end_to_end(runs, name):
   result, workdir = runs[name]
   succeeded(result)
@@ -216,6 +220,8 @@ def test_importance_weighted_objectives_run_end_to_end(runs, name):
     params = training_loop.restore_params(workdir, config_lib.TrainConfig.from_dict(config))
     assert params["prior"]["pseudo_inputs"].shape == (8, 4)
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
+  if name == "two_layers":  # z = [z1, z2], one unit each: quadrature over both layers
+    assert len(final["active_units_per_layer"]) == 2
   assert final["test_nll_quadrature"] > np.log(4) - 1e-3
   assert final["proposal"] == ("prior" if name == "prior_is" else "encoder")
   assert (workdir / "figures" / "latent_grid_walk.png").exists()
@@ -252,8 +258,9 @@ BAD_FLAGS = [
     ("--set=epochs", "an override is path=value"),
     ("--set=model.latnt_dim=3", "no config field 'model.latnt_dim': ModelConfig's fields"),
     ("--config=vae_2d --set=objective.k=3", "no config field 'objective.k': objective elbo's"),
-    ("--prior=vamp", "the vamp prior has no closed-form KL with q(z|x): train the ELBO with "
-     "the Monte Carlo KL, kl_estimator mc (--kl_estimator=mc)"),
+    ("--prior=vamp", "KL(q(z|x) || p(z)) has no closed form for the vamp prior: train the "
+     "ELBO with the Monte Carlo KL, kl_estimator mc (--kl_estimator=mc)"),
+    ("--latent_dim_2=3 --flow=iaf", "a flow posterior is built here for one stochastic layer"),
     ("--set=objective=gan", "unknown objective 'gan'"),
     ("--objective=iwae --set=objective=elbo --k=3", "--k applies to the iwae, renyi and "
      "prior_is objectives only, not elbo"),

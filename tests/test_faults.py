@@ -57,8 +57,8 @@ def test_a_state_gone_nonfinite_is_never_saved_nor_evaluated(tmp_path, monkeypat
   is not (the issue's --learning_rate=inf did this; the config now refuses inf)."""
   real_make_update = training_step.make_update
 
-  def nan_after_update(config, model=None):
-    update = real_make_update(config, model)
+  def nan_after_update(config, model=None, steps_per_epoch=None):
+    update = real_make_update(config, model, steps_per_epoch)
 
     def poisoned(params, opt_state, step, key, x):
       params, opt_state, metrics = update(params, opt_state, step, key, x)

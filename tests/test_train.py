@@ -82,7 +82,8 @@ def _final_params(workdir, config):
 
 @pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
-  full = small_config(epochs=4)
+  """Also across learning-rate stages: the split run resumes in the second of three."""
+  full = small_config(epochs=4, learning_rate_stages=((1, 1.0), (2, 0.3), (1, 0.1)))
   training_loop.run(full, tmp_path / "full", log=lambda _: None)
   training_loop.run(dataclasses.replace(full, epochs=2), tmp_path / "split", log=lambda _: None)
   training_loop.run(full, tmp_path / "split", log=lambda _: None)  # resumes at epoch 2
@@ -117,8 +118,8 @@ def test_a_nan_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpo
       objective=avb.Config(adversary_hidden_sizes=(16,), samples=2))
   real_make_update = training_step.make_update
 
-  def poisoned(config, model=None):
-    update = real_make_update(config, model)
+  def poisoned(config, model=None, steps_per_epoch=None):
+    update = real_make_update(config, model, steps_per_epoch)
 
     def update_with_nan(params, opt_state, step, key, x):
       params, opt_state, metrics = update(params, opt_state, step, key, x)

@@ -148,9 +148,8 @@ def test_evaluation_of_a_vamp_model_uses_the_monte_carlo_kl():
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"objective.kl_estimator": "analytic"}, "the vamp prior has no closed-form KL with "
-     "q(z|x): train the "
-     "ELBO with the Monte Carlo KL"),
+    ({"objective.kl_estimator": "analytic"}, "KL(q(z|x) || p(z)) has no closed form for the "
+     "vamp prior: train the ELBO with the Monte Carlo KL"),
     (dict(objective="prior_is"), "the vamp prior is made of the Gaussian encoder's "
      "posteriors; it needs encoder gaussian, got 'none'"),
     (dict(objective="avb"), "it needs encoder gaussian, got 'implicit'"),

@@ -19,6 +19,7 @@ ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
 ENCODERS = ("gaussian", "implicit", "none")
 PRIORS = ("standard_normal", "vamp")
 NETWORKS = ("mlp", "conv")
+FLOWS = ("none", "iaf")
 
 # Which binarizations each dataset allows; the first is its default.
 DATASET_BINARIZATIONS = {name: d.binarizations for name, d in datasets.DATASETS.items()}
@@ -62,6 +63,13 @@ class ModelConfig:
   convolution of stride 2 per entry of conv_channels, then dense layers of
   hidden_sizes, in the encoder; the mirror, with transposed convolutions, in the
   decoder.
+  latent_dim_2 > 0 adds a second stochastic layer z2 above z1 (latent_dim units)
+  (vbayes/models/hierarchical.py): p(z2) p(z1|z2) p(x|z1) and q(z1|x) q(z2|z1), the
+  conditionals between z1 and z2 MLPs of hidden_sizes_2. Burda et al.'s (2016) two-layer
+  model: hidden_sizes (200, 200), latent_dim 100, hidden_sizes_2 (100, 100),
+  latent_dim_2 50, tanh.
+  flow: "iaf" puts flow_steps inverse autoregressive flow steps (MADEs of
+  flow_hidden_sizes, vbayes/models/flows.py) after the Gaussian encoder.
   """
   data_dim: int = 784
   latent_dim: int = 2
@@ -76,11 +84,32 @@ class ModelConfig:
   num_pseudo_inputs: int = 500
   network: str = "mlp"
   conv_channels: tuple[int, ...] = (32, 64)
+  latent_dim_2: int = 0
+  hidden_sizes_2: tuple[int, ...] = (100, 100)
+  flow: str = "none"
+  flow_steps: int = 2
+  flow_hidden_sizes: tuple[int, ...] = (200, 200)
 
   @property
   def closed_form_kl(self) -> bool:
     """Whether KL(q(z|x) || p(z)) has a closed form (vbayes.distributions.kl_divergence)."""
-    return self.prior == "standard_normal"
+    return self.without_closed_form_kl is None
+
+  @property
+  def without_closed_form_kl(self) -> str | None:
+    """What makes KL(q(z|x) || p(z)) lack a closed form, in words; None if it has one."""
+    if self.prior != "standard_normal":
+      return f"the {self.prior} prior"
+    if self.latent_dim_2:
+      return "two stochastic layers"
+    if self.flow != "none":
+      return f"the {self.flow} posterior"
+    return None
+
+  @property
+  def latent_layers(self) -> tuple[int, ...]:
+    """The units of each stochastic layer, z1 first: z = [z1, z2] has their sum."""
+    return (self.latent_dim, self.latent_dim_2) if self.latent_dim_2 else (self.latent_dim,)
 
   @property
   def noise_dim_or_latent(self) -> int:
@@ -115,6 +144,27 @@ class ModelConfig:
               f"a conv network takes square images whose side halves {halvings} times "
               f"(one per conv_channels entry); data_dim {self.data_dim} is not one")
       require(self.encoder != "implicit", "the implicit encoder is an MLP; use network mlp")
+    require(self.latent_dim_2 >= 0, f"latent_dim_2 must be >= 0, got {self.latent_dim_2}")
+    require(all(h > 0 for h in self.hidden_sizes_2),
+            f"hidden_sizes_2 must all be positive, got {self.hidden_sizes_2}")
+    if self.latent_dim_2:
+      require(self.prior == "standard_normal",
+              f"two stochastic layers have their own prior p(z2) p(z1|z2); prior "
+              f"{self.prior!r} is for one layer (use prior standard_normal)")
+      require(self.encoder != "implicit",
+              "the implicit encoder has one stochastic layer; use latent_dim_2 0")
+    require(self.flow in FLOWS, f"flow must be one of {FLOWS}, got {self.flow!r}")
+    require(self.flow_steps > 0, f"flow_steps must be positive, got {self.flow_steps}")
+    require(bool(self.flow_hidden_sizes) and all(h > 0 for h in self.flow_hidden_sizes),
+            f"flow_hidden_sizes must be positive and at least one, got "
+            f"{self.flow_hidden_sizes}")
+    if self.flow != "none":
+      require(self.encoder == "gaussian",
+              f"a flow transforms the Gaussian encoder's samples; it needs encoder gaussian, "
+              f"got {self.encoder!r}")
+      require(not self.latent_dim_2 and self.prior == "standard_normal",
+              "a flow posterior is built here for one stochastic layer under the N(0, I) "
+              "prior: use latent_dim_2 0 and prior standard_normal")
     require(self.gaussian_mean in ("sigmoid", "identity"),
              f"gaussian_mean must be sigmoid or identity, got {self.gaussian_mean!r}")
 
@@ -195,7 +245,10 @@ class TrainConfig:
   """Everything that determines a training run's trajectory, plus its length.
 
   objective: an objective's Config (vbayes/objectives/), or its name for its
-  defaults. eval_proposal_samples: encoder samples of an implicit encoder for the
+  defaults. Adam runs at learning_rate, or in learning_rate_stages ((epochs,
+  multiplier), ...): learning_rate * multiplier for that many epochs each, the last
+  multiplier after them (vbayes.optimizers.staged_learning_rate); adam_eps is its
+  epsilon. eval_proposal_samples: encoder samples of an implicit encoder for the
   Gaussian proposal of the test log-likelihood. A run is resumable only with the
   same config up to `RUN_LENGTH_FIELDS` (training longer or evaluating differently
   does not change the steps taken).
@@ -215,6 +268,8 @@ class TrainConfig:
   quadrature_points: int = 512
   quadrature_limit: float = 5.0
   grad_clip: float = 0.0
+  adam_eps: float = 1e-8
+  learning_rate_stages: tuple[tuple[int, float], ...] = ()
 
   def __post_init__(self):
     if isinstance(self.objective, str):  # a name: that objective's defaults
@@ -237,6 +292,13 @@ class TrainConfig:
             f"quadrature_points must be at least {MIN_QUADRATURE_POINTS} per axis, got "
             f"{self.quadrature_points}: coarser grids misstate log p(x) by nats (the "
             "README's numbers use 512)")
+    require(positive_finite(self.adam_eps), f"adam_eps must be positive and finite, got "
+            f"{self.adam_eps}")
+    stages = self.learning_rate_stages
+    require(all(len(s) == 2 and s[0] > 0 and positive_finite(s[1]) for s in stages),
+            f"learning_rate_stages are (epochs > 0, multiplier > 0) pairs, got {stages}")
+    object.__setattr__(self, "learning_rate_stages",
+                       tuple((int(epochs), float(m)) for epochs, m in stages))
     require(self.grad_clip >= 0 and math.isfinite(self.grad_clip),
             f"grad_clip must be >= 0 and finite, got {self.grad_clip}")
     encoder = self.objective.encoder
@@ -275,6 +337,7 @@ class TrainConfig:
     d = dict(d)
     model = {name: tuple(value) if isinstance(value, list) else value  # JSON has no tuples
              for name, value in d.pop("model").items()}
+    d["learning_rate_stages"] = tuple(tuple(s) for s in d.get("learning_rate_stages", ()))
     objective = d.pop("objective", "elbo")
     if isinstance(objective, str):  # written before each objective had its own config
       objective, d = _flat_objective(objective, d)

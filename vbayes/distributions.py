@@ -12,10 +12,15 @@ Latent distributions:
                                 jit, vmap and stop_gradient see its arrays
     DiagNormalMixture(mean, log_var)  (1/C) sum_c N(m_c, diag v_c), C equal components
     Broadcast(dist, shape)      any distribution repeated over a batch (not a pytree)
-Each has `sample(key, shape)` and `log_prob(z)`, with one convention for shapes:
+Each has `sample(key, shape)`, `log_prob(z)` and `sample_and_log_prob(key, shape)` (the
+draws with their log-density, which a flow computes on the way forward), with one
+convention for shapes:
 a distribution of batch shape [...] (its mean's shape without the last axis)
 draws samples [..., *shape, L], and `log_prob` of z [..., *extra, L] is
 [..., *extra]; so a batch of B encoder outputs gives z [B, K, L] and log q [B, K].
+A reparameterized distribution (DiagNormal, and the hierarchical and flow posteriors of
+vbayes.models) also has `noise(key, shape)`, `draw(eps)` and `draw_and_log_prob(eps)`:
+z as a differentiable function of its parameters given eps ~ N(0, I).
 `kl_divergence(q, p)` is the closed form where one is known; `kl_or_monte_carlo` falls
 back to a sample estimate.
 
@@ -112,6 +117,10 @@ class StdNormal:
   def log_prob(self, z_xL: jax.Array) -> jax.Array:
     return std_normal_log_prob(z_xL)
 
+  def sample_and_log_prob(self, key: jax.Array, shape=()):
+    z = self.sample(key, shape)
+    return z, self.log_prob(z)
+
 
 class DiagNormal(NamedTuple):
   """N(m, diag exp(log_var)), mean and log_var [..., L]: batch shape [...].
@@ -141,6 +150,16 @@ class DiagNormal(NamedTuple):
     extra = z.ndim - self.mean.ndim
     return diag_normal_log_prob(_with_sample_axes(self.mean, extra),
                                 _with_sample_axes(self.log_var, extra), z)
+
+  def draw_and_log_prob(self, eps: jax.Array):
+    """(z, log q(z)) for z = draw(eps): log q(z) = log N(eps; 0, I) - sum_l log_var_l / 2,
+    the change of variables through z = m + sigma * eps."""
+    extra = eps.ndim - self.mean.ndim
+    log_det = 0.5 * jnp.sum(_with_sample_axes(self.log_var, extra), axis=-1)
+    return self.draw(eps), std_normal_log_prob(eps) - log_det
+
+  def sample_and_log_prob(self, key: jax.Array, shape=()):
+    return self.draw_and_log_prob(self.noise(key, shape))
 
 
 class DiagNormalMixture(NamedTuple):
@@ -183,6 +202,10 @@ class DiagNormalMixture(NamedTuple):
     eps = jax.random.normal(noise_key, (*shape, self.mean.shape[-1]), self.mean.dtype)
     return self.mean[c] + jnp.exp(0.5 * self.log_var[c]) * eps
 
+  def sample_and_log_prob(self, key: jax.Array, shape=()):
+    z = self.sample(key, shape)
+    return z, self.log_prob(z)
+
 
 @dataclasses.dataclass(frozen=True)
 class Broadcast:
@@ -195,6 +218,9 @@ class Broadcast:
 
   def log_prob(self, z: jax.Array) -> jax.Array:
     return self.dist.log_prob(z)
+
+  def sample_and_log_prob(self, key: jax.Array, shape=()):
+    return self.dist.sample_and_log_prob(key, (*self.batch_shape, *_sample_shape(shape)))
 
 
 def kl_divergence(q, p) -> jax.Array:
@@ -211,10 +237,10 @@ def kl_divergence(q, p) -> jax.Array:
 
 def kl_or_monte_carlo(q, p, draw) -> jax.Array:
   """KL(q || p): the closed form where `kl_divergence` knows one, else the Monte Carlo
-  estimate mean_s [log q(z_s) - log p(z_s)] over the samples z = draw() of q,
-  [..., S, L] (draw is called only then)."""
+  estimate mean_s [log q(z_s) - log p(z_s)] over the samples (z, log q(z)) = draw() of
+  q, z [..., S, L] (draw is called only then; `q.sample_and_log_prob` is one)."""
   try:
     return kl_divergence(q, p)
   except NotImplementedError:
-    z = draw()
-    return jnp.mean(q.log_prob(z) - p.log_prob(z), axis=-1)
+    z, log_q = draw()
+    return jnp.mean(log_q - p.log_prob(z), axis=-1)

@@ -36,10 +36,11 @@ def masked_elbo(q_params, params, key, x_D, mask_D, *, model: Model | ModelConfi
   closed form where it has one, else (1/S) sum_s log q(z_s) - log p(z_s)."""
   model = as_model(model)
   q = distributions.DiagNormal(q_params["mean"], q_params["log_var"])
-  z_SxL = q.sample(key, num_samples)
+  z_SxL, log_q_S = q.sample_and_log_prob(key, num_samples)
   log_lik_S = jax.vmap(model.log_likelihood, in_axes=(None, 0, None, None))(
       params, z_SxL, x_D, mask_D)
-  kl = distributions.kl_or_monte_carlo(q, model.prior_distribution(params), lambda: z_SxL)
+  kl = distributions.kl_or_monte_carlo(q, model.prior_distribution(params),
+                                          lambda: (z_SxL, log_q_S))
   return jnp.mean(log_lik_S) - kl
 
 

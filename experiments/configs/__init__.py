@@ -23,18 +23,24 @@ def names() -> list[str]:
 
 def load(name: str):
   """get_config() of the config `name` (a module here) or of the .py file at `name`."""
+  return module(name).get_config()
+
+
+def module(name: str):
+  """The module of the config `name` (here, or the .py file at `name`): it has a
+  get_config(), and may have PUBLISHED, published numbers for its runs."""
   if name.endswith(".py"):
     path = Path(name)
     if not path.is_file():
       raise ConfigError(f"--config={name}: no such file")
     spec = importlib.util.spec_from_file_location(f"vbayes_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    found = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(found)
   elif name in names():
-    module = importlib.import_module(f"{__name__}.{name}")
+    found = importlib.import_module(f"{__name__}.{name}")
   else:
     raise ConfigError(f"unknown config {name!r}: choose one of {', '.join(names())} "
                       "(experiments/configs/) or give a .py file with a get_config()")
-  if not hasattr(module, "get_config"):
+  if not hasattr(found, "get_config"):
     raise ConfigError(f"--config={name} has no get_config()")
-  return module.get_config()
+  return found

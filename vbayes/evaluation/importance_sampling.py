@@ -45,12 +45,12 @@ def importance_sampled_log_likelihood(params, key, x_BxD, *, model: Model | Mode
   q = model.proposal_distribution(params, x_BxD) if proposal is None else proposal
 
   def chunk_terms(i):
-    z_BxCxL = q.sample(jax.random.fold_in(key, i), chunk)
+    z_BxCxL, log_q_BxC = q.sample_and_log_prob(jax.random.fold_in(key, i), chunk)
     # The barrier keeps XLA from merging the two sums over log_lik (over pixels,
     # then samples) into one reduction that writes out every pixel's term.
     log_lik_BxC = jax.lax.optimization_barrier(
         model.log_likelihood_of_samples(params, z_BxCxL, x_BxD))
-    log_w_BxC = model.log_weights(params, x_BxD, z_BxCxL, q, log_lik_BxC)
+    log_w_BxC = model.log_weights(params, x_BxD, z_BxCxL, q, log_lik_BxC, log_q_BxC)
     return log_w_BxC, jnp.sum(log_lik_BxC, axis=1)
 
   log_sum_B, lik_sum_B = numerics.logsumexp_over_chunks(chunk_terms, jnp.arange(k // chunk))
@@ -67,6 +67,15 @@ def proposal_for(params, key, x_BxD, *, model: Model | ModelConfig, proposal_sam
   keys = jax.random.split(key, x_BxD.shape[0])
   draws = lambda key, x_D: model.sample_proposal(params, key, x_D, proposal_samples)
   return moment_matched(jax.vmap(draws)(keys, x_BxD))
+
+
+@functools.partial(jax.jit, static_argnames=("samples",))
+def posterior_mean(q, key, samples: int):
+  """E_q[z | x], [..., L]: the mean of a diagonal Gaussian q, else the mean of `samples`
+  draws (a hierarchical or flow posterior has no closed-form mean)."""
+  if isinstance(q, distributions.DiagNormal):
+    return q.mean
+  return jnp.mean(q.sample(key, samples), axis=-2)
 
 
 def moment_matched(z_xKxL) -> distributions.DiagNormal:
@@ -100,7 +109,9 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   kl, with recon = E_q log p(x|z) over the same k samples and the analytic KL (a
   1000-sample Monte Carlo KL where the prior and q have no closed form);
   active_units: #{i : Var_x E_q[z_i] > 0.01} (Burda et al. 2016), None without an
-  encoder.
+  encoder, and active_units_per_layer, the count within each stochastic layer (one
+  number for one layer); E_q[z_i] is the sample mean of `proposal_samples` draws for
+  a q other than a diagonal Gaussian (`posterior_mean`).
   An implicit (AVB) encoder has no closed-form q: the proposal is the Gaussian
   moment-matched to `proposal_samples` encoder samples, active units use its
   means, and elbo, recon and kl are None (they would need log q).
@@ -110,7 +121,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   With `log`, progress lines (rate, ETA) at most every 10 s, between batches.
   """
   binarize_key, sample_key, proposal_key = jax.random.split(key, 3)
-  kl_key = jax.random.fold_in(key, 3)
+  kl_key, mean_key = jax.random.fold_in(key, 3), jax.random.fold_in(key, 4)
   model = as_model(model)
   implicit = not model.has_proposal_density
   chunk = numerics.largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
@@ -124,7 +135,8 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
     if model.has_encoder:
       q = proposal_for(params, jax.random.fold_in(proposal_key, i), x, model=model,
                        proposal_samples=proposal_samples)
-      means.append(q.mean[:n])
+      means.append(posterior_mean(q, jax.random.fold_in(mean_key, i),
+                                  proposal_samples)[:n])
     lp, rec = importance_sampled_log_likelihood(
         params, jax.random.fold_in(sample_key, i), x, model=model, k=k, chunk=chunk, proposal=q)
     log_px.append(lp[:n]); recon.append(rec[:n])
@@ -141,6 +153,9 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
       "test_recon": None if implicit else float(recon.mean()),
       "test_kl": None if implicit else float(kl.mean()),
       "active_units": active_units(np.concatenate(means)) if model.has_encoder else None,
+      "active_units_per_layer": ([active_units(block) for block in np.split(
+          np.concatenate(means), np.cumsum(model.layers)[:-1], axis=1)]
+                                 if model.has_encoder else None),
       "proposal": ("moment-matched" if implicit else
                    "encoder" if model.has_encoder else "prior"),
       "eval_k": k,
@@ -156,7 +171,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
 def _kl(q, prior, key, samples: int = 1000):
   """KL(q || p) per image: the closed form where there is one, else the mean of
   log q(z) - log p(z) over `samples` draws z ~ q (a Monte Carlo estimate)."""
-  return distributions.kl_or_monte_carlo(q, prior, lambda: q.sample(key, samples))
+  return distributions.kl_or_monte_carlo(q, prior, lambda: q.sample_and_log_prob(key, samples))
 
 
 def _standard_error(values_N: np.ndarray) -> float | None:

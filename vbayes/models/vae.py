@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from vbayes import distributions
 from vbayes.config import ModelConfig
-from vbayes.models import conv_nets, likelihoods, nets, priors, proposals
+from vbayes.models import conv_nets, flows, hierarchical, likelihoods, nets, priors, proposals
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -38,6 +38,12 @@ class Model:
   decoder: nets.Net
   likelihood: likelihoods.Likelihood
   proposal: proposals.Proposal | None = None  # None: the prior is the proposal
+  latent_layers: tuple[int, ...] = ()  # units per stochastic layer; () for one of latent_dim
+
+  @property
+  def layers(self) -> tuple[int, ...]:
+    """The units of each stochastic layer, z = [z1, z2, ...]: they sum to latent_dim."""
+    return self.latent_layers or (self.latent_dim,)
 
   def init(self, key: jax.Array) -> dict:
     enc_key, dec_key = jax.random.split(key)
@@ -94,16 +100,20 @@ class Model:
     """log p(x, z) = log p(x | z) + log p(z) of one image at one z."""
     return self.log_likelihood(params, z_L, x_D) + self.log_prior(params, z_L)
 
-  def log_weights(self, params, x_BxD, z_BxKxL, q, log_lik_BxK=None) -> jax.Array:
+  def log_weights(self, params, x_BxD, z_BxKxL, q, log_lik_BxK=None,
+                  log_q_BxK=None) -> jax.Array:
     """log w_bk = log p(x_b | z_bk) + log p(z_bk) - log q(z_bk | x_b): [B, K].
 
     The log importance weight of every sample-based estimator: exp(log w) is unbiased
     for p(x) when z ~ q. q is the proposal, any distribution of batch shape [B] with
-    `log_prob`. A caller that needs log p(x | z) too may pass it as log_lik_BxK.
+    `log_prob`. A caller that has log p(x | z) or log q(z | x) already (from
+    `q.draw_and_log_prob`, which a flow computes on its way forward) passes it.
     """
     if log_lik_BxK is None:
       log_lik_BxK = self.log_likelihood_of_samples(params, z_BxKxL, x_BxD)
-    return log_lik_BxK + self.log_prior(params, z_BxKxL) - q.log_prob(z_BxKxL)
+    if log_q_BxK is None:
+      log_q_BxK = q.log_prob(z_BxKxL)
+    return log_lik_BxK + self.log_prior(params, z_BxKxL) - log_q_BxK
 
   def mean_image(self, params, z_xL) -> jax.Array:
     """E[x | z]: [..., D]."""
@@ -157,8 +167,10 @@ def _broadcast_prior(prior, batch_shape, latent_dim):
 
 @functools.cache
 def build(config: ModelConfig) -> Model:
-  """The model `config` describes: its prior (N(0, I) or the VampPrior), its networks
-  (MLPs or conv nets), its likelihood, and a Gaussian, implicit or no encoder. Cached: one config, one Model (one jit trace)."""
+  """The model `config` describes: its prior (N(0, I), the VampPrior, or p(z2) p(z1|z2) of
+  two stochastic layers), its networks (MLPs or conv nets), its likelihood, and a
+  Gaussian (optionally followed by an inverse autoregressive flow), implicit or no
+  encoder. Cached: one config, one Model (one jit trace)."""
   hidden = tuple(config.hidden_sizes)
   if config.network == "conv":
     side = conv_nets.image_side(config.data_dim, len(config.conv_channels))
@@ -172,7 +184,17 @@ def build(config: ModelConfig) -> Model:
     likelihood = likelihoods.bernoulli()
   else:
     likelihood = likelihoods.gaussian(config.min_scale, config.gaussian_mean)
-  if config.encoder == "gaussian":
+  layers = config.latent_layers
+  between = nets.mlp(tuple(config.hidden_sizes_2), config.activation)  # z1 <-> z2
+  if len(layers) > 1:
+    decoder_net = hierarchical.reading_first(decoder_net, layers[0])
+  if config.encoder == "gaussian" and len(layers) > 1:
+    proposal = hierarchical.two_layer_encoder(encoder_net, between, config.data_dim, layers)
+  elif config.encoder == "gaussian" and config.flow == "iaf":
+    proposal = flows.iaf_encoder(encoder_net, config.data_dim, config.latent_dim,
+                                 config.flow_steps, tuple(config.flow_hidden_sizes),
+                                 config.activation)
+  elif config.encoder == "gaussian":
     proposal = proposals.gaussian_encoder(encoder_net, config.data_dim, config.latent_dim)
   elif config.encoder == "implicit":
     proposal = proposals.implicit_encoder(hidden, config.activation, config.data_dim,
@@ -181,11 +203,13 @@ def build(config: ModelConfig) -> Model:
     proposal = None
   if config.prior == "vamp":
     prior = priors.vamp(proposal, config.data_dim, config.num_pseudo_inputs)
+  elif len(layers) > 1:
+    prior = hierarchical.two_layer_prior(between, layers)
   else:
     prior = priors.standard_normal(config.latent_dim)
-  return Model(data_dim=config.data_dim, latent_dim=config.latent_dim, prior=prior,
-               decoder=decoder_net, likelihood=likelihood,
-               proposal=proposal)
+  return Model(data_dim=config.data_dim, latent_dim=sum(layers), prior=prior,
+               decoder=decoder_net, likelihood=likelihood, proposal=proposal,
+               latent_layers=layers)
 
 
 def as_model(model: "Model | ModelConfig") -> Model:

@@ -242,10 +242,10 @@ def batch_contrast_moments(params, key, x_BxD, *, config: TrainConfig,
   return jax.vmap(lambda k, x: contrast_moments(params, config, k, x, None, model))(keys, x_BxD)
 
 
-def make_optimizers(config: TrainConfig):
+def make_optimizers(config: TrainConfig, steps_per_epoch: int | None = None):
   """(model optimizer, adversary optimizer): the one-loss objectives' Adam for the model,
-  `optimizers.adam` at the adversary's own learning rate for T."""
-  return (gradient_step.optimizer(config),
+  `optimizers.adam` at the adversary's own (constant) learning rate for T."""
+  return (gradient_step.optimizer(config, steps_per_epoch),
           optimizers.adam(config.objective.adversary_learning_rate, config.grad_clip))
 
 
@@ -261,8 +261,8 @@ def init_state(key: jax.Array, model: Model, config: TrainConfig) -> dict:
   model_key, adv_key = jax.random.split(key)
   model_params = model.init(model_key)
   adversary = init_adversary(adv_key, config, model)
-  model_opt, adv_opt = make_optimizers(config)
-  return {"params": {**model_params, "adversary": adversary},
+  model_opt, adv_opt = make_optimizers(config, steps_per_epoch=1)  # the states do not
+  return {"params": {**model_params, "adversary": adversary},  # depend on the stages' length
           "opt_state": {"model": model_opt.init(model_params),
                         "adversary": adv_opt.init(adversary)},
           "step": jnp.zeros((), jnp.int32)}
@@ -275,14 +275,15 @@ def kl_weight(config: TrainConfig, step) -> jax.Array:
   return jnp.minimum(1.0, (step + 1.0) / config.objective.kl_warmup_steps)
 
 
-def make_update(model: Model, config: TrainConfig):
+def make_update(model: Model, config: TrainConfig, steps_per_epoch: int | None = None):
   """One AVB step (Algorithm 1): config.objective.adversary_steps adversary updates on
   the batch, each with fresh samples, then one encoder/decoder update.
 
   update(params, opt_state, step, key, x_BxD) -> (params, opt_state, metrics);
   metrics["loss"] is the model's loss (beta * KL estimate - log-likelihood).
+  steps_per_epoch: the length of an epoch, for a staged learning rate.
   """
-  model_opt, adv_opt = make_optimizers(config)
+  model_opt, adv_opt = make_optimizers(config, steps_per_epoch)
   adv_grad = jax.value_and_grad(functools.partial(adversary_loss, config=config, model=model),
                                 has_aux=True)
   model_grad = jax.value_and_grad(functools.partial(model_loss, config=config, model=model),

@@ -34,8 +34,8 @@ class Config(ObjectiveConfig):
 
   def check_model(self, model: ModelConfig):
     require(self.kl_estimator != "analytic" or model.closed_form_kl,
-            f"the {model.prior} prior has no closed-form KL with q(z|x): train the ELBO with "
-            "the Monte Carlo KL, kl_estimator mc (--kl_estimator=mc)")
+            f"KL(q(z|x) || p(z)) has no closed form for {model.without_closed_form_kl}: "
+            "train the ELBO with the Monte Carlo KL, kl_estimator mc (--kl_estimator=mc)")
 
 
 def elbo_from_noise(params, eps_L, x_D, *, model: Model | ModelConfig,
@@ -51,12 +51,12 @@ without a closed-form KL).
   """
   model = as_model(model)
   q = model.proposal_distribution(params, x_D)
-  z_L = q.draw(eps_L)
+  z_L, log_q = q.draw_and_log_prob(eps_L)
   log_lik = model.log_likelihood(params, z_L, x_D)
   if kl_estimator == "analytic":
     kl = distributions.kl_divergence(q, model.prior_distribution(params))
   elif kl_estimator == "mc":
-    kl = q.log_prob(z_L) - model.log_prior(params, z_L)
+    kl = log_q - model.log_prior(params, z_L)
   else:
     raise ValueError(f"unknown kl_estimator {kl_estimator!r}")
   return {"elbo": log_lik - kl, "log_likelihood": log_lik, "kl": kl}

@@ -10,22 +10,24 @@ from vbayes import optimizers
 from vbayes.models import Model
 
 
-def optimizer(config) -> optax.GradientTransformation:
-  """`optimizers.adam` at the run's learning rate and gradient clipping."""
-  return optimizers.adam(config.learning_rate, config.grad_clip)
+def optimizer(config, steps_per_epoch: int | None = None) -> optax.GradientTransformation:
+  """`optimizers.adam` with the run's learning rate (and its stages, which need
+  steps_per_epoch), Adam epsilon and gradient clipping."""
+  return optimizers.adam(config.learning_rate, config.grad_clip, eps=config.adam_eps,
+                         stages=config.learning_rate_stages, steps_per_epoch=steps_per_epoch)
 
 
 def init_state(key: jax.Array, model: Model, config) -> dict:
   """The model's parameters, the optimizer's state, step 0."""
   params = model.init(key)
-  return {"params": params, "opt_state": optimizer(config).init(params),
-          "step": jnp.zeros((), jnp.int32)}
+  opt = optimizer(config, steps_per_epoch=1)  # the state does not depend on the stages' length
+  return {"params": params, "opt_state": opt.init(params), "step": jnp.zeros((), jnp.int32)}
 
 
-def make_update(loss: Callable, config):
+def make_update(loss: Callable, config, steps_per_epoch: int | None = None):
   """update(params, opt_state, step, key, x_BxD): one Adam step on
   loss(params, key, x_BxD) -> (scalar, metrics); metrics gain "loss"."""
-  opt = optimizer(config)
+  opt = optimizer(config, steps_per_epoch)
 
   def update(params, opt_state, step, key, x_BxD):
     del step
@@ -41,7 +43,7 @@ def for_loss(make_loss: Callable):
   make_loss(model, settings) -> loss(params, key, x_BxD) -> (scalar, metrics), with
   settings the objective's Config."""
 
-  def make(model: Model, config):
-    return make_update(make_loss(model, config.objective), config)
+  def make(model: Model, config, steps_per_epoch: int | None = None):
+    return make_update(make_loss(model, config.objective), config, steps_per_epoch)
 
   return init_state, make

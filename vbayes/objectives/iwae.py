@@ -54,16 +54,18 @@ def iwae_bounds(params, eps_BxKxL, x_BxD, *, model: Model | ModelConfig,
   """
   model = as_model(model)
   q = model.proposal_distribution(params, x_BxD)
-  z_BxKxL = q.draw(eps_BxKxL)
-  log_w_BxK = model.log_weights(params, x_BxD, z_BxKxL, q)
+  z_BxKxL, log_q_BxK = q.draw_and_log_prob(eps_BxKxL)
+  log_w_BxK = model.log_weights(params, x_BxD, z_BxKxL, q, log_q_BxK=log_q_BxK)
   bound_B = logmeanexp(log_w_BxK, axis=1)
   w_norm_BxK = sg(jax.nn.softmax(log_w_BxK, axis=1))
   if estimator == "reparam":
     surrogate_B = bound_B
   elif estimator in ("stl", "dreg"):
-    # Decoder: gradient of L_k with z held fixed. Encoder: path derivative only.
+    # Decoder: gradient of L_k with z held fixed. Encoder: the path derivative only,
+    # through z, with every parameter of q (whatever q is) behind stop_gradient.
     q_fixed = sg(q)
-    log_w_dec_BxK = model.log_weights(params, x_BxD, sg(z_BxKxL), q_fixed)
+    log_w_dec_BxK = model.log_weights(params, x_BxD, sg(z_BxKxL), q_fixed,
+                                      log_q_BxK=sg(log_q_BxK))
     log_w_enc_BxK = model.log_weights(sg(params), x_BxD, z_BxKxL, q_fixed)
     coef_BxK = w_norm_BxK if estimator == "stl" else w_norm_BxK**2
     surrogate_B = (jax.nn.logsumexp(log_w_dec_BxK, axis=1)

@@ -42,8 +42,8 @@ def renyi_bounds(params, eps_BxKxL, x_BxD, *, model: Model | ModelConfig, alpha:
   """L_{alpha,k}(x_b) for each of B images, k = eps_BxKxL.shape[1], z from the noise: [B]."""
   model = as_model(model)
   q = model.proposal_distribution(params, x_BxD)
-  z_BxKxL = q.draw(eps_BxKxL)
-  log_w_BxK = model.log_weights(params, x_BxD, z_BxKxL, q)
+  z_BxKxL, log_q_BxK = q.draw_and_log_prob(eps_BxKxL)
+  log_w_BxK = model.log_weights(params, x_BxD, z_BxKxL, q, log_q_BxK=log_q_BxK)
   if alpha == 1.0:
     return jnp.mean(log_w_BxK, axis=1)
   return logmeanexp((1.0 - alpha) * log_w_BxK, axis=1) / (1.0 - alpha)

@@ -121,7 +121,8 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
     if start_step < total_steps:
       images = training_step.replicate(jnp.asarray(data.train), mesh)
       train_chunk = training_step.make_train_chunk(
-          training_step.make_update(config), batch_size=config.batch_size,
+          training_step.make_update(config, steps_per_epoch=steps_per_epoch),
+          batch_size=config.batch_size,
           steps_per_call=steps_per_call, steps_per_epoch=steps_per_epoch,
           binarization=data.binarization, mesh=mesh)
       log(f"training {config.objective.name} for {config.epochs} epochs = {total_steps} steps "
@@ -231,7 +232,7 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
   model = config.model
   t0 = time.perf_counter()
   quadrature = ({"limit": config.quadrature_limit, "points": config.quadrature_points}
-                if model.latent_dim == 2 else None)
+                if as_model(model).latent_dim == 2 else None)
   log(f"evaluating {len(data.test)} test images: importance sampling with k={config.eval_k}"
       + (f", then {config.quadrature_points}^2-point grid quadrature" if quadrature else ""))
   results = evaluate_lib.evaluate(params, eval_key, data.test, model=model,
@@ -256,7 +257,8 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
                                      jnp.asarray(data.test[:10]), data.binarization))
     q = evaluate_lib.proposal_for(params, jax.random.fold_in(eval_key, 98), x, model=model,
                                   proposal_samples=100)
-    recon = model.mean_image(params, q.mean)
+    recon = model.mean_image(params, evaluate_lib.posterior_mean(
+        q, jax.random.fold_in(eval_key, 97), 100))
     image_plots.save_reconstructions(x, np.asarray(recon), data.image_shape,
                                figures / "reconstructions.png")
   if model.latent_dim == 2:

@@ -32,11 +32,14 @@ from vbayes.models import Model, build
 TrainState = dict  # {"params": pytree, "opt_state": pytree, "step": int32 scalar}
 
 
-def make_update(config: TrainConfig, model: Model | None = None):
+def make_update(config: TrainConfig, model: Model | None = None,
+                steps_per_epoch: int | None = None):
   """The training update of config.objective (its module's make_update), for `model`
-  (default: the model config.model describes)."""
+  (default: the model config.model describes); steps_per_epoch sets the length of
+  config.learning_rate_stages' epochs (needed only with stages)."""
   model = build(config.model) if model is None else model
-  return objectives.get(config.objective.name).make_update(model, config)
+  return objectives.get(config.objective.name).make_update(model, config,
+                                                           steps_per_epoch=steps_per_epoch)
 
 
 def init_state(key: jax.Array, config: TrainConfig, model: Model | None = None) -> TrainState:
