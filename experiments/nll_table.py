@@ -70,8 +70,14 @@ def main(argv):
   for name, runs in finals.items():
     run = study.run(name)
     nll = np.array([r["test_nll"] for r in runs])
+    # What the runs' last evaluations say: a workdir trained further than --epochs, or
+    # evaluated before with another k, is read, not redone.
+    epochs = {round(r["epoch"], 3) for r in runs}
+    eval_ks = {r["eval_k"] for r in runs}
     results[name] = {
-        "epochs": run.epochs, "full_epochs": full_epochs[name], "eval_k": run.eval_k,
+        "epochs": epochs.pop() if len(epochs) == 1 else sorted(epochs),
+        "full_epochs": full_epochs[name],
+        "eval_k": eval_ks.pop() if len(eval_ks) == 1 else sorted(eval_ks),
         "seeds": list(study.seeds), "test_nll": nll.tolist(),
         "test_nll_stderr": [r["test_nll_stderr"] for r in runs],
         "active_units": [r.get("active_units") for r in runs],
@@ -90,8 +96,8 @@ def results_table(results: dict) -> str:
   rows = ["| run | epochs | test NLL (nats) | active units | training, evaluation (s) | "
           "published |", "| --- | --- | --- | --- | --- | --- |"]
   for name, r in results.items():
-    epochs = str(r["epochs"])
-    if r["epochs"] < r["full_epochs"]:
+    epochs = f"{r['epochs']:g}" if not isinstance(r["epochs"], list) else str(r["epochs"])
+    if max(np.atleast_1d(r["epochs"])) < r["full_epochs"]:
       epochs += f" of its config's {r['full_epochs']}"
     if len(r["test_nll"]) == 1:
       nll = f"{r['test_nll'][0]:.2f} ± {r['test_nll_stderr'][0]:.2f} (s.e. over images)"

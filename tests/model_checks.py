@@ -9,12 +9,22 @@ from vbayes.training import step as training_step
 
 def assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x_BxD, eps_BxL,
                                                         rtol: float = 1e-5):
-  """L_1 from noise eps equals the one-sample ELBO log p(x, z) - log q(z|x) at the same z."""
+  """L_1 from noise eps equals the one-sample ELBO at the same z, and both equal
+  log p(x, z) - log q(z|x) written out here: the joint at z = draw(eps) and q's density
+  at z by `log_prob` (not the log-density the draw carries, which both estimators use)."""
   l1 = jax.jit(jax.vmap(lambda e, x: iwae.iwae_from_noise(params, e[None], x,
                                                           model=model)["bound"]))(eps_BxL, x_BxD)
   one = jax.jit(jax.vmap(lambda e, x: elbo.elbo_from_noise(
       params, e, x, model=model, kl_estimator="mc")["elbo"]))(eps_BxL, x_BxD)
+
+  def written_out(e, x):
+    q = model.proposal_distribution(params, x)
+    z = q.draw(e)
+    return model.log_joint(params, x, z) - q.log_prob(z)
+
   np.testing.assert_allclose(l1, one, rtol=rtol)
+  np.testing.assert_allclose(one, jax.jit(jax.vmap(written_out))(eps_BxL, x_BxD), rtol=rtol,
+                             atol=1e-4)
 
 
 def train_two_calls(config, images_NxD, steps: int):

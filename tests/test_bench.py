@@ -40,6 +40,18 @@ def test_benchmark_prints_its_json_line(script, args, keys):
   assert all(result["peak_gflops"] >= v for k, v in result.items() if k.endswith("_peak_gflops"))
 
 
+def test_the_burda_protocol_benchmark_projects_every_row_it_times():
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+  out = subprocess.run([sys.executable, str(REPO / "bench" / "burda_table1_throughput.py"),
+                        "--smoke", "--calls=1"], env=env, capture_output=True, text=True,
+                       timeout=600, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  assert set(result["rows"]) == {"one_layer_vae_k1", "two_layers_vae_k1"}
+  for row in result["rows"].values():
+    assert min(row.values()) > 0
+
+
 @pytest.mark.parametrize("input_gradient", [False, True])
 def test_mlp_train_flops_counts_what_xla_counts(input_gradient):
   """The FLOP count behind every fraction of peak against XLA's own count for one

@@ -295,8 +295,10 @@ class TrainConfig:
     require(positive_finite(self.adam_eps), f"adam_eps must be positive and finite, got "
             f"{self.adam_eps}")
     stages = self.learning_rate_stages
-    require(all(len(s) == 2 and s[0] > 0 and positive_finite(s[1]) for s in stages),
-            f"learning_rate_stages are (epochs > 0, multiplier > 0) pairs, got {stages}")
+    require(all(len(s) == 2 and isinstance(s[0], int) and s[0] > 0 and positive_finite(s[1])
+                for s in stages),
+            f"learning_rate_stages are (epochs > 0, an integer; multiplier > 0) pairs, got "
+            f"{stages}")
     object.__setattr__(self, "learning_rate_stages",
                        tuple((int(epochs), float(m)) for epochs, m in stages))
     require(self.grad_clip >= 0 and math.isfinite(self.grad_clip),

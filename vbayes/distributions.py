@@ -223,6 +223,14 @@ class Broadcast:
     return self.dist.sample_and_log_prob(key, (*self.batch_shape, *_sample_shape(shape)))
 
 
+def mean_or_sample_mean(q, key: jax.Array, samples: int) -> jax.Array:
+  """E_q[z], [..., L]: the mean of a diagonal Gaussian q, else the mean of `samples` draws
+  from `key` (a hierarchical or flow posterior has no closed-form mean)."""
+  if isinstance(q, DiagNormal):
+    return q.mean
+  return jnp.mean(q.sample(key, samples), axis=-2)
+
+
 def kl_divergence(q, p) -> jax.Array:
   """KL(q || p) in closed form, for q a DiagNormal and p a StdNormal or DiagNormal.
 

@@ -50,12 +50,14 @@ def posterior_means(params, key, x_NxD, *, model: Model | ModelConfig, num: int 
 
 @functools.partial(jax.jit, static_argnames=("model", "batch_size"))
 def encoder_means(params, x_NxD, *, model: Model | ModelConfig, batch_size: int = 1000):
-  """E_q[z | x_n], the encoder's mean for every image: [N, L], in batches of `batch_size`."""
+  """E_q[z | x_n], the encoder's mean for every image: [N, L], in batches of `batch_size`
+  (for a q without a closed-form mean, the mean of 1000 draws from a fixed key)."""
   model = as_model(model)
   if not model.has_encoder:
     raise ValueError("the model has no encoder (it was trained by prior importance "
                      "sampling): there are no encoder means")
-  mean_fn = lambda x_D: model.proposal_distribution(params, x_D).mean
+  mean_fn = lambda x_D: distributions.mean_or_sample_mean(
+      model.proposal_distribution(params, x_D), jax.random.key(0), 1000)
   return jax.lax.map(mean_fn, x_NxD, batch_size=batch_size)
 
 

@@ -69,13 +69,7 @@ def proposal_for(params, key, x_BxD, *, model: Model | ModelConfig, proposal_sam
   return moment_matched(jax.vmap(draws)(keys, x_BxD))
 
 
-@functools.partial(jax.jit, static_argnames=("samples",))
-def posterior_mean(q, key, samples: int):
-  """E_q[z | x], [..., L]: the mean of a diagonal Gaussian q, else the mean of `samples`
-  draws (a hierarchical or flow posterior has no closed-form mean)."""
-  if isinstance(q, distributions.DiagNormal):
-    return q.mean
-  return jnp.mean(q.sample(key, samples), axis=-2)
+posterior_mean = jax.jit(distributions.mean_or_sample_mean, static_argnames=("samples",))
 
 
 def moment_matched(z_xKxL) -> distributions.DiagNormal:

@@ -88,9 +88,9 @@ def two_layer_prior(net: nets.Net, dims: tuple[int, int]) -> priors.Prior:
   """p(z1, z2) = N(z2; 0, I) N(z1; m(z2), diag exp(s(z2))), [m, s] = net(z2) (2 L1
   outputs), net's parameters under params["prior"]. dims = (L1, L2)."""
   l1, l2 = dims
-  top = distributions.DiagNormal(jnp.zeros((l2,), jnp.float32), jnp.zeros((l2,), jnp.float32))
 
   def distribution(params):
+    top = distributions.DiagNormal(jnp.zeros((l2,), jnp.float32), jnp.zeros((l2,), jnp.float32))
     return GaussianChain(top, params["prior"], net.apply, second_dim=l1, first_is_last=True)
 
   return priors.Prior(init=lambda key: net.init(key, l2, 2 * l1), distribution=distribution)
