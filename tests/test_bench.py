@@ -25,6 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
       "eval_k5000_images_per_s", "iwae_k5_matmul_ceiling_fraction",
       "iwae_k5_adam_ceiling_fraction", "eval_k5000_matmul_ceiling_fraction", "peak_gflops",
       "iwae_k5_peak_gflops", "eval_k5000_peak_gflops", "iwae_k5_ratio_to_handwritten"}),
+    ("ais_throughput.py", ["--smoke", "--calls=1"],
+     {"leapfrog_steps_per_s", "gflops", "fraction_of_peak", "ceiling_fraction",
+      "peak_gflops"}),
 ])
 def test_benchmark_prints_its_json_line(script, args, keys):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}

@@ -3,6 +3,7 @@ and a run killed with SIGKILL that resumes to the same parameters."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -428,3 +429,37 @@ def test_avb_runs_end_to_end(runs, name):
   # IS is a stochastic lower bound on log p(x): its NLL is not below the exact one.
   assert final["test_nll"] > final["test_nll_quadrature"] - 0.05
   assert (workdir / "figures" / "reconstructions.png").exists()
+
+
+@pytest.mark.slow
+def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_path):
+  """experiments.evaluate on a copy of the 2-D 4Frames IAF run: AIS (64 chains, 300
+  steps) within 0.1 nats of exact quadrature, BDMC's lower bound below its upper, each
+  printing its JSON line last and adding evaluation_<method>.json and nothing else; a
+  workdir without a run is one error line."""
+  succeeded(runs["iaf"][0])
+  workdir = tmp_path / "run"
+  shutil.copytree(runs["iaf"][1], workdir)
+  before = snapshot(workdir)
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+  commands = {
+      "quadrature": [], "ais": ["--chains=64", "--ais_steps=300"],
+      "bdmc": ["--images=8", "--chains=8", "--ais_steps=100"],
+      "missing": [f"--workdir={tmp_path / 'empty'}", "--method=is"]}
+  processes = {
+      name: subprocess.Popen([sys.executable, "-m", "experiments.evaluate",
+                              f"--workdir={workdir}", f"--method={name}", *args], cwd=REPO,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      for name, args in commands.items()}
+  out = {name: p.communicate(timeout=300) for name, p in processes.items()}
+  assert processes["missing"].returncode == 1
+  assert_one_error_line(out["missing"][1], "holds no config.json")
+  lines = {}
+  for name in ("quadrature", "ais", "bdmc"):
+    assert processes[name].returncode == 0, out[name][1][-3000:]
+    lines[name] = json.loads(out[name][0].strip().splitlines()[-1])
+    assert lines[name] == json.loads((workdir / f"evaluation_{name}.json").read_text())
+  assert abs(lines["ais"]["nll"] - lines["quadrature"]["nll"]) < 0.1
+  assert lines["bdmc"]["lower"] <= lines["bdmc"]["upper"] and lines["bdmc"]["images"] == 8
+  after = snapshot(workdir)
+  assert {p: b for p, b in after.items() if not p.name.startswith("evaluation_")} == before

@@ -11,7 +11,7 @@ Latent distributions:
     DiagNormal(mean, log_var)   N(m, diag exp(log_var)), reparameterized: a pytree, so
                                 jit, vmap and stop_gradient see its arrays
     DiagNormalMixture(mean, log_var)  (1/C) sum_c N(m_c, diag v_c), C equal components
-    Broadcast(dist, shape)      any distribution repeated over a batch (not a pytree)
+    Broadcast(dist, shape)      any distribution repeated over a batch
 Each has `sample(key, shape)`, `log_prob(z)` and `sample_and_log_prob(key, shape)` (the
 draws with their log-density, which a flow computes on the way forward), with one
 convention for shapes:
@@ -29,6 +29,7 @@ log p = x * l - softplus(l) stays finite for any logit l.
 """
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import jax
@@ -106,9 +107,10 @@ def _with_sample_axes(a_xL: jax.Array, extra: int) -> jax.Array:
   return a_xL.reshape(a_xL.shape[:-1] + (1,) * extra + a_xL.shape[-1:])
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=["dim"])
 @dataclasses.dataclass(frozen=True)
 class StdNormal:
-  """p(z) = N(0, I_L): batch shape []. It holds no arrays (not a pytree)."""
+  """p(z) = N(0, I_L): batch shape []. It holds no arrays (a pytree without leaves)."""
   dim: int
 
   def sample(self, key: jax.Array, shape=()) -> jax.Array:
@@ -207,6 +209,8 @@ class DiagNormalMixture(NamedTuple):
     return z, self.log_prob(z)
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["dist"],
+                   meta_fields=["batch_shape"])
 @dataclasses.dataclass(frozen=True)
 class Broadcast:
   """`dist` repeated over a batch: sample(key, shape) draws [*batch_shape, *shape, L]."""

@@ -1,0 +1,165 @@
+r"""Evaluate a trained run's test log-likelihood by another method, certified where it can be.
+
+    python -m experiments.evaluate --workdir=W --method=ais [--images=1000] \
+        [--chains=16 --ais_steps=1000] --manual_dir=../shared/data
+
+W is an experiments.train workdir (any model, any objective); its config and latest
+checkpoint are read, and nothing there is changed but evaluation_<method>.json.
+  is          importance sampling with --k samples from q(z|x) (the model's proposal: the
+              encoder, the moment-matched Gaussian of an implicit one, or the prior)
+  ais         annealed importance sampling from that proposal to p(z|x) (--chains per
+              image, --ais_steps distributions on a --schedule, HMC with --leapfrog_steps
+              and a per-chain step size adapted toward 0.65 acceptance): a stochastic lower
+              bound that is exact as the steps grow
+  bdmc        on --images simulated from the model (z ~ p(z), x ~ p(x|z)): forward AIS
+              (lower bound) and reverse AIS from the true z (upper bound); their gap bounds
+              AIS's error on real data of similar difficulty
+  quadrature  exact 2-D grid quadrature (--quadrature_points per axis on [-5, 5]^2)
+Each prints progress with rate and ETA; the last line is one JSON object: method, nll
+(mean over images), nll_stderr (over images), images, the settings, the time, and for
+bdmc lower and upper (means of the bounds on log p(x)) and gap.
+"""
+
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import flags
+
+from experiments import common
+from vbayes import config as config_lib
+from vbayes import data as data_lib
+from vbayes.evaluation import ais, grid
+from vbayes.evaluation import importance_sampling as evaluate_lib
+from vbayes.models import build
+from vbayes.numerics import largest_divisor_at_most
+from vbayes.progress import Progress
+from vbayes.training import loop as training_loop
+from vbayes.training import workdir as workdir_lib
+
+METHODS = ("is", "ais", "bdmc", "quadrature")
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A trained experiments.train workdir.", required=True)
+flags.DEFINE_enum("method", "ais", METHODS, "How to estimate log p(x).")
+flags.DEFINE_integer("images", None, "Evaluate the first N test images (bdmc: simulate N; "
+                     "default: all test images, bdmc 100).")
+flags.DEFINE_integer("batch_size", 10, "Images per jitted call (ais, bdmc); is: 100.")
+flags.DEFINE_integer("k", None, "is: importance samples per image (default: the run's eval_k).")
+flags.DEFINE_integer("chains", 16, "ais, bdmc: AIS chains per image.")
+flags.DEFINE_integer("ais_steps", 1000, "ais, bdmc: annealing distributions T.")
+flags.DEFINE_enum("schedule", "sigmoid", ais.SCHEDULES, "ais, bdmc: the beta schedule.")
+flags.DEFINE_integer("leapfrog_steps", 10, "ais, bdmc: leapfrog steps per HMC transition.")
+flags.DEFINE_integer("quadrature_points", 512, "quadrature: grid points per axis.")
+flags.DEFINE_integer("seed", 0, "Seed of the binarization, samples and chains.")
+common.define_data_flags()
+
+
+def load_run(workdir: Path):
+  """(config, params) of the run in `workdir`; a clear error when there is none."""
+  path = workdir / workdir_lib.CONFIG_FILE
+  if not path.is_file():
+    raise workdir_lib.WorkdirError(f"{workdir} holds no {workdir_lib.CONFIG_FILE}: give the "
+                                   "--workdir of a run trained by experiments.train")
+  config = config_lib.TrainConfig.from_dict(json.loads(path.read_text()))
+  return config, training_loop.restore_params(workdir, config)
+
+
+def batches(n: int, size: int):
+  for start in range(0, n, size):
+    yield start, min(start + size, n)
+
+
+def main(argv):
+  del argv
+  workdir = Path(FLAGS.workdir)
+  config, params = load_run(workdir)
+  model = build(config.model)
+  key = jax.random.key(FLAGS.seed)
+  settings = ais.HMCSettings(leapfrog_steps=FLAGS.leapfrog_steps)
+  out = {"method": FLAGS.method, "workdir": str(workdir)}
+  log = lambda line: print(line, flush=True)
+  start_time = time.perf_counter()
+
+  if FLAGS.method == "bdmc":
+    n = FLAGS.images or 100
+    z_all, x_all = ais.simulate(params, jax.random.fold_in(key, 1), n, model=model)
+    lower, upper = [], []
+    progress = Progress(f"bdmc, {FLAGS.chains} chains x {FLAGS.ais_steps} steps", n,
+                        "images", log, every=10.0)
+    for i, (a, b) in enumerate(batches(n, FLAGS.batch_size)):
+      x = x_all[a:b]
+      q0 = evaluate_lib.proposal_for(params, jax.random.fold_in(key, 2 + i), x, model=model,
+                                     proposal_samples=config.eval_proposal_samples)
+      res = ais.bdmc(params, jax.random.fold_in(key, 10_000 + i), x, z_all[a:b], q0,
+                     model=model, chains=FLAGS.chains, num_steps=FLAGS.ais_steps,
+                     schedule=FLAGS.schedule, settings=settings)
+      lower.append(res["lower"]); upper.append(res["upper"])
+      progress.update(b, wait_for=res["lower"])
+    lower, upper = (np.concatenate(jax.device_get(v)) for v in (lower, upper))
+    log_px = lower
+    out.update(lower=float(lower.mean()), upper=float(upper.mean()),
+               gap=float((upper - lower).mean()), data="simulated from the model")
+  else:
+    data = data_lib.load(config.data, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir)
+    test = data.test[:FLAGS.images] if FLAGS.images else data.test
+    n = len(test)
+    x_all = data_lib.to_float(jax.random.fold_in(key, 0), jnp.asarray(test),
+                              data.binarization)
+    log_px = []
+    if FLAGS.method == "quadrature":
+      if model.latent_dim != 2:
+        raise ValueError(f"quadrature needs a 2-D latent; this model's is {model.latent_dim}-D: "
+                         "use --method=ais")
+      log_px = [grid.quadrature_log_likelihood(params, x_all, model=model, limit=5.0,
+                                               points=FLAGS.quadrature_points, log=log)]
+    else:
+      size = 100 if FLAGS.method == "is" else FLAGS.batch_size
+      k = FLAGS.k or config.eval_k
+      what = (f"importance sampling, k={k}" if FLAGS.method == "is" else
+              f"ais, {FLAGS.chains} chains x {FLAGS.ais_steps} steps")
+      progress = Progress(what, n, "images", log)
+      for i, (a, b) in enumerate(batches(n, size)):
+        x = x_all[a:b]
+        q0 = evaluate_lib.proposal_for(params, jax.random.fold_in(key, 2 + i), x, model=model,
+                                       proposal_samples=config.eval_proposal_samples)
+        if FLAGS.method == "is":
+          chunk = largest_divisor_at_most(k, max(1, evaluate_lib.MAX_ROWS_PER_CHUNK // size))
+          lp, _ = evaluate_lib.importance_sampled_log_likelihood(
+              params, jax.random.fold_in(key, 10_000 + i), x, model=model, k=k, chunk=chunk,
+              proposal=q0)
+        else:
+          lp = ais.ais_log_likelihood(params, jax.random.fold_in(key, 10_000 + i), x, q0,
+                                      model=model, chains=FLAGS.chains,
+                                      num_steps=FLAGS.ais_steps, schedule=FLAGS.schedule,
+                                      settings=settings)["log_px"]
+        log_px.append(lp)
+        progress.update(b, wait_for=lp)
+      out["k" if FLAGS.method == "is" else "proposal"] = (
+          k if FLAGS.method == "is" else
+          "moment-matched" if not model.has_proposal_density else
+          "encoder" if model.has_encoder else "prior")
+    log_px = np.concatenate(jax.device_get(log_px))
+    out["data"] = f"{config.data.dataset} test split ({config.data.binarization})"
+  if not np.all(np.isfinite(log_px)):
+    raise ValueError(f"{FLAGS.method} gave a non-finite log p(x) for "
+                     f"{int(np.sum(~np.isfinite(log_px)))} images; nothing was written")
+  out.update(nll=float(-log_px.mean()),
+             nll_stderr=float(np.std(log_px, ddof=1) / math.sqrt(len(log_px)))
+             if len(log_px) > 1 else None,
+             images=int(len(log_px)), seconds=round(time.perf_counter() - start_time, 1))
+  if FLAGS.method in ("ais", "bdmc"):
+    out.update(chains=FLAGS.chains, ais_steps=FLAGS.ais_steps, schedule=FLAGS.schedule,
+               leapfrog_steps=FLAGS.leapfrog_steps)
+  if FLAGS.method == "quadrature":
+    out.update(quadrature_points=FLAGS.quadrature_points, limit=5.0)
+  workdir_lib.write_atomically(workdir / f"evaluation_{FLAGS.method}.json",
+                               json.dumps(out, indent=2))
+  print(json.dumps(out))
+
+
+if __name__ == "__main__":
+  common.run(main)

@@ -1,0 +1,212 @@
+r"""Annealed importance sampling (Neal 2001) and bidirectional Monte Carlo (Grosse et al.
+2015), written against the model interface: every prior, proposal and likelihood works.
+
+AIS anneals from a proposal q0(z) to the posterior p(z | x) through
+
+    log gamma_t(z) = log q0(z) + beta_t [log p(x, z) - log q0(z)],   0 = beta_0 < ... < beta_T = 1,
+
+with z_0 ~ q0, and for t = 1..T the weight update then a transition that leaves gamma_t
+invariant:
+
+    log w += (beta_t - beta_{t-1}) [log p(x, z_{t-1}) - log q0(z_{t-1})],   z_t ~ HMC_t(z_{t-1}).
+
+E[w] = p(x), so log (1/C) sum_c w_c over C chains is a stochastic lower bound on log p(x)
+that is exact as T grows. The transitions are Hamiltonian Monte Carlo: unit mass,
+`leapfrog_steps` leapfrog steps of a step size kept per chain and adapted after every
+transition toward a target acceptance rate (times 1.02 above it, 0.98 below), as in
+the reference implementation of Wu et al. (2017).
+
+Reverse AIS runs the same chain from an exact posterior sample with beta from 1 to 0;
+its weights estimate 1 / p(x), so -log (1/C) sum_c w_c is a stochastic upper bound.
+On data simulated from the model, where the z that made x is an exact posterior sample,
+the forward and reverse bounds sandwich log p(x) (BDMC); their gap bounds AIS's error.
+
+Shapes: B images, C chains each, L latent dimensions; chains and images are one
+[B, C, L] array, the annealing loop one `lax.scan`, the leapfrog loop another.
+"""
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vbayes.config import ModelConfig
+from vbayes.models import Model, as_model
+from vbayes.numerics import logmeanexp
+
+SCHEDULES = ("linear", "sigmoid")
+STEP_GROWTH = 1.02  # step size multiplier after a transition above the target acceptance
+STEP_SHRINK = 0.98  # ... and below it
+
+
+def betas(num_steps: int, schedule: str = "sigmoid", sharpness: float = 4.0) -> np.ndarray:
+  """beta_0 = 0 < beta_1 < ... < beta_T = 1, T = num_steps: [T + 1].
+
+  linear: beta_t = t / T. sigmoid (Wu et al. 2017): s_t = sigmoid(sharpness (2t/T - 1)),
+  rescaled to run from 0 to 1, (s_t - s_0) / (s_T - s_0): small steps near both ends.
+  """
+  if num_steps < 1:
+    raise ValueError(f"AIS needs at least one step, got {num_steps}")
+  t = np.arange(num_steps + 1) / num_steps
+  if schedule == "linear":
+    return t
+  if schedule == "sigmoid":
+    s = 1.0 / (1.0 + np.exp(-sharpness * (2.0 * t - 1.0)))
+    return (s - s[0]) / (s[-1] - s[0])
+  raise ValueError(f"unknown schedule {schedule!r}: choose one of {SCHEDULES}")
+
+
+class HMCSettings(NamedTuple):
+  leapfrog_steps: int = 10
+  initial_step_size: float = 0.01
+  target_acceptance: float = 0.65
+  adapt: bool = True
+
+
+def _log_densities(params, model: Model, x_BxD, q0, z_BxCxL):
+  """(log q0(z), log p(x, z)), each [B, C]."""
+  log_joint = (model.log_likelihood_of_samples(params, z_BxCxL, x_BxD)
+               + model.log_prior(params, z_BxCxL))
+  return q0.log_prob(z_BxCxL), log_joint
+
+
+def _value_and_grad(log_density, z_BxCxL):
+  """(log_density(z) [B, C], its gradient in z [B, C, L]): chains are independent, so one
+  vector-Jacobian product with ones gives every chain's gradient."""
+  value, pullback = jax.vjp(log_density, z_BxCxL)
+  return value, pullback(jnp.ones_like(value))[0]
+
+
+def hmc_step(log_density, key, z_BxCxL, step_BxC, settings: HMCSettings):
+  """One HMC transition of every chain, invariant for exp(log_density), whose value at z
+  [B, C, L] is [B, C] (chains independent): momentum p ~ N(0, I), leapfrog steps
+
+      p <- p + (eps/2) grad,  z <- z + eps p,  p <- p + (eps/2) grad,
+
+  then accept with probability min(1, exp(H(z, p) - H(z', p'))), H = -log density +
+  |p|^2 / 2. Returns (z, step size, acceptance probability [B, C]); the step size is
+  adapted when settings.adapt."""
+  momentum_key, accept_key = jax.random.split(key)
+  p0 = jax.random.normal(momentum_key, z_BxCxL.shape, z_BxCxL.dtype)
+  eps = step_BxC[..., None]
+  log_p0, grad0 = _value_and_grad(log_density, z_BxCxL)
+
+  def leapfrog(carry, _):
+    z, p, _, grad = carry
+    p = p + 0.5 * eps * grad
+    z = z + eps * p
+    value, grad = _value_and_grad(log_density, z)
+    p = p + 0.5 * eps * grad
+    return (z, p, value, grad), None
+
+  (z1, p1, log_p1, _), _ = jax.lax.scan(leapfrog, (z_BxCxL, p0, log_p0, grad0), None,
+                                        length=settings.leapfrog_steps)
+  log_ratio = (log_p1 - 0.5 * jnp.sum(p1**2, axis=-1)) - (log_p0 - 0.5 * jnp.sum(p0**2, axis=-1))
+  log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)  # a diverged proposal
+  accept_prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
+  accept = jax.random.uniform(accept_key, accept_prob.shape) < accept_prob
+  z = jnp.where(accept[..., None], z1, z_BxCxL)
+  if settings.adapt:
+    step_BxC = step_BxC * jnp.where(accept_prob > settings.target_acceptance,
+                                    STEP_GROWTH, STEP_SHRINK)
+  return z, step_BxC, accept_prob
+
+
+def anneal(params, key, x_BxD, z0_BxCxL, q0, betas_T1, *, model: Model | ModelConfig,
+           settings: HMCSettings = HMCSettings()):
+  """The AIS chains from z0 along betas (forward when they rise, reverse when they
+  fall): log w [B, C] = sum_t (beta_t - beta_{t-1}) [log p(x, z_{t-1}) - log q0(z_{t-1})],
+  with an HMC transition for gamma_t after each update (none after the last).
+  Returns (log_w_BxC, mean acceptance probability per image [B], final z)."""
+  model = as_model(model)
+  betas_T1 = jnp.asarray(betas_T1, jnp.float32)
+
+  def log_gamma(beta, z):
+    log_q0, log_joint = _log_densities(params, model, x_BxD, q0, z)
+    return log_q0 + beta * (log_joint - log_q0)
+
+  def body(carry, inputs):
+    z, log_w, step, accept_sum = carry
+    t, beta_prev, beta = inputs
+    log_q0, log_joint = _log_densities(params, model, x_BxD, q0, z)
+    log_w = log_w + (beta - beta_prev) * (log_joint - log_q0)
+    z, step, accept = hmc_step(functools.partial(log_gamma, beta), jax.random.fold_in(key, t),
+                               z, step, settings)
+    return (z, log_w, step, accept_sum + accept), None
+
+  batch_chains = z0_BxCxL.shape[:2]
+  num = betas_T1.shape[0] - 1
+  init = (z0_BxCxL, jnp.zeros(batch_chains), jnp.full(batch_chains, settings.initial_step_size),
+          jnp.zeros(batch_chains))
+  # The last update needs no transition after it: T - 1 transitions in the scan, then
+  # the final weight update.
+  inputs = (jnp.arange(num - 1), betas_T1[:-2], betas_T1[1:-1])
+  (z, log_w, _, accept_sum), _ = jax.lax.scan(body, init, inputs)
+  log_q0, log_joint = _log_densities(params, model, x_BxD, q0, z)
+  log_w = log_w + (betas_T1[-1] - betas_T1[-2]) * (log_joint - log_q0)
+  accept_rate_B = jnp.mean(accept_sum, axis=1) / max(num - 1, 1)
+  return log_w, accept_rate_B, z
+
+
+@functools.partial(jax.jit, static_argnames=("model", "chains", "num_steps", "schedule",
+                                             "settings"))
+def ais_log_likelihood(params, key, x_BxD, q0, *, model: Model | ModelConfig, chains: int,
+                       num_steps: int, schedule: str = "sigmoid",
+                       settings: HMCSettings = HMCSettings()):
+  """Forward AIS from q0 (a distribution of batch shape [B] with sample_and_log_prob)
+  with `chains` chains per image and `num_steps` intermediate distributions.
+
+  Returns {"log_px": log (1/C) sum_c w_c [B], "stderr": its delta-method standard error
+  sd_c(w) / (mean_c(w) sqrt(C)) [B], "acceptance": mean HMC acceptance [B]}. With
+  num_steps = 1 there is no transition: importance sampling from q0 with the same draws.
+  """
+  init_key, chain_key = jax.random.split(key)
+  z0, _ = q0.sample_and_log_prob(init_key, chains)
+  log_w, acceptance, _ = anneal(params, chain_key, x_BxD, z0, q0, betas(num_steps, schedule),
+                                model=model, settings=settings)
+  return {"log_px": logmeanexp(log_w, axis=1), "stderr": weight_stderr(log_w),
+          "acceptance": acceptance, "log_w": log_w}
+
+
+def weight_stderr(log_w_BxC) -> jax.Array:
+  """sd_c(w) / (mean_c(w) sqrt(C)) per row, from log weights (the delta method's standard
+  error of log mean w; 0 for one chain)."""
+  chains = log_w_BxC.shape[-1]
+  w = jnp.exp(log_w_BxC - jnp.max(log_w_BxC, axis=-1, keepdims=True))
+  if chains < 2:
+    return jnp.zeros(w.shape[:-1])
+  return jnp.std(w, axis=-1, ddof=1) / (jnp.mean(w, axis=-1) * math.sqrt(chains))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "chains", "num_steps", "schedule",
+                                             "settings"))
+def bdmc(params, key, x_BxD, z_true_BxL, q0, *, model: Model | ModelConfig, chains: int,
+         num_steps: int, schedule: str = "sigmoid", settings: HMCSettings = HMCSettings()):
+  """Bidirectional Monte Carlo on images x simulated from the model with latents z_true:
+  forward AIS from q0 (a lower bound) and reverse AIS from z_true (an exact posterior
+  sample; every chain starts there) down to q0 (an upper bound) of log p(x).
+
+  Returns {"lower": [B], "upper": [B], "acceptance_forward", "acceptance_reverse"}.
+  """
+  forward_key, reverse_key = jax.random.split(key)
+  forward = ais_log_likelihood(params, forward_key, x_BxD, q0, model=model, chains=chains,
+                               num_steps=num_steps, schedule=schedule, settings=settings)
+  z0 = jnp.broadcast_to(z_true_BxL[:, None, :], (z_true_BxL.shape[0], chains,
+                                                  z_true_BxL.shape[-1]))
+  log_w_rev, acceptance_rev, _ = anneal(params, reverse_key, x_BxD, z0, q0,
+                                        betas(num_steps, schedule)[::-1].copy(), model=model,
+                                        settings=settings)
+  return {"lower": forward["log_px"], "upper": -logmeanexp(log_w_rev, axis=1),
+          "acceptance_forward": forward["acceptance"], "acceptance_reverse": acceptance_rev}
+
+
+def simulate(params, key, num: int, *, model: Model | ModelConfig):
+  """num pairs (z, x) from the model: z ~ p(z), x ~ p(x | z). Returns (z [N, L], x [N, D])."""
+  model = as_model(model)
+  z_key, x_key = jax.random.split(key)
+  z = model.prior_distribution(params).sample(z_key, num)
+  x = jax.vmap(model.sample_image, in_axes=(None, 0, 0))(params, jax.random.split(x_key, num), z)
+  return z, x
