@@ -58,7 +58,7 @@ flags.DEFINE_integer("avb_moment_samples", 128, "avb: encoder samples per image,
 flags.DEFINE_list("adversary_hidden_sizes", ["256", "256"], "avb: hidden sizes of T(x, z).")
 flags.DEFINE_float("adversary_learning_rate", 1e-3, "avb: Adam learning rate of the adversary.")
 flags.DEFINE_integer("adversary_steps", 1, "avb: adversary updates per model update.")
-flags.DEFINE_integer("kl_warmup_steps", 0, "avb: the KL weight rises linearly to 1 over "
+flags.DEFINE_integer("kl_warmup_steps", 0, "elbo, avb: the KL weight rises linearly to 1 over "
                      "this many steps (0: no warm-up).")
 FLAG_FOR_SETTING = {"samples": "avb_samples", "moment_samples": "avb_moment_samples"}
 OBJECTIVE_FLAGS = ("k", "estimator", "kl_estimator", "adaptive_contrast", "avb_samples",

@@ -241,7 +241,8 @@ BAD_FLAGS = [
     ("--estimator=dreg", "--estimator applies to the iwae objective only, not elbo"),
     ("--objective=iwae --avb_samples=4", "--avb_samples applies to the avb objective only, not iwae"),
     ("--objective=iwae --k=0", "k must be positive"),
-    ("--kl_warmup_steps=10", "--kl_warmup_steps applies to the avb objective only, not elbo"),
+    ("--objective=iwae --kl_warmup_steps=10", "--kl_warmup_steps applies to the elbo and avb "
+     "objectives only, not iwae"),
     ("--objective=avb --adaptive_contrast --avb_moment_samples=1",
      "adaptive contrast needs at least 2"),
     ("--objective=avb --adaptive_contrast --avb_samples=1 --avb_moment_samples=0",

@@ -254,3 +254,18 @@ def test_evaluation_falls_back_to_a_monte_carlo_kl_without_a_closed_form(toy):
   z = q.sample(jax.random.key(12), 1000)
   spread = float(jnp.mean(jnp.std(q.log_prob(z) - dist.log_prob(z), axis=-1)))
   assert abs(got - want) < 5 * spread / math.sqrt(1000 * len(x))
+
+
+def test_the_elbo_kl_warm_up_weights_the_kl_and_still_reports_the_bound(toy):
+  """With kl_warmup_steps W the loss at step t is beta_t KL - E_q log p(x|z), beta_t =
+  min(1, (t + 1) / W); the reported elbo is E_q log p(x|z) - KL at every step."""
+  model, params, x = toy_model(), toy["perturbed"], toy["x"]
+  loss = jax.jit(lambda step: elbo.elbo_loss(params, jax.random.key(11), x, step, model=model,
+                                             kl_warmup_steps=4))
+  for step, beta in ((0, 0.25), (2, 0.75), (10, 1.0)):
+    value, metrics = loss(step)
+    np.testing.assert_allclose(value, beta * metrics["kl"] - metrics["log_likelihood"],
+                               rtol=1e-6)
+    np.testing.assert_allclose(metrics["elbo"], metrics["log_likelihood"] - metrics["kl"],
+                               rtol=1e-6)
+  assert float(loss(0)[0]) < float(loss(10)[0])  # the KL is positive and weighted less

@@ -54,8 +54,8 @@ def test_each_epoch_visits_every_image_once():
   n, bits = 60, 6
   index_images = ((np.arange(n)[:, None] >> np.arange(bits)) & 1).astype(np.uint8)  # row i = i
 
-  def record_rows(params, key, x_BxD):
-    del key
+  def record_rows(params, key, x_BxD, step):
+    del key, step
     loss = jnp.sum(params["encoder"]["layer_0"]["b"] ** 2)
     return loss, {"rows": x_BxD}
 

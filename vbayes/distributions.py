@@ -35,7 +35,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from vbayes.numerics import LOG_2PI, largest_divisor_at_most, softplus
+from vbayes.numerics import LOG_2PI, softplus
 
 
 def _masked_sum(terms_D, mask_D):
@@ -170,32 +170,41 @@ class DiagNormalMixture(NamedTuple):
       log p(z) = logsumexp_c log N(z; m_c, diag v_c) - log C,
       log N(z; m, diag v) = -1/2 sum_l [ (z_l - m_l)^2 / v_l + log v_l + log 2 pi ].
 
-  The squared differences are formed directly (expanding them into z^2/v - 2 z m/v +
-  m^2/v as matrix products loses nats to cancellation in float32 when v is small), for
-  blocks of components at a time (lax.map), so that z [..., L] meets the C components
-  in pieces of at most MAX_ELEMENTS numbers. Samples pick a component uniformly, then
-  draw from it (not reparameterized through the choice).
+  Every component's squared distance is expanded into matrix products,
+  sum_l z_l^2 / v_l - 2 z_l m_l / v_l + m_l^2 / v_l, with z and the means centred on
+  the means' average: one [N, L] x [L, C] product instead of an [N, C, L] array. The
+  expansion loses precision to cancellation in float32 when v is small (0.5 nats for
+  sd 0.01 in 50 dimensions), so the EXACT_COMPONENTS largest terms of each z are
+  recomputed from their differences, and these dominate the sum wherever the others'
+  errors matter (narrow components are far apart in log-density; 500 components of sd
+  0.01 in two tight clusters, where hundreds of them matter, still come within 0.03
+  nats of float64, tests/test_vamp_prior.py). Samples pick a
+  component uniformly, then draw from it (not reparameterized through the choice).
   """
   mean: jax.Array
   log_var: jax.Array
 
-  MAX_ELEMENTS = 2**22  # per block of components: 16 MB of float32 differences
+  EXACT_COMPONENTS = 8
 
   def log_prob(self, z_xL: jax.Array) -> jax.Array:
     num, dim = self.mean.shape
-    z_NxL = z_xL.reshape(-1, dim)
-    block = largest_divisor_at_most(num, max(1, self.MAX_ELEMENTS // (z_NxL.shape[0] * dim)))
-
-    def log_normals(component_block):
-      mean_bxL, log_var_bxL = component_block
-      squared_NxbxL = (z_NxL[:, None, :] - mean_bxL) ** 2 * jnp.exp(-log_var_bxL)
-      return -0.5 * jnp.sum(squared_NxbxL + log_var_bxL + LOG_2PI, axis=-1)
-
-    blocks = (self.mean.reshape(num // block, block, dim),
-              self.log_var.reshape(num // block, block, dim))
-    log_normal_NxC = jnp.moveaxis(jax.lax.map(log_normals, blocks), 0, 1).reshape(-1, num)
-    log_p_N = jax.nn.logsumexp(log_normal_NxC, axis=-1) - jnp.log(num)
-    return log_p_N.reshape(z_xL.shape[:-1])
+    centre_L = jax.lax.stop_gradient(jnp.mean(self.mean, axis=0))
+    z_NxL = z_xL.reshape(-1, dim) - centre_L
+    mean_CxL = self.mean - centre_L
+    precision_CxL = jnp.exp(-self.log_var)
+    log_norm_C = -0.5 * (jnp.sum(self.log_var, axis=-1) + dim * LOG_2PI)
+    squared_NxC = (z_NxL**2 @ precision_CxL.T - 2.0 * z_NxL @ (mean_CxL * precision_CxL).T
+                   + jnp.sum(mean_CxL**2 * precision_CxL, axis=-1))
+    approx_NxC = log_norm_C - 0.5 * squared_NxC
+    top = min(self.EXACT_COMPONENTS, num)
+    _, index_NxT = jax.lax.top_k(jax.lax.stop_gradient(approx_NxC), top)
+    diff_NxTxL = z_NxL[:, None, :] - mean_CxL[index_NxT]
+    exact_NxT = log_norm_C[index_NxT] - 0.5 * jnp.sum(
+        diff_NxTxL**2 * precision_CxL[index_NxT], axis=-1)
+    chosen_NxC = jnp.any(index_NxT[..., None] == jnp.arange(num), axis=1)
+    rest_NxC = jnp.where(chosen_NxC, -jnp.inf, approx_NxC)
+    log_p_N = jax.nn.logsumexp(jnp.concatenate([exact_NxT, rest_NxC], axis=-1), axis=-1)
+    return (log_p_N - jnp.log(num)).reshape(z_xL.shape[:-1])
 
   def sample(self, key: jax.Array, shape=()) -> jax.Array:
     pick_key, noise_key = jax.random.split(key)

@@ -13,6 +13,8 @@ then 100-100-50, with p(z1|z2) 50-100-100-100 and p(x|z1) 100-200-200-784.
   two_layer_vae      two layers, ELBO (Monte Carlo KL)
   two_layer_iwae_k5  two layers, IWAE k = 5
   vamp_prior_vae     one layer, VampPrior with 500 pseudo-inputs, ELBO (Monte Carlo KL)
+                     with its KL weight rising from 0 to 1 over the first 10 epochs (without
+                     it the encoder collapses onto the prior: KL -> 0 within 500 steps)
   iaf_vae            one layer, 2 IAF steps (MADEs of 200-200) on q, ELBO (Monte Carlo KL)
   conv_vae           3x3 stride-2 convolutions of 32 and 64 channels, then 200-200, and
                      the mirror (transposed convolutions), ELBO with the closed-form KL
@@ -54,7 +56,8 @@ def get_config() -> Study:
       ("two_layer_vae", run(TWO_LAYERS, ELBO_MC)),
       ("two_layer_iwae_k5", run(TWO_LAYERS, objective_config("iwae", k=5))),
       ("vamp_prior_vae", run(dataclasses.replace(ONE_LAYER, prior="vamp",
-                                                 num_pseudo_inputs=500), ELBO_MC)),
+                                                 num_pseudo_inputs=500),
+                             ELBO_MC.replace(kl_warmup_steps=5000))),
       ("iaf_vae", run(dataclasses.replace(ONE_LAYER, flow="iaf", flow_steps=2,
                                           flow_hidden_sizes=(200, 200)), ELBO_MC)),
       ("conv_vae", run(dataclasses.replace(ONE_LAYER, network="conv",

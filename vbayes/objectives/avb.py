@@ -269,10 +269,8 @@ def init_state(key: jax.Array, model: Model, config: TrainConfig) -> dict:
 
 
 def kl_weight(config: TrainConfig, step) -> jax.Array:
-  """beta_t = min(1, (t + 1) / warmup) (1 without warm-up)."""
-  if config.objective.kl_warmup_steps <= 0:
-    return jnp.float32(1.0)
-  return jnp.minimum(1.0, (step + 1.0) / config.objective.kl_warmup_steps)
+  """beta_t = min(1, (t + 1) / warmup) (1 without warm-up): gradient_step.warmup_weight."""
+  return gradient_step.warmup_weight(step, config.objective.kl_warmup_steps)
 
 
 def make_update(model: Model, config: TrainConfig, steps_per_epoch: int | None = None):

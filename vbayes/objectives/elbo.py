@@ -23,14 +23,19 @@ KL_ESTIMATORS = ("analytic", "mc")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(ObjectiveConfig):
   """kl_estimator: "analytic" (closed form, where the prior and q have one) or "mc"
-  (log q(z|x) - log p(z) at the sampled z)."""
+  (log q(z|x) - log p(z) at the sampled z). kl_warmup_steps: the KL term's weight rises
+  linearly from 1/W to 1 over the first W steps (0: the ELBO from the start); the
+  reported elbo is always the bound itself."""
   name = "elbo"
   encoder = "gaussian"
   kl_estimator: str = "analytic"
+  kl_warmup_steps: int = 0
 
   def __post_init__(self):
     require(self.kl_estimator in KL_ESTIMATORS,
             f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
+    require(self.kl_warmup_steps >= 0,
+            f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
 
   def check_model(self, model: ModelConfig):
     require(self.kl_estimator != "analytic" or model.closed_form_kl,
@@ -68,9 +73,11 @@ def elbo(params, key, x_D, *, model: Model | ModelConfig, kl_estimator: str = "a
   return elbo_from_noise(params, eps_L, x_D, model=model, kl_estimator=kl_estimator)
 
 
-def elbo_loss(params, key, x_BxD, *, model: Model | ModelConfig,
-              kl_estimator: str = "analytic"):
-  """-mean_b ELBO(x_b), with independent noise per image.
+def elbo_loss(params, key, x_BxD, step=0, *, model: Model | ModelConfig,
+              kl_estimator: str = "analytic", kl_warmup_steps: int = 0):
+  """-mean_b [E_q log p(x_b|z) - beta_t KL_b], with independent noise per image: the
+  negative ELBO, or during a KL warm-up of kl_warmup_steps steps its weighted form with
+  beta_t = gradient_step.warmup_weight(step, kl_warmup_steps).
 
   The batch's noise is one [B, L] draw from `key` (one RNG call, cheaper than B
   keys); the per-image ELBO is vmapped over it.
@@ -80,9 +87,12 @@ def elbo_loss(params, key, x_BxD, *, model: Model | ModelConfig,
       functools.partial(elbo_from_noise, model=model, kl_estimator=kl_estimator),
       in_axes=(None, 0, 0))(params, eps_BxL, x_BxD)
   metrics = {name: jnp.mean(value) for name, value in per_example.items()}
-  return -metrics["elbo"], metrics
+  beta = gradient_step.warmup_weight(step, kl_warmup_steps)
+  return beta * metrics["kl"] - metrics["log_likelihood"], metrics
 
 
 init_state, make_update = gradient_step.for_loss(
     lambda model, settings: functools.partial(elbo_loss, model=model,
-                                              kl_estimator=settings.kl_estimator))
+                                              kl_estimator=settings.kl_estimator,
+                                              kl_warmup_steps=settings.kl_warmup_steps),
+    takes_step=True)
