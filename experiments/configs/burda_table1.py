@@ -14,9 +14,9 @@ eps 1e-4), 3^i epochs at learning rate 0.001 * 10^(-i/7) for i = 0..7 (3280 epoc
 Rényi bound at alpha = 1); IWAE rows the k-sample IWAE bound (k = 1 is the VAE's).
 Evaluation: test NLL by importance sampling with k = 5000, and active units.
 
-Runtime: see the README's "Burda et al. (2016), Table 1" section, which gives each
-row's measured CPU throughput and the projected wall time; a row takes days on a
-2-core CPU. Expected: the paper's Table 1 (`PUBLISHED` below, nats). The paper trained
+Runtime: the README's "The published protocol" section gives each row's measured CPU
+throughput and projected wall time (bench/study_throughput.py); a row takes hours to
+days on a 2-core CPU. Expected: the paper's Table 1 (`PUBLISHED` below, nats). The paper trained
 on 60000 images; its code (yburda/iwae) held out the last 400 for validation.
 """
 
