@@ -7,7 +7,8 @@ W is an experiments.train workdir (any model, any objective); its config and lat
 checkpoint are read, and nothing there is changed but evaluation_<method>.json.
   is          importance sampling with --k samples from q(z|x) (the model's proposal: the
               encoder, the moment-matched Gaussian of an implicit one, or the prior)
-  ais         annealed importance sampling from that proposal to p(z|x) (--chains per
+  ais         annealed importance sampling from that proposal (or the prior, --ais_start)
+              to p(z|x) (--chains per
               image, --ais_steps distributions on a --schedule, HMC with --leapfrog_steps
               and a per-chain step size adapted toward 0.65 acceptance): a stochastic lower
               bound that is exact as the steps grow
@@ -53,6 +54,9 @@ flags.DEFINE_integer("chains", 16, "ais, bdmc: AIS chains per image.")
 flags.DEFINE_integer("ais_steps", 1000, "ais, bdmc: annealing distributions T.")
 flags.DEFINE_enum("schedule", "sigmoid", ais.SCHEDULES, "ais, bdmc: the beta schedule.")
 flags.DEFINE_integer("leapfrog_steps", 10, "ais, bdmc: leapfrog steps per HMC transition.")
+flags.DEFINE_enum("ais_start", "proposal", ("proposal", "prior"), "ais, bdmc: anneal from the "
+                  "model's proposal q(z|x), or from the prior p(z) (broad: it covers modes an "
+                  "encoder misses, at the price of a longer path).")
 flags.DEFINE_integer("quadrature_points", 512, "quadrature: grid points per axis.")
 flags.DEFINE_integer("seed", 0, "Seed of the binarization, samples and chains.")
 common.define_data_flags()
@@ -66,6 +70,15 @@ def load_run(workdir: Path):
                                    "--workdir of a run trained by experiments.train")
   config = config_lib.TrainConfig.from_dict(json.loads(path.read_text()))
   return config, training_loop.restore_params(workdir, config)
+
+
+def start_distribution(params, key, x, model, config, method: str):
+  """q0 of a batch: the model's proposal (moment-matched for an implicit encoder, the prior
+  without an encoder), or with --ais_start=prior for ais and bdmc, the prior itself."""
+  if method in ("ais", "bdmc") and FLAGS.ais_start == "prior":
+    return model.prior_as_proposal(params, x)
+  return evaluate_lib.proposal_for(params, key, x, model=model,
+                                   proposal_samples=config.eval_proposal_samples)
 
 
 def batches(n: int, size: int):
@@ -92,8 +105,7 @@ def main(argv):
                         "images", log, every=10.0)
     for i, (a, b) in enumerate(batches(n, FLAGS.batch_size)):
       x = x_all[a:b]
-      q0 = evaluate_lib.proposal_for(params, jax.random.fold_in(key, 2 + i), x, model=model,
-                                     proposal_samples=config.eval_proposal_samples)
+      q0 = start_distribution(params, jax.random.fold_in(key, 2 + i), x, model, config, "bdmc")
       res = ais.bdmc(params, jax.random.fold_in(key, 10_000 + i), x, z_all[a:b], q0,
                      model=model, chains=FLAGS.chains, num_steps=FLAGS.ais_steps,
                      schedule=FLAGS.schedule, settings=settings)
@@ -124,8 +136,8 @@ def main(argv):
       progress = Progress(what, n, "images", log)
       for i, (a, b) in enumerate(batches(n, size)):
         x = x_all[a:b]
-        q0 = evaluate_lib.proposal_for(params, jax.random.fold_in(key, 2 + i), x, model=model,
-                                       proposal_samples=config.eval_proposal_samples)
+        q0 = start_distribution(params, jax.random.fold_in(key, 2 + i), x, model, config,
+                                FLAGS.method)
         if FLAGS.method == "is":
           chunk = largest_divisor_at_most(k, max(1, evaluate_lib.MAX_ROWS_PER_CHUNK // size))
           lp, _ = evaluate_lib.importance_sampled_log_likelihood(
@@ -139,7 +151,7 @@ def main(argv):
         log_px.append(lp)
         progress.update(b, wait_for=lp)
       out["k" if FLAGS.method == "is" else "proposal"] = (
-          k if FLAGS.method == "is" else
+          k if FLAGS.method == "is" else "prior" if FLAGS.ais_start == "prior" else
           "moment-matched" if not model.has_proposal_density else
           "encoder" if model.has_encoder else "prior")
     log_px = np.concatenate(jax.device_get(log_px))

@@ -74,8 +74,8 @@ def pytest_collection_finish(session):
   """Starts the background set-up that the collected tests use: tfds' preparation of
   both datasets from the original files (tests/prepare_tfds.py, when they are there),
   the notebooks at their tiny size (tests/run_notebooks.py), the command line's
-  successful runs (tests/cli_cases.py) and the 8-device training steps
-  (tests/sharded_check.py)."""
+  successful runs (tests/cli_cases.py), the benchmarks' smoke runs (tests/bench_smokes.py)
+  and the 8-device training steps (tests/sharded_check.py)."""
   used = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
   if "tfds_prepared_from_original_files" in used and (SHARED_DATA / "binarized_mnist").is_dir():
     _start_in_background("tfds_prepared_from_original_files", "prepare_tfds.py",
@@ -95,6 +95,10 @@ def pytest_collection_finish(session):
                          str(test_cli.write_run_cases(root)),
                          env={"JAX_PLATFORMS": "cpu"})
     _BACKGROUND["cli_runs"]["root"] = root
+  if "bench_smokes" in used:  # tests/test_bench.py's benchmark scripts at their smoke size
+    _start_in_background("bench_smokes", "bench_smokes.py",
+                         Path(tempfile.mkdtemp(prefix="vbayes_test_bench_")),
+                         env={"JAX_PLATFORMS": "cpu"})
   if "sharded_results" in used:  # the device count is fixed when JAX starts: its own process
     _start_in_background("sharded_results", "sharded_check.py",
                          Path(tempfile.mkdtemp(prefix="vbayes_test_sharded_")),
@@ -109,6 +113,13 @@ def tfds_prepared_from_original_files() -> Path:
   if "tfds_prepared_from_original_files" not in _BACKGROUND:
     pytest.skip(f"no offline MNIST files at {SHARED_DATA}")
   return _wait_for("tfds_prepared_from_original_files")
+
+
+@pytest.fixture(scope="session")
+def bench_smokes() -> Path:
+  """A folder with each benchmark smoke run's JSON line (tests/bench_smokes.py), started
+  in the background at collection."""
+  return _wait_for("bench_smokes")
 
 
 @pytest.fixture(scope="session")

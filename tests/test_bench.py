@@ -2,8 +2,6 @@
 and print their JSON line; timings are not asserted."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +12,9 @@ pytestmark = pytest.mark.slow  # the edit loop runs -m "not slow"
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("script, args, keys", [
+# (script, arguments, keys its JSON line must have): run in the background from
+# collection on by tests/bench_smokes.py (the `bench_smokes` fixture), beside the others.
+BENCH_SMOKES = [
     ("train_throughput.py", ["--smoke", "--calls=1"],
      {"steps_per_s", "gflops", "peak_gflops", "fraction_of_peak", "matmul_ceiling_fraction",
       "adam_ceiling_fraction", "handwritten_steps_per_s", "ratio_to_handwritten"}),
@@ -28,29 +28,32 @@ REPO = Path(__file__).resolve().parent.parent
     ("ais_throughput.py", ["--smoke", "--calls=1"],
      {"leapfrog_steps_per_s", "gflops", "fraction_of_peak", "ceiling_fraction",
       "peak_gflops"}),
-])
-def test_benchmark_prints_its_json_line(script, args, keys):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-  out = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], env=env,
-                       capture_output=True, text=True, timeout=600, check=False)
-  assert out.returncode == 0, out.stderr[-3000:]
-  result = json.loads(out.stdout.strip().splitlines()[-1])
+    ("study_throughput.py", ["--smoke", "--calls=1"], {"runs", "peak_gflops"}),
+]
+
+
+def smoke_result(folder: Path, i: int) -> dict:
+  error = folder / f"{i}.error"
+  assert not error.exists(), error.read_text()
+  return json.loads((folder / f"{i}.json").read_text())
+
+
+@pytest.mark.parametrize("i", range(len(BENCH_SMOKES)),
+                         ids=[" ".join([s, *a]) for s, a, _ in BENCH_SMOKES])
+def test_benchmark_prints_its_json_line(i, bench_smokes):
+  _, _, keys = BENCH_SMOKES[i]
+  result = smoke_result(bench_smokes, i)
   assert keys <= set(result)
   assert result["smoke"] is True
-  for key in keys:
+  for key in keys - {"runs"}:
     assert result[key] > 0
   # Each group's fractions are against its own peak; the run's peak is the best of them.
   assert all(result["peak_gflops"] >= v for k, v in result.items() if k.endswith("_peak_gflops"))
 
 
-def test_the_study_benchmark_projects_every_run_it_times():
+def test_the_study_benchmark_projects_every_run_it_times(bench_smokes):
   """Its smoke size on the Burda et al. protocol (one and two layers)."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
-  out = subprocess.run([sys.executable, str(REPO / "bench" / "study_throughput.py"),
-                        "--smoke", "--calls=1"], env=env, capture_output=True, text=True,
-                       timeout=600, check=False)
-  assert out.returncode == 0, out.stderr[-3000:]
-  result = json.loads(out.stdout.strip().splitlines()[-1])
+  result = smoke_result(bench_smokes, [s for s, _, _ in BENCH_SMOKES].index("study_throughput.py"))
   assert set(result["runs"]) == {"one_layer_vae_k1", "two_layers_vae_k1"}
   for run in result["runs"].values():
     assert min(run.values()) > 0

@@ -183,7 +183,7 @@ def test_the_elbo_trains_a_vamp_prior_with_the_monte_carlo_kl(runs):
   result, workdir = runs["vamp_prior_elbo"]
   succeeded(result)
   config = json.loads((workdir / "config.json").read_text())
-  assert config["objective"] == {"name": "elbo", "kl_estimator": "mc"}
+  assert config["objective"] == {"name": "elbo", "kl_estimator": "mc", "kl_warmup_steps": 0}
   assert config["model"]["prior"] == "vamp"
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
   assert final["test_nll_quadrature"] > np.log(4) - 1e-3
@@ -445,11 +445,12 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
   commands = {
       "quadrature": [], "ais": ["--chains=64", "--ais_steps=300"],
-      "bdmc": ["--images=8", "--chains=8", "--ais_steps=100"],
-      "missing": [f"--workdir={tmp_path / 'empty'}", "--method=is"]}
+      "bdmc": ["--images=8", "--chains=8", "--ais_steps=100"]}
+  commands = {name: [f"--workdir={workdir}", f"--method={name}", *args]
+              for name, args in commands.items()}
+  commands["missing"] = [f"--workdir={tmp_path / 'empty'}", "--method=is"]
   processes = {
-      name: subprocess.Popen([sys.executable, "-m", "experiments.evaluate",
-                              f"--workdir={workdir}", f"--method={name}", *args], cwd=REPO,
+      name: subprocess.Popen([sys.executable, "-m", "experiments.evaluate", *args], cwd=REPO,
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
       for name, args in commands.items()}
   out = {name: p.communicate(timeout=300) for name, p in processes.items()}

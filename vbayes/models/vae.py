@@ -140,10 +140,14 @@ class Model:
     model has no encoder. ValueError for an implicit encoder (no density: fit one to
     its samples, e.g. evaluation's moment-matched Gaussian)."""
     if self.proposal is None:
-      return _broadcast_prior(self.prior_distribution(params), x_xD.shape[:-1], self.latent_dim)
+      return self.prior_as_proposal(params, x_xD)
     if self.proposal.distribution is None:
       raise ValueError("an implicit encoder has no density; fit a proposal to its samples")
     return self.proposal.distribution(params["encoder"], x_xD)
+
+  def prior_as_proposal(self, params, x_xD):
+    """p(z) as a proposal of batch shape [...] for x [..., D], whatever the encoder."""
+    return _broadcast_prior(self.prior_distribution(params), x_xD.shape[:-1], self.latent_dim)
 
   def sample_proposal(self, params, key, x_D, k: int) -> jax.Array:
     """k draws z ~ q(z | x) for one image: [k, L] (from the prior without an encoder)."""
