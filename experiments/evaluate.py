@@ -1,4 +1,4 @@
-r"""Evaluate a trained run's test log-likelihood by another method, certified where it can be.
+r"""Evaluate a trained run's test log-likelihood by importance sampling, AIS, BDMC or quadrature.
 
     python -m experiments.evaluate --workdir=W --method=ais [--images=1000] \
         [--chains=16 --ais_steps=1000] --manual_dir=../shared/data
@@ -47,11 +47,13 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained experiments.train workdir.", required=True)
 flags.DEFINE_enum("method", "ais", METHODS, "How to estimate log p(x).")
 flags.DEFINE_integer("images", None, "Evaluate the first N test images (bdmc: simulate N; "
-                     "default: all test images, bdmc 100).")
-flags.DEFINE_integer("batch_size", 10, "Images per jitted call (ais, bdmc); is: 100.")
-flags.DEFINE_integer("k", None, "is: importance samples per image (default: the run's eval_k).")
-flags.DEFINE_integer("chains", 16, "ais, bdmc: AIS chains per image.")
-flags.DEFINE_integer("ais_steps", 1000, "ais, bdmc: annealing distributions T.")
+                     "default: all test images, bdmc 100).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 10, "Images per jitted call (ais, bdmc); is: 100.",
+                     lower_bound=1)
+flags.DEFINE_integer("k", None, "is: importance samples per image (default: the run's eval_k).",
+                     lower_bound=1)
+flags.DEFINE_integer("chains", 16, "ais, bdmc: AIS chains per image.", lower_bound=1)
+flags.DEFINE_integer("ais_steps", 1000, "ais, bdmc: annealing distributions T.", lower_bound=1)
 flags.DEFINE_enum("schedule", "sigmoid", ais.SCHEDULES, "ais, bdmc: the beta schedule.")
 flags.DEFINE_integer("leapfrog_steps", 10, "ais, bdmc: leapfrog steps per HMC transition.")
 flags.DEFINE_enum("ais_start", "proposal", ("proposal", "prior"), "ais, bdmc: anneal from the "
@@ -69,6 +71,9 @@ def load_run(workdir: Path):
     raise workdir_lib.WorkdirError(f"{workdir} holds no {workdir_lib.CONFIG_FILE}: give the "
                                    "--workdir of a run trained by experiments.train")
   config = config_lib.TrainConfig.from_dict(json.loads(path.read_text()))
+  checkpoints = workdir / "checkpoints"
+  if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+    raise workdir_lib.WorkdirError(f"{workdir} holds no checkpoint yet: train the run first")
   return config, training_loop.restore_params(workdir, config)
 
 
@@ -113,6 +118,9 @@ def main(argv):
       progress.update(b, wait_for=res["lower"])
     lower, upper = (np.concatenate(jax.device_get(v)) for v in (lower, upper))
     log_px = lower
+    if not np.all(np.isfinite(upper)):
+      raise ValueError("bdmc gave a non-finite upper bound for "
+                       f"{int(np.sum(~np.isfinite(upper)))} images; nothing was written")
     out.update(lower=float(lower.mean()), upper=float(upper.mean()),
                gap=float((upper - lower).mean()), data="simulated from the model")
   else:
@@ -165,7 +173,7 @@ def main(argv):
              images=int(len(log_px)), seconds=round(time.perf_counter() - start_time, 1))
   if FLAGS.method in ("ais", "bdmc"):
     out.update(chains=FLAGS.chains, ais_steps=FLAGS.ais_steps, schedule=FLAGS.schedule,
-               leapfrog_steps=FLAGS.leapfrog_steps)
+               leapfrog_steps=FLAGS.leapfrog_steps, start=FLAGS.ais_start, seed=FLAGS.seed)
   if FLAGS.method == "quadrature":
     out.update(quadrature_points=FLAGS.quadrature_points, limit=5.0)
   workdir_lib.write_atomically(workdir / f"evaluation_{FLAGS.method}.json",

@@ -463,5 +463,8 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
     assert lines[name] == json.loads((workdir / f"evaluation_{name}.json").read_text())
   assert abs(lines["ais"]["nll"] - lines["quadrature"]["nll"]) < 0.1
   assert lines["bdmc"]["lower"] <= lines["bdmc"]["upper"] and lines["bdmc"]["images"] == 8
+  assert lines["bdmc"]["upper"] - lines["bdmc"]["lower"] < 0.5
   after = snapshot(workdir)
-  assert {p: b for p, b in after.items() if not p.name.startswith("evaluation_")} == before
+  assert set(after) - set(before) == {workdir / f"evaluation_{m}.json"
+                                      for m in ("quadrature", "ais", "bdmc")}
+  assert {p: after[p] for p in before} == before

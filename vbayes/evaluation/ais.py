@@ -10,11 +10,14 @@ invariant:
 
     log w += (beta_t - beta_{t-1}) [log p(x, z_{t-1}) - log q0(z_{t-1})],   z_t ~ HMC_t(z_{t-1}).
 
-E[w] = p(x), so log (1/C) sum_c w_c over C chains is a stochastic lower bound on log p(x)
-that is exact as T grows. The transitions are Hamiltonian Monte Carlo: unit mass,
-`leapfrog_steps` leapfrog steps of a step size kept per chain and adapted after every
-transition toward a target acceptance rate (times 1.02 above it, 0.98 below), as in
-the reference implementation of Wu et al. (2017).
+E[w] = p(x) for transitions fixed in advance, so log (1/C) sum_c w_c over C chains is a
+stochastic lower bound on log p(x) that is exact as T grows. The transitions are
+Hamiltonian Monte Carlo: unit mass, `leapfrog_steps` leapfrog steps of a step size kept
+per chain and, with `adapt`, moved after every transition toward a target acceptance
+rate (times 1.02 above it, 0.98 below, within [MIN_STEP, MAX_STEP]), as the reference
+implementations of Wu et al. (2017) and of BDMC adapt theirs during the run. A step size
+that depends on the chain's past makes E[w] = p(x) hold only approximately; with
+adapt=False (a fixed step size) it is exact.
 
 Reverse AIS runs the same chain from an exact posterior sample with beta from 1 to 0;
 its weights estimate 1 / p(x), so -log (1/C) sum_c w_c is a stochastic upper bound.
@@ -40,6 +43,7 @@ from vbayes.numerics import logmeanexp
 SCHEDULES = ("linear", "sigmoid")
 STEP_GROWTH = 1.02  # step size multiplier after a transition above the target acceptance
 STEP_SHRINK = 0.98  # ... and below it
+MIN_STEP, MAX_STEP = 1e-4, 0.5  # the range adaptation keeps a step size in
 
 
 def betas(num_steps: int, schedule: str = "sigmoid", sharpness: float = 4.0) -> np.ndarray:
@@ -110,8 +114,8 @@ def hmc_step(log_density, key, z_BxCxL, step_BxC, settings: HMCSettings):
   accept = jax.random.uniform(accept_key, accept_prob.shape) < accept_prob
   z = jnp.where(accept[..., None], z1, z_BxCxL)
   if settings.adapt:
-    step_BxC = step_BxC * jnp.where(accept_prob > settings.target_acceptance,
-                                    STEP_GROWTH, STEP_SHRINK)
+    step_BxC = jnp.clip(step_BxC * jnp.where(accept_prob > settings.target_acceptance,
+                                             STEP_GROWTH, STEP_SHRINK), MIN_STEP, MAX_STEP)
   return z, step_BxC, accept_prob
 
 
@@ -160,7 +164,8 @@ def ais_log_likelihood(params, key, x_BxD, q0, *, model: Model | ModelConfig, ch
   with `chains` chains per image and `num_steps` intermediate distributions.
 
   Returns {"log_px": log (1/C) sum_c w_c [B], "stderr": its delta-method standard error
-  sd_c(w) / (mean_c(w) sqrt(C)) [B], "acceptance": mean HMC acceptance [B]}. With
+  sd_c(w) / (mean_c(w) sqrt(C)) [B], "acceptance": mean HMC acceptance [B], "log_w": the
+  chains' log weights [B, C]}. With
   num_steps = 1 there is no transition: importance sampling from q0 with the same draws.
   """
   init_key, chain_key = jax.random.split(key)
