@@ -3,8 +3,23 @@
 import jax
 import numpy as np
 
+from vbayes import config as config_lib
 from vbayes.objectives import elbo, iwae
 from vbayes.training import step as training_step
+
+
+# Every objective that trains a Gaussian-family encoder, with small k: the matrix each
+# model part is tested against.
+ENCODER_OBJECTIVES = [
+    config_lib.objective_config("elbo", kl_estimator="mc"),
+    config_lib.objective_config("iwae", k=4, estimator="reparam"),
+    config_lib.objective_config("iwae", k=4, estimator="stl"),
+    config_lib.objective_config("iwae", k=4, estimator="dreg"),
+    config_lib.objective_config("renyi", k=4, alpha=0.5)]
+
+
+def objective_id(objective) -> str:
+  return "-".join(str(v) for v in objective.to_dict().values())
 
 
 def assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x_BxD, eps_BxL,

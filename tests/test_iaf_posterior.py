@@ -105,13 +105,8 @@ def test_iwae_with_one_sample_is_the_monte_carlo_elbo():
   model_checks.assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x, eps)
 
 
-@pytest.mark.parametrize("objective", [
-    config_lib.objective_config("elbo", kl_estimator="mc"),
-    config_lib.objective_config("iwae", k=4, estimator="reparam"),
-    config_lib.objective_config("iwae", k=4, estimator="stl"),
-    config_lib.objective_config("iwae", k=4, estimator="dreg"),
-    config_lib.objective_config("renyi", k=4, alpha=0.5)],
-    ids=lambda o: "-".join(str(v) for v in o.to_dict().values()))
+@pytest.mark.parametrize("objective", model_checks.ENCODER_OBJECTIVES,
+                         ids=model_checks.objective_id)
 def test_every_objective_that_applies_trains_an_iaf_model(objective):
   """Two jitted calls of 50 steps on 4Frames-sized binary data, traced once; the loss
   falls from the first 10 steps to the last 10 and the flow's weights move."""

@@ -98,6 +98,20 @@ def sample_moments(z_xKxL: jax.Array, min_sd: float = MIN_SD):
   return mean, sd
 
 
+class FromNoise:
+  """draw, sample and sample_and_log_prob of a reparameterized distribution, from its own
+  noise(key, shape) and draw_and_log_prob(eps) (the hierarchical and flow posteriors)."""
+
+  def draw(self, eps):
+    return self.draw_and_log_prob(eps)[0]
+
+  def sample(self, key: jax.Array, shape=()):
+    return self.draw(self.noise(key, shape))
+
+  def sample_and_log_prob(self, key: jax.Array, shape=()):
+    return self.draw_and_log_prob(self.noise(key, shape))
+
+
 def _sample_shape(shape) -> tuple[int, ...]:
   return (shape,) if isinstance(shape, int) else tuple(shape)
 

@@ -68,7 +68,7 @@ def made_apply(params: dict, masks, z_xL, context_xH, activation: str):
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
-class IAFNormal:
+class IAFNormal(distributions.FromNoise):
   """q(z | x): a DiagNormal `base` (batch shape [...]) followed by T IAF steps whose
   MADE parameters are `steps` ({"step_0", "step_1", ...}) with context [..., H]. Reparameterized;
   the parameters are pytree leaves, so stop_gradient of it holds all of q's."""
@@ -105,15 +105,6 @@ class IAFNormal:
       z = gate * z + (1.0 - gate) * m
       log_q = log_q - jnp.sum(jax.nn.log_sigmoid(s), axis=-1)
     return z, log_q
-
-  def draw(self, eps):
-    return self.draw_and_log_prob(eps)[0]
-
-  def sample(self, key: jax.Array, shape=()):
-    return self.draw(self.noise(key, shape))
-
-  def sample_and_log_prob(self, key: jax.Array, shape=()):
-    return self.draw_and_log_prob(self.noise(key, shape))
 
   def log_prob(self, z):
     """log q(z) for any z [..., *S, L]: each step inverted (L fixed-point iterations),

@@ -21,7 +21,7 @@ from vbayes.models import nets, priors, proposals
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
-class GaussianChain:
+class GaussianChain(distributions.FromNoise):
   """u ~ first, then v | u ~ N(m(u), diag exp(s(u))) with [m, s] = net(u): the density of
   z = [u, v] (or [v, u] when `first_is_last`),
 
@@ -68,15 +68,6 @@ class GaussianChain:
     u, log_p_u = self.first.draw_and_log_prob(eps_u)
     v, log_p_v = self._conditional(u).draw_and_log_prob(eps_v)
     return self._join(u, v), log_p_u + log_p_v
-
-  def draw(self, eps):
-    return self.draw_and_log_prob(eps)[0]
-
-  def sample(self, key: jax.Array, shape=()):
-    return self.draw(self.noise(key, shape))
-
-  def sample_and_log_prob(self, key: jax.Array, shape=()):
-    return self.draw_and_log_prob(self.noise(key, shape))
 
   def log_prob(self, z):
     """log first(u) + log N(v; m(u), diag exp(s(u))) for z [..., *S, L1 + L2]: [..., *S]."""
