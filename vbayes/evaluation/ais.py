@@ -70,13 +70,6 @@ class HMCSettings(NamedTuple):
   adapt: bool = True
 
 
-def _log_densities(params, model: Model, x_BxD, q0, z_BxCxL):
-  """(log q0(z), log p(x, z)), each [B, C]."""
-  log_joint = (model.log_likelihood_of_samples(params, z_BxCxL, x_BxD)
-               + model.log_prior(params, z_BxCxL))
-  return q0.log_prob(z_BxCxL), log_joint
-
-
 def _value_and_grad(log_density, z_BxCxL):
   """(log_density(z) [B, C], its gradient in z [B, C, L]): chains are independent, so one
   vector-Jacobian product with ones gives every chain's gradient."""
@@ -84,39 +77,47 @@ def _value_and_grad(log_density, z_BxCxL):
   return value, pullback(jnp.ones_like(value))[0]
 
 
-def hmc_step(log_density, key, z_BxCxL, step_BxC, settings: HMCSettings):
-  """One HMC transition of every chain, invariant for exp(log_density), whose value at z
-  [B, C, L] is [B, C] (chains independent): momentum p ~ N(0, I), leapfrog steps
+def density(log_density):
+  """evaluate(z) -> (log density, its gradient, None) for `hmc_step`, from log_density(z)."""
+  return lambda z: (*_value_and_grad(log_density, z), None)
+
+
+def hmc_step(evaluate, key, z_BxCxL, at_z, step_BxC, settings: HMCSettings):
+  """One HMC transition of every chain, invariant for the density whose log and gradient
+  at z [B, C, L] evaluate(z) returns as (value [B, C], grad [B, C, L], aux) (chains
+  independent; aux: anything else known at z, carried with it); at_z = evaluate(z_BxCxL),
+  known already. Momentum p ~ N(0, I), leapfrog steps
 
       p <- p + (eps/2) grad,  z <- z + eps p,  p <- p + (eps/2) grad,
 
   then accept with probability min(1, exp(H(z, p) - H(z', p'))), H = -log density +
-  |p|^2 / 2. Returns (z, step size, acceptance probability [B, C]); the step size is
-  adapted when settings.adapt."""
+  |p|^2 / 2. Returns (z, evaluate(z), step size, acceptance probability [B, C]), each point
+  evaluated once; the step size is adapted when settings.adapt."""
   momentum_key, accept_key = jax.random.split(key)
   p0 = jax.random.normal(momentum_key, z_BxCxL.shape, z_BxCxL.dtype)
   eps = step_BxC[..., None]
-  log_p0, grad0 = _value_and_grad(log_density, z_BxCxL)
 
   def leapfrog(carry, _):
-    z, p, _, grad = carry
+    z, p, (_, grad, _) = carry
     p = p + 0.5 * eps * grad
     z = z + eps * p
-    value, grad = _value_and_grad(log_density, z)
-    p = p + 0.5 * eps * grad
-    return (z, p, value, grad), None
+    at = evaluate(z)
+    p = p + 0.5 * eps * at[1]
+    return (z, p, at), None
 
-  (z1, p1, log_p1, _), _ = jax.lax.scan(leapfrog, (z_BxCxL, p0, log_p0, grad0), None,
-                                        length=settings.leapfrog_steps)
-  log_ratio = (log_p1 - 0.5 * jnp.sum(p1**2, axis=-1)) - (log_p0 - 0.5 * jnp.sum(p0**2, axis=-1))
+  (z1, p1, at_z1), _ = jax.lax.scan(leapfrog, (z_BxCxL, p0, at_z), None,
+                                    length=settings.leapfrog_steps)
+  log_ratio = (at_z1[0] - 0.5 * jnp.sum(p1**2, axis=-1)) - (at_z[0] - 0.5 * jnp.sum(p0**2, axis=-1))
   log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)  # a diverged proposal
   accept_prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
   accept = jax.random.uniform(accept_key, accept_prob.shape) < accept_prob
-  z = jnp.where(accept[..., None], z1, z_BxCxL)
+  keep = lambda new, old: jnp.where(accept.reshape(accept.shape + (1,) * (new.ndim - 2)),
+                                    new, old)
+  z, at = keep(z1, z_BxCxL), jax.tree.map(keep, at_z1, at_z)
   if settings.adapt:
     step_BxC = jnp.clip(step_BxC * jnp.where(accept_prob > settings.target_acceptance,
                                              STEP_GROWTH, STEP_SHRINK), MIN_STEP, MAX_STEP)
-  return z, step_BxC, accept_prob
+  return z, at, step_BxC, accept_prob
 
 
 def anneal(params, key, x_BxD, z0_BxCxL, q0, betas_T1, *, model: Model | ModelConfig,
@@ -124,33 +125,46 @@ def anneal(params, key, x_BxD, z0_BxCxL, q0, betas_T1, *, model: Model | ModelCo
   """The AIS chains from z0 along betas (forward when they rise, reverse when they
   fall): log w [B, C] = sum_t (beta_t - beta_{t-1}) [log p(x, z_{t-1}) - log q0(z_{t-1})],
   with an HMC transition for gamma_t after each update (none after the last).
+  log q0, log p(x, z) and their gradients are computed once per point and carried:
+  log gamma_t and its gradient are their mix, and the weight update reuses them.
   Returns (log_w_BxC, mean acceptance probability per image [B], final z)."""
   model = as_model(model)
   betas_T1 = jnp.asarray(betas_T1, jnp.float32)
+  log_joint = lambda z: (model.log_likelihood_of_samples(params, z, x_BxD)
+                         + model.log_prior(params, z))
 
-  def log_gamma(beta, z):
-    log_q0, log_joint = _log_densities(params, model, x_BxD, q0, z)
-    return log_q0 + beta * (log_joint - log_q0)
+  def parts(z):
+    """(log q0(z), log p(x, z)) [B, C] each and their gradients in z."""
+    log_q0, grad_q0 = _value_and_grad(q0.log_prob, z)
+    joint, grad_joint = _value_and_grad(log_joint, z)
+    return log_q0, joint, grad_q0, grad_joint
+
+  def evaluate_at(beta):
+    def evaluate(z):
+      at = parts(z)
+      log_q0, joint, grad_q0, grad_joint = at
+      return log_q0 + beta * (joint - log_q0), grad_q0 + beta * (grad_joint - grad_q0), at
+    return evaluate
 
   def body(carry, inputs):
-    z, log_w, step, accept_sum = carry
+    z, at, log_w, step, accept_sum = carry
     t, beta_prev, beta = inputs
-    log_q0, log_joint = _log_densities(params, model, x_BxD, q0, z)
-    log_w = log_w + (beta - beta_prev) * (log_joint - log_q0)
-    z, step, accept = hmc_step(functools.partial(log_gamma, beta), jax.random.fold_in(key, t),
-                               z, step, settings)
-    return (z, log_w, step, accept_sum + accept), None
+    log_q0, joint, grad_q0, grad_joint = at
+    log_w = log_w + (beta - beta_prev) * (joint - log_q0)
+    at_z = (log_q0 + beta * (joint - log_q0), grad_q0 + beta * (grad_joint - grad_q0), at)
+    z, (_, _, at), step, accept = hmc_step(evaluate_at(beta), jax.random.fold_in(key, t), z,
+                                           at_z, step, settings)
+    return (z, at, log_w, step, accept_sum + accept), None
 
   batch_chains = z0_BxCxL.shape[:2]
   num = betas_T1.shape[0] - 1
-  init = (z0_BxCxL, jnp.zeros(batch_chains), jnp.full(batch_chains, settings.initial_step_size),
-          jnp.zeros(batch_chains))
+  init = (z0_BxCxL, parts(z0_BxCxL), jnp.zeros(batch_chains),
+          jnp.full(batch_chains, settings.initial_step_size), jnp.zeros(batch_chains))
   # The last update needs no transition after it: T - 1 transitions in the scan, then
   # the final weight update.
   inputs = (jnp.arange(num - 1), betas_T1[:-2], betas_T1[1:-1])
-  (z, log_w, _, accept_sum), _ = jax.lax.scan(body, init, inputs)
-  log_q0, log_joint = _log_densities(params, model, x_BxD, q0, z)
-  log_w = log_w + (betas_T1[-1] - betas_T1[-2]) * (log_joint - log_q0)
+  (z, (log_q0, joint, _, _), log_w, _, accept_sum), _ = jax.lax.scan(body, init, inputs)
+  log_w = log_w + (betas_T1[-1] - betas_T1[-2]) * (joint - log_q0)
   accept_rate_B = jnp.mean(accept_sum, axis=1) / max(num - 1, 1)
   return log_w, accept_rate_B, z
 
