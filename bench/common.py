@@ -45,6 +45,12 @@ class Timer(NamedTuple):
   work: float  # per call: steps, rows or FLOPs
 
 
+def significant(x: float, digits: int = 3) -> float:
+  """x to `digits` significant figures (a small rate or fraction keeps its digits, where a
+  fixed number of decimals would print 0.0)."""
+  return float(f"{x:.{digits}g}")
+
+
 def rates(timers: dict[str, Timer], calls: int) -> dict[str, float]:
   """Best work per second of each timer over `calls` timed calls, after one untimed
   call each (compilation); the timers' calls are taken in turn, round-robin."""

@@ -57,9 +57,10 @@ def conv_main():
         f"latent {config.model.latent_dim}, batch {config.batch_size}: "
         f"{flops / 1e6:.0f} MFLOP per update (XLA's count)")
   gflops = rates["train"] * flops / 1e9
-  print(json.dumps({"network": "conv", "steps_per_s": round(rates["train"], 1),
-                    "xla_mflops_per_step": round(flops / 1e6, 1), "gflops": round(gflops, 1),
-                    "peak_gflops": round(peak, 1), "fraction_of_peak": round(gflops / peak, 3),
+  print(json.dumps({"network": "conv", "steps_per_s": common.significant(rates["train"]),
+                    "xla_mflops_per_step": common.significant(flops / 1e6),
+                    "gflops": common.significant(gflops), "peak_gflops": round(peak, 1),
+                    "fraction_of_peak": common.significant(gflops / peak),
                     "backend": jax.default_backend(), "smoke": FLAGS.smoke}))
 
 

@@ -10,7 +10,8 @@ checkpoint are read, and nothing there is changed but evaluation_<method>.json.
   ais         annealed importance sampling from that proposal (or the prior, --ais_start)
               to p(z|x) (--chains per
               image, --ais_steps distributions on a --schedule, HMC with --leapfrog_steps
-              and a per-chain step size adapted toward 0.65 acceptance): a stochastic lower
+              whose step sizes are tuned toward 0.65 acceptance on a pilot run of
+              --pilot_chains chains, then frozen; --step_tuning): a stochastic lower
               bound that is exact as the steps grow
   bdmc        on --images simulated from the model (z ~ p(z), x ~ p(x|z)): forward AIS
               (lower bound) and reverse AIS from the true z (upper bound); their gap bounds
@@ -18,7 +19,8 @@ checkpoint are read, and nothing there is changed but evaluation_<method>.json.
   quadrature  exact 2-D grid quadrature (--quadrature_points per axis on [-5, 5]^2)
 Each prints progress with rate and ETA; the last line is one JSON object: method, nll
 (mean over images), nll_stderr (over images), images, the settings, the time, and for
-bdmc lower and upper (means of the bounds on log p(x)) and gap.
+bdmc lower and upper (means of the bounds on log p(x)) and gap; ais and bdmc also report
+the mean HMC acceptance.
 """
 
 import json
@@ -55,7 +57,16 @@ flags.DEFINE_integer("k", None, "is: importance samples per image (default: the 
 flags.DEFINE_integer("chains", 16, "ais, bdmc: AIS chains per image.", lower_bound=1)
 flags.DEFINE_integer("ais_steps", 1000, "ais, bdmc: annealing distributions T.", lower_bound=1)
 flags.DEFINE_enum("schedule", "sigmoid", ais.SCHEDULES, "ais, bdmc: the beta schedule.")
-flags.DEFINE_integer("leapfrog_steps", 10, "ais, bdmc: leapfrog steps per HMC transition.")
+flags.DEFINE_integer("leapfrog_steps", 10, "ais, bdmc: leapfrog steps per HMC transition.",
+                     lower_bound=1)
+flags.DEFINE_enum("step_tuning", "pilot", ais.TUNINGS, "ais, bdmc: HMC step sizes tuned toward "
+                  "0.65 acceptance on a pilot run and then frozen (exact: E[w] = p(x)), "
+                  "adapted inside the estimating chains (the reference implementations' way; "
+                  "approximate), or fixed at --initial_step_size.")
+flags.DEFINE_integer("pilot_chains", 4, "ais, bdmc: chains per image of the pilot run.",
+                     lower_bound=1)
+flags.DEFINE_float("initial_step_size", 0.01, "ais, bdmc: the HMC step size tuning starts "
+                   "from (--step_tuning=fixed: the one used).", lower_bound=1e-6)
 flags.DEFINE_enum("ais_start", "proposal", ("proposal", "prior"), "ais, bdmc: anneal from the "
                   "model's proposal q(z|x), or from the prior p(z) (broad: it covers modes an "
                   "encoder misses, at the price of a longer path).")
@@ -97,7 +108,9 @@ def main(argv):
   config, params = load_run(workdir)
   model = build(config.model)
   key = jax.random.key(FLAGS.seed)
-  settings = ais.HMCSettings(leapfrog_steps=FLAGS.leapfrog_steps)
+  settings = ais.HMCSettings(leapfrog_steps=FLAGS.leapfrog_steps,
+                             initial_step_size=FLAGS.initial_step_size,
+                             tuning=FLAGS.step_tuning, pilot_chains=FLAGS.pilot_chains)
   out = {"method": FLAGS.method, "workdir": str(workdir)}
   log = lambda line: print(line, flush=True)
   start_time = time.perf_counter()
@@ -105,7 +118,7 @@ def main(argv):
   if FLAGS.method == "bdmc":
     n = FLAGS.images or 100
     z_all, x_all = ais.simulate(params, jax.random.fold_in(key, 1), n, model=model)
-    lower, upper = [], []
+    lower, upper, acceptance = [], [], []
     progress = Progress(f"bdmc, {FLAGS.chains} chains x {FLAGS.ais_steps} steps", n,
                         "images", log, every=10.0)
     for i, (a, b) in enumerate(batches(n, FLAGS.batch_size)):
@@ -115,6 +128,7 @@ def main(argv):
                      model=model, chains=FLAGS.chains, num_steps=FLAGS.ais_steps,
                      schedule=FLAGS.schedule, settings=settings)
       lower.append(res["lower"]); upper.append(res["upper"])
+      acceptance.append((res["acceptance_forward"] + res["acceptance_reverse"]) / 2)
       progress.update(b, wait_for=res["lower"])
     lower, upper = (np.concatenate(jax.device_get(v)) for v in (lower, upper))
     log_px = lower
@@ -129,7 +143,7 @@ def main(argv):
     n = len(test)
     x_all = data_lib.to_float(jax.random.fold_in(key, 0), jnp.asarray(test),
                               data.binarization)
-    log_px = []
+    log_px, acceptance = [], []
     if FLAGS.method == "quadrature":
       if model.latent_dim != 2:
         raise ValueError(f"quadrature needs a 2-D latent; this model's is {model.latent_dim}-D: "
@@ -152,10 +166,12 @@ def main(argv):
               params, jax.random.fold_in(key, 10_000 + i), x, model=model, k=k, chunk=chunk,
               proposal=q0)
         else:
-          lp = ais.ais_log_likelihood(params, jax.random.fold_in(key, 10_000 + i), x, q0,
-                                      model=model, chains=FLAGS.chains,
-                                      num_steps=FLAGS.ais_steps, schedule=FLAGS.schedule,
-                                      settings=settings)["log_px"]
+          res = ais.ais_log_likelihood(params, jax.random.fold_in(key, 10_000 + i), x, q0,
+                                       model=model, chains=FLAGS.chains,
+                                       num_steps=FLAGS.ais_steps, schedule=FLAGS.schedule,
+                                       settings=settings)
+          lp = res["log_px"]
+          acceptance.append(res["acceptance"])
         log_px.append(lp)
         progress.update(b, wait_for=lp)
       out["k" if FLAGS.method == "is" else "proposal"] = (
@@ -173,7 +189,12 @@ def main(argv):
              images=int(len(log_px)), seconds=round(time.perf_counter() - start_time, 1))
   if FLAGS.method in ("ais", "bdmc"):
     out.update(chains=FLAGS.chains, ais_steps=FLAGS.ais_steps, schedule=FLAGS.schedule,
-               leapfrog_steps=FLAGS.leapfrog_steps, start=FLAGS.ais_start, seed=FLAGS.seed)
+               leapfrog_steps=FLAGS.leapfrog_steps, step_tuning=FLAGS.step_tuning,
+               initial_step_size=FLAGS.initial_step_size, start=FLAGS.ais_start,
+               seed=FLAGS.seed,
+               acceptance=round(float(np.mean(np.concatenate(jax.device_get(acceptance)))), 3))
+    if FLAGS.step_tuning == "pilot":
+      out["pilot_chains"] = FLAGS.pilot_chains
   if FLAGS.method == "quadrature":
     out.update(quadrature_points=FLAGS.quadrature_points, limit=5.0)
   workdir_lib.write_atomically(workdir / f"evaluation_{FLAGS.method}.json",

@@ -462,6 +462,9 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
     lines[name] = json.loads(out[name][0].strip().splitlines()[-1])
     assert lines[name] == json.loads((workdir / f"evaluation_{name}.json").read_text())
   assert abs(lines["ais"]["nll"] - lines["quadrature"]["nll"]) < 0.1
+  for name in ("ais", "bdmc"):  # step sizes tuned on a pilot, then frozen, by default
+    assert lines[name]["step_tuning"] == "pilot" and lines[name]["pilot_chains"] == 4
+    assert 0.3 < lines[name]["acceptance"] <= 1
   assert lines["bdmc"]["lower"] <= lines["bdmc"]["upper"] and lines["bdmc"]["images"] == 8
   assert lines["bdmc"]["upper"] - lines["bdmc"]["lower"] < 0.5
   after = snapshot(workdir)
