@@ -8,6 +8,7 @@ library's errors printed as one `error:` line with exit status 1, the --config a
 
 import functools
 import logging as std_logging
+import os
 import sys
 
 import numpy as np
@@ -15,7 +16,7 @@ from absl import app, flags, logging
 
 from experiments import configs
 from vbayes import data as data_lib
-from vbayes import overrides
+from vbayes import distributed, overrides
 from vbayes.config import TrainConfig
 from vbayes.errors import UserError
 
@@ -87,6 +88,39 @@ def define_data_flags():
                       f"preparation (default: ${data_lib.MANUAL_DIR_ENV}).")
   flags.DEFINE_string("data_dir", None, f"tfds data dir (default: ${data_lib.DATA_DIR_ENV} "
                       "or ~/tensorflow_datasets).")
+
+
+def define_process_flags():
+  """--num_processes, --process_id, --coordinator_address: one run over several processes
+  (JAX's multi-controller runtime, vbayes.distributed); defaults from the environment
+  variables JAX_NUM_PROCESSES, JAX_PROCESS_ID and JAX_COORDINATOR_ADDRESS."""
+  flags.DEFINE_string("num_processes", os.environ.get("JAX_NUM_PROCESSES", "1"),
+                      "Processes of this run: 1; N, each started with its --process_id and "
+                      "the same --coordinator_address; or auto, where JAX finds them on a "
+                      "cluster it knows (Cloud TPU, SLURM, Open MPI). Default "
+                      "$JAX_NUM_PROCESSES or 1.")
+  flags.DEFINE_integer("process_id", int(os.environ.get("JAX_PROCESS_ID", "0")),
+                       "This process's index, 0 .. num_processes - 1 (default $JAX_PROCESS_ID "
+                       "or 0).", lower_bound=0)
+  flags.DEFINE_string("coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS"),
+                      "host:port of process 0, the same for every process (default "
+                      "$JAX_COORDINATOR_ADDRESS).")
+
+
+def start_processes():
+  """jax.distributed.initialize as the process flags say (nothing for one process)."""
+  text = flags.FLAGS.num_processes.strip().lower()
+  if text == "auto":
+    distributed.initialize(detect_cluster=True)
+    return
+  try:
+    count = int(text)
+  except ValueError:
+    count = 0
+  if count < 1:
+    raise ValueError(f"--num_processes={flags.FLAGS.num_processes} is neither a positive "
+                     "integer nor auto")
+  distributed.initialize(flags.FLAGS.coordinator_address, count, flags.FLAGS.process_id)
 
 
 def define_config_flags(default: str | None):

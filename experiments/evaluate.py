@@ -36,6 +36,7 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
+from vbayes import distributed
 from vbayes.evaluation import ais, grid
 from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes.models import build
@@ -73,6 +74,7 @@ flags.DEFINE_enum("ais_start", "proposal", ("proposal", "prior"), "ais, bdmc: an
 flags.DEFINE_integer("quadrature_points", 512, "quadrature: grid points per axis.")
 flags.DEFINE_integer("seed", 0, "Seed of the binarization, samples and chains.")
 common.define_data_flags()
+common.define_process_flags()
 
 
 def load_run(workdir: Path):
@@ -97,13 +99,31 @@ def start_distribution(params, key, x, model, config, method: str):
                                    proposal_samples=config.eval_proposal_samples)
 
 
-def batches(n: int, size: int):
-  for start in range(0, n, size):
-    yield start, min(start + size, n)
+def per_image(n: int, size: int, names: tuple[str, ...], evaluate_batch,
+              progress: Progress | None = None) -> dict:
+  """evaluate_batch(i, a, b) -> {name: [b - a] array for each of `names`} for images
+  a..b of batch i, run on this process's share of the batches (every P-th,
+  vbayes.distributed) and gathered: {name: [n] array} on every process. Batch i's keys
+  depend on i alone, so P processes give one process's numbers."""
+  spans = [(a, min(a + size, n)) for a in range(0, n, size)]
+  local = {name: [] for name in names}
+  for done, i in enumerate(distributed.my_batches(len(spans))):
+    a, b = spans[i]
+    values = jax.device_get(evaluate_batch(i, a, b))
+    for name in names:  # padded to `size` rows for the gather
+      local[name].append(np.pad(np.asarray(values[name], np.float32), (0, size - (b - a))))
+    if progress is not None:
+      progress.update(min(n, (done + 1) * size * jax.process_count()))
+  out = {}
+  for name in names:
+    gathered = distributed.gather_batches(local[name], len(spans), (size,))
+    out[name] = np.concatenate([v[:b - a] for v, (a, b) in zip(gathered, spans)])
+  return out
 
 
 def main(argv):
   del argv
+  common.start_processes()
   workdir = Path(FLAGS.workdir)
   config, params = load_run(workdir)
   model = build(config.model)
@@ -112,25 +132,27 @@ def main(argv):
                              initial_step_size=FLAGS.initial_step_size,
                              tuning=FLAGS.step_tuning, pilot_chains=FLAGS.pilot_chains)
   out = {"method": FLAGS.method, "workdir": str(workdir)}
-  log = lambda line: print(line, flush=True)
+  log = ((lambda line: print(line, flush=True)) if distributed.is_primary()
+         else (lambda line: None))
   start_time = time.perf_counter()
+  chain_settings = dict(model=model, chains=FLAGS.chains, num_steps=FLAGS.ais_steps,
+                        schedule=FLAGS.schedule, settings=settings)
 
   if FLAGS.method == "bdmc":
     n = FLAGS.images or 100
     z_all, x_all = ais.simulate(params, jax.random.fold_in(key, 1), n, model=model)
-    lower, upper, acceptance = [], [], []
-    progress = Progress(f"bdmc, {FLAGS.chains} chains x {FLAGS.ais_steps} steps", n,
-                        "images", log, every=10.0)
-    for i, (a, b) in enumerate(batches(n, FLAGS.batch_size)):
+
+    def bdmc_batch(i, a, b):
       x = x_all[a:b]
       q0 = start_distribution(params, jax.random.fold_in(key, 2 + i), x, model, config, "bdmc")
       res = ais.bdmc(params, jax.random.fold_in(key, 10_000 + i), x, z_all[a:b], q0,
-                     model=model, chains=FLAGS.chains, num_steps=FLAGS.ais_steps,
-                     schedule=FLAGS.schedule, settings=settings)
-      lower.append(res["lower"]); upper.append(res["upper"])
-      acceptance.append((res["acceptance_forward"] + res["acceptance_reverse"]) / 2)
-      progress.update(b, wait_for=res["lower"])
-    lower, upper = (np.concatenate(jax.device_get(v)) for v in (lower, upper))
+                     **chain_settings)
+      return {"lower": res["lower"], "upper": res["upper"],
+              "acceptance": (res["acceptance_forward"] + res["acceptance_reverse"]) / 2}
+
+    res = per_image(n, FLAGS.batch_size, ("lower", "upper", "acceptance"), bdmc_batch, Progress(
+        f"bdmc, {FLAGS.chains} chains x {FLAGS.ais_steps} steps", n, "images", log, every=10.0))
+    lower, upper, acceptance = res["lower"], res["upper"], res["acceptance"]
     log_px = lower
     if not np.all(np.isfinite(upper)):
       raise ValueError("bdmc gave a non-finite upper bound for "
@@ -143,20 +165,19 @@ def main(argv):
     n = len(test)
     x_all = data_lib.to_float(jax.random.fold_in(key, 0), jnp.asarray(test),
                               data.binarization)
-    log_px, acceptance = [], []
     if FLAGS.method == "quadrature":
       if model.latent_dim != 2:
         raise ValueError(f"quadrature needs a 2-D latent; this model's is {model.latent_dim}-D: "
                          "use --method=ais")
-      log_px = [grid.quadrature_log_likelihood(params, x_all, model=model, limit=5.0,
-                                               points=FLAGS.quadrature_points, log=log)]
+      log_px = per_image(n, -(-n // jax.process_count()), ("log_px",), lambda i, a, b: {
+          "log_px": grid.quadrature_log_likelihood(params, x_all[a:b], model=model, limit=5.0,
+                                                   points=FLAGS.quadrature_points, log=log)
+      })["log_px"]
     else:
       size = 100 if FLAGS.method == "is" else FLAGS.batch_size
       k = FLAGS.k or config.eval_k
-      what = (f"importance sampling, k={k}" if FLAGS.method == "is" else
-              f"ais, {FLAGS.chains} chains x {FLAGS.ais_steps} steps")
-      progress = Progress(what, n, "images", log)
-      for i, (a, b) in enumerate(batches(n, size)):
+
+      def batch_log_px(i, a, b):
         x = x_all[a:b]
         q0 = start_distribution(params, jax.random.fold_in(key, 2 + i), x, model, config,
                                 FLAGS.method)
@@ -165,20 +186,20 @@ def main(argv):
           lp, _ = evaluate_lib.importance_sampled_log_likelihood(
               params, jax.random.fold_in(key, 10_000 + i), x, model=model, k=k, chunk=chunk,
               proposal=q0)
-        else:
-          res = ais.ais_log_likelihood(params, jax.random.fold_in(key, 10_000 + i), x, q0,
-                                       model=model, chains=FLAGS.chains,
-                                       num_steps=FLAGS.ais_steps, schedule=FLAGS.schedule,
-                                       settings=settings)
-          lp = res["log_px"]
-          acceptance.append(res["acceptance"])
-        log_px.append(lp)
-        progress.update(b, wait_for=lp)
+          return {"log_px": lp}
+        res = ais.ais_log_likelihood(params, jax.random.fold_in(key, 10_000 + i), x, q0,
+                                     **chain_settings)
+        return {"log_px": res["log_px"], "acceptance": res["acceptance"]}
+
+      what = (f"importance sampling, k={k}" if FLAGS.method == "is" else
+              f"ais, {FLAGS.chains} chains x {FLAGS.ais_steps} steps")
+      names = ("log_px",) if FLAGS.method == "is" else ("log_px", "acceptance")
+      res = per_image(n, size, names, batch_log_px, Progress(what, n, "images", log))
+      log_px, acceptance = res["log_px"], res.get("acceptance")
       out["k" if FLAGS.method == "is" else "proposal"] = (
           k if FLAGS.method == "is" else "prior" if FLAGS.ais_start == "prior" else
           "moment-matched" if not model.has_proposal_density else
           "encoder" if model.has_encoder else "prior")
-    log_px = np.concatenate(jax.device_get(log_px))
     out["data"] = f"{config.data.dataset} test split ({config.data.binarization})"
   if not np.all(np.isfinite(log_px)):
     raise ValueError(f"{FLAGS.method} gave a non-finite log p(x) for "
@@ -191,15 +212,17 @@ def main(argv):
     out.update(chains=FLAGS.chains, ais_steps=FLAGS.ais_steps, schedule=FLAGS.schedule,
                leapfrog_steps=FLAGS.leapfrog_steps, step_tuning=FLAGS.step_tuning,
                initial_step_size=FLAGS.initial_step_size, start=FLAGS.ais_start,
-               seed=FLAGS.seed,
-               acceptance=round(float(np.mean(np.concatenate(jax.device_get(acceptance)))), 3))
+               seed=FLAGS.seed, acceptance=round(float(np.mean(acceptance)), 3))
     if FLAGS.step_tuning == "pilot":
       out["pilot_chains"] = FLAGS.pilot_chains
   if FLAGS.method == "quadrature":
     out.update(quadrature_points=FLAGS.quadrature_points, limit=5.0)
-  workdir_lib.write_atomically(workdir / f"evaluation_{FLAGS.method}.json",
-                               json.dumps(out, indent=2))
-  print(json.dumps(out))
+  if jax.process_count() > 1:
+    out["processes"] = jax.process_count()
+  if distributed.is_primary():
+    workdir_lib.write_atomically(workdir / f"evaluation_{FLAGS.method}.json",
+                                 json.dumps(out, indent=2))
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,12 @@ the flags given on the command line then set their fields, and --set=path=value
 any field (--set=model.min_scale=0.05).
 
 Re-running with the same --workdir resumes from its last checkpoint.
+
+Several processes (hosts, or GPUs): start the same command in each, adding
+--num_processes=N --process_id=i --coordinator_address=HOST:PORT (process 0's host), or
+--num_processes=auto on a Cloud TPU pod slice or a SLURM allocation. The batch is split
+over every device of every process; process 0 writes the workdir (a folder all of them
+see) and the others take part in its checkpoints.
 """
 
 from absl import flags
@@ -34,6 +40,7 @@ from vbayes.objectives import elbo, iwae
 
 FLAGS = flags.FLAGS
 common.define_config_flags(None)
+common.define_process_flags()
 flags.DEFINE_string("workdir", None, "Folder for config, metrics, checkpoints and figures.",
                     required=True)
 flags.DEFINE_enum("dataset", "binarized_mnist", config_lib.DATASETS, "Dataset.")
@@ -186,6 +193,7 @@ _define_remaining_objective_flags()
 
 def main(argv):
   del argv
+  common.start_processes()
   training_loop.run(build_config(), FLAGS.workdir, data_dir=FLAGS.data_dir,
               manual_dir=FLAGS.manual_dir, log=lambda line: print(line, flush=True))
 

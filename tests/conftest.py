@@ -74,8 +74,9 @@ def pytest_collection_finish(session):
   """Starts the background set-up that the collected tests use: tfds' preparation of
   both datasets from the original files (tests/prepare_tfds.py, when they are there),
   the notebooks at their tiny size (tests/run_notebooks.py), the command line's
-  successful runs (tests/cli_cases.py), the benchmarks' smoke runs (tests/bench_smokes.py)
-  and the 8-device training steps (tests/sharded_check.py)."""
+  successful runs (tests/cli_cases.py), the benchmarks' smoke runs (tests/bench_smokes.py),
+  the 2-process runs (tests/multiprocess_check.py) and the 8-device training steps
+  (tests/sharded_check.py)."""
   used = set().union(*(getattr(item, "fixturenames", ()) for item in session.items))
   if "tfds_prepared_from_original_files" in used and (SHARED_DATA / "binarized_mnist").is_dir():
     _start_in_background("tfds_prepared_from_original_files", "prepare_tfds.py",
@@ -99,6 +100,9 @@ def pytest_collection_finish(session):
     _start_in_background("bench_smokes", "bench_smokes.py",
                          Path(tempfile.mkdtemp(prefix="vbayes_test_bench_")),
                          env={"JAX_PLATFORMS": "cpu"})
+  if "multiprocess_runs" in used:  # tests/test_multiprocess.py's 2-process runs
+    _start_in_background("multiprocess_runs", "multiprocess_check.py",
+                         Path(tempfile.mkdtemp(prefix="vbayes_test_multiprocess_")))
   if "sharded_results" in used:  # the device count is fixed when JAX starts: its own process
     _start_in_background("sharded_results", "sharded_check.py",
                          Path(tempfile.mkdtemp(prefix="vbayes_test_sharded_")),
@@ -162,6 +166,14 @@ def cli_runs() -> tuple[Path, list[dict]]:
   out = _wait_for("cli_runs")
   lines = (out / "results.jsonl").read_text().splitlines()
   return _BACKGROUND["cli_runs"]["root"], [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="session")
+def multiprocess_runs() -> tuple[Path, dict]:
+  """(out, results) of tests/multiprocess_check.py: its workdirs and each command's exit
+  status and output, from the process started when the suite was collected."""
+  out = _wait_for("multiprocess_runs")
+  return out, json.loads((out / "results.json").read_text())
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes import data as data_lib
-from vbayes import distributions, numerics
+from vbayes import distributed, distributions, numerics
 from vbayes.evaluation import grid
 from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
@@ -113,52 +113,74 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   Dynamically binarized data is binarized once, with `key`, for the whole test.
   rows_per_chunk bounds the decoder rows (samples x images) per scan step.
   With `log`, progress lines (rate, ETA) at most every 10 s, between batches.
+  Under several processes (vbayes.distributed) each evaluates every P-th batch, with
+  the keys it has on one process, and all gather every image's numbers.
   """
   binarize_key, sample_key, proposal_key = jax.random.split(key, 3)
   kl_key, mean_key = jax.random.fold_in(key, 3), jax.random.fold_in(key, 4)
   model = as_model(model)
+  params = distributed.local_copy(params)
   implicit = not model.has_proposal_density
+  with_quadrature = quadrature is not None and model.latent_dim == 2
   chunk = numerics.largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
-  log_px, recon, kl, means, xs = [], [], [], [], []
+  batches = list(_batches(images_NxD, batch_size))
+  mine = distributed.my_batches(len(batches))
+  # Per batch of this process's share: [batch_size] each, the means [batch_size, L].
+  per_batch = {"log_px": [], "recon": [], "kl": [], "means": [], "x": []}
   progress = Progress(f"importance sampling, k={k}", total=len(images_NxD), unit="images",
                       log=log)
-  for i, (batch, n) in enumerate(_batches(images_NxD, batch_size)):
+  for done, i in enumerate(mine):
+    batch, _ = batches[i]
     x = data_lib.to_float(jax.random.fold_in(binarize_key, i), jnp.asarray(batch), binarization)
-    xs.append(x[:n])
+    per_batch["x"].append(x)
     q = None  # without an encoder, the prior proposes (inside the jitted sampler)
     if model.has_encoder:
       q = proposal_for(params, jax.random.fold_in(proposal_key, i), x, model=model,
                        proposal_samples=proposal_samples)
-      means.append(posterior_mean(q, jax.random.fold_in(mean_key, i),
-                                  proposal_samples)[:n])
+      per_batch["means"].append(posterior_mean(q, jax.random.fold_in(mean_key, i),
+                                               proposal_samples))
     lp, rec = importance_sampled_log_likelihood(
         params, jax.random.fold_in(sample_key, i), x, model=model, k=k, chunk=chunk, proposal=q)
-    log_px.append(lp[:n]); recon.append(rec[:n])
-    progress.update(i * batch_size + n, wait_for=lp)
+    per_batch["log_px"].append(lp); per_batch["recon"].append(rec)
+    progress.update(min((done + 1) * batch_size * jax.process_count(), len(images_NxD)),
+                    wait_for=lp)
     if not implicit:  # q's KL; the moment-matched proposal of an implicit q is not q
-      kl.append(np.zeros(n) if q is None else
-                _kl(q, model.prior_distribution(params), jax.random.fold_in(kl_key, i))[:n])
-  log_px, recon = (np.concatenate(jax.device_get(a)) for a in (log_px, recon))
-  kl = None if implicit else np.concatenate(jax.device_get(kl))
+      per_batch["kl"].append(jnp.zeros(batch_size) if q is None else
+                             _kl(q, model.prior_distribution(params),
+                                 jax.random.fold_in(kl_key, i)))
+  if with_quadrature:
+    xs = per_batch.pop("x")
+    grid_B = (grid.quadrature_log_likelihood(params, jnp.concatenate(xs), model=model, log=log,
+                                             **quadrature) if xs else jnp.zeros(0))
+    per_batch["quadrature"] = jnp.split(grid_B, len(xs)) if xs else []
+  per_batch.pop("x", None)
+  rows = [n for _, n in batches]
+
+  def gathered(name: str, trailing=()) -> np.ndarray:
+    """The per-image values of every batch, in image order, padding rows dropped."""
+    local = jax.device_get(per_batch[name])
+    values = distributed.gather_batches(local, len(batches), (batch_size, *trailing))
+    return np.concatenate([v[:n] for v, n in zip(values, rows)])
+
+  log_px, recon = gathered("log_px"), gathered("recon")
+  kl = None if implicit else gathered("kl")
+  means = gathered("means", (model.latent_dim,)) if model.has_encoder else None
   results = {
       "test_nll": float(-log_px.mean()),
       "test_nll_stderr": _standard_error(log_px),
       "test_elbo": None if implicit else float((recon - kl).mean()),
       "test_recon": None if implicit else float(recon.mean()),
       "test_kl": None if implicit else float(kl.mean()),
-      "active_units": active_units(np.concatenate(means)) if model.has_encoder else None,
+      "active_units": active_units(means) if model.has_encoder else None,
       "active_units_per_layer": ([active_units(block) for block in np.split(
-          np.concatenate(means), np.cumsum(model.layers)[:-1], axis=1)]
-                                 if model.has_encoder else None),
+          means, np.cumsum(model.layers)[:-1], axis=1)] if model.has_encoder else None),
       "proposal": ("moment-matched" if implicit else
                    "encoder" if model.has_encoder else "prior"),
       "eval_k": k,
       "num_test_images": int(len(log_px)),
   }
-  if quadrature is not None and model.latent_dim == 2:
-    log_px_grid = grid.quadrature_log_likelihood(params, jnp.concatenate(xs), model=model, log=log,
-                                            **quadrature)
-    results["test_nll_quadrature"] = float(-jnp.mean(log_px_grid))
+  if with_quadrature:
+    results["test_nll_quadrature"] = float(-np.mean(gathered("quadrature")))
   return results
 
 

@@ -8,8 +8,13 @@ workdir/
   tensorboard/     the same numbers as TensorBoard events
   checkpoints/     Orbax: params, optimizer state, step, RNG key
   figures/         reconstructions.png, training_curves.png, latent_grid_walk.png (2-D)
+
+Under several processes (vbayes.distributed) every process runs `run` with the same
+arguments: process 0 holds the lock and writes config, metrics and figures; all of
+them write and read the checkpoints (Orbax) and share the evaluation.
 """
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -22,6 +27,7 @@ import numpy as np
 
 from vbayes.training import checkpoint as checkpoint_lib
 from vbayes import data as data_lib
+from vbayes import distributed
 from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes import numerics
 from vbayes.plots import curves as curve_plots, images as image_plots, latents as latent_plots
@@ -43,6 +49,16 @@ class TrainingDiverged(UserError):
 
 class EvaluationError(UserError):
   """Evaluation gave a non-finite test metric."""
+
+
+class _NoWriter:
+  """The metric writer of a process other than the first: writes nothing."""
+
+  def write(self, record: dict):
+    del record
+
+  def close(self):
+    pass
 
 
 def _kept_sentence(checkpointer) -> str:
@@ -67,14 +83,24 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
   Returns the final metrics record (also the last line of metrics.jsonl).
   """
   workdir = Path(workdir)
-  with workdir_lib.open_locked(workdir):
-    workdir_lib.check(config, workdir)
+
+  def locked():  # process 0 only: the lock, then the check of what the workdir holds
+    stack = contextlib.ExitStack()
+    with stack:
+      stack.enter_context(workdir_lib.open_locked(workdir))
+      workdir_lib.check(config, workdir)
+      return stack.pop_all()
+
+  with distributed.on_primary(locked):
     return _run_locked(config, workdir, data=data, data_dir=data_dir, manual_dir=manual_dir,
                        log=log, mesh=mesh, epoch_hook=epoch_hook)
 
 
 def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_dir, log, mesh,
                 epoch_hook) -> dict:
+  primary = distributed.is_primary()
+  if not primary:
+    log = lambda line: None  # pylint: disable=unnecessary-lambda-assignment
   if data is None:
     data = data_lib.load(config.data, data_dir=data_dir, manual_dir=manual_dir)
   if data.data_dim != config.model.data_dim:
@@ -91,7 +117,9 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
   root = jax.random.key(config.seed)
   init_key, train_key, data_key, eval_key = (
       jax.random.fold_in(root, s) for s in (INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM))
-  state = training_step.init_state(init_key, config)
+  # Everything a jitted call or a checkpoint sees is replicated on the (global) mesh.
+  state = training_step.replicate(training_step.init_state(init_key, config), mesh)
+  train_key, data_key = training_step.replicate((train_key, data_key), mesh)
   checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints")
   writer, finished = None, False
   try:
@@ -114,10 +142,10 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
       epochs = workdir_lib.written_epochs(workdir)
       config = dataclasses.replace(config, epochs=epochs or -(-start_step // steps_per_epoch))
       total_steps = start_step
-    metrics_io.truncate_after(workdir, start_step)
-    workdir_lib.write_config(config, workdir)
-    writer = metrics_io.MetricWriter(workdir)
-    state = training_step.replicate(state, mesh)
+    if primary:
+      metrics_io.truncate_after(workdir, start_step)
+      workdir_lib.write_config(config, workdir)
+    writer = metrics_io.MetricWriter(workdir) if primary else _NoWriter()
     if start_step < total_steps:
       images = training_step.replicate(jnp.asarray(data.train), mesh)
       train_chunk = training_step.make_train_chunk(
@@ -127,7 +155,8 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
           binarization=data.binarization, mesh=mesh)
       log(f"training {config.objective.name} for {config.epochs} epochs = {total_steps} steps "
           f"({steps_per_epoch} per epoch, batch {config.batch_size}) on {mesh.size} "
-          f"{jax.default_backend()} device(s)")
+          f"{jax.default_backend()} device(s)"
+          + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""))
       previous = [r for r in metrics_io.read_metrics(workdir) if "train_seconds" in r]
       state = _train_loop(state, train_chunk, images, train_key, data_key,
                           total_steps=total_steps, steps_per_epoch=steps_per_epoch,
@@ -140,8 +169,9 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
     writer.write(results)
     log("test: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                              for k, v in results.items()))
-    curve_plots.save_training_curves(metrics_io.read_metrics(workdir), workdir / "figures" /
-                               "training_curves.png")
+    if primary:
+      curve_plots.save_training_curves(metrics_io.read_metrics(workdir),
+                                       workdir / "figures" / "training_curves.png")
     finished = True
     return results
   finally:
@@ -226,9 +256,9 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
 
 def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, eval_key,
                        workdir: Path, log, step: int) -> dict:
-  """Test metrics (an EvaluationError if any is non-finite) and the run's figures."""
+  """Test metrics (an EvaluationError if any is non-finite) and, on process 0, the run's
+  figures."""
   figures = workdir / "figures"
-  figures.mkdir(exist_ok=True)
   model = config.model
   t0 = time.perf_counter()
   quadrature = ({"limit": config.quadrature_limit, "points": config.quadrature_points}
@@ -250,7 +280,10 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
   results["eval_seconds"] = time.perf_counter() - t0
   log(f"evaluated {results['num_test_images']} test images with k={config.eval_k} "
       f"in {results['eval_seconds']:.1f}s")
-
+  if not distributed.is_primary():
+    return results
+  figures.mkdir(exist_ok=True)
+  params = distributed.local_copy(params)
   model = as_model(model)
   if model.has_encoder:
     x = np.asarray(data_lib.to_float(jax.random.fold_in(eval_key, 99),
@@ -291,11 +324,13 @@ def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.I
 
 
 def restore_params(workdir: str | Path, config: TrainConfig):
-  """The parameters of the latest checkpoint in a run's workdir."""
-  like = training_step.init_state(jax.random.key(0), config)
+  """The parameters of the latest checkpoint in a run's workdir, on this process's first
+  device (read by every process of a multi-process run, as Orbax needs)."""
+  mesh = training_step.make_mesh()
+  like = training_step.replicate(training_step.init_state(jax.random.key(0), config), mesh)
   checkpointer = checkpoint_lib.Checkpointer(Path(workdir) / "checkpoints")
   try:
-    state, _ = checkpointer.restore(like, jax.random.key(0))
+    state, _ = checkpointer.restore(like, training_step.replicate(jax.random.key(0), mesh))
   finally:
     checkpointer.close()
-  return state["params"]
+  return distributed.local_copy(state["params"])

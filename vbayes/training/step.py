@@ -22,6 +22,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from vbayes import data as data_lib
@@ -55,10 +56,23 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
 
 
 def replicate(tree, mesh: jax.sharding.Mesh | None):
-  """Places every array of `tree` whole on each device of the mesh (parameters, datasets)."""
+  """Places every array of `tree` whole on each device of the mesh (parameters, keys,
+  datasets). A mesh over several processes' devices takes each leaf's value on this
+  process (every process must hold the same) as its local copies."""
   if mesh is None:
     return jax.device_put(tree)
-  return jax.device_put(tree, NamedSharding(mesh, P()))
+  sharding = NamedSharding(mesh, P())
+  if mesh.is_multi_process:
+    return jax.tree.map(lambda leaf: _global_copy(leaf, sharding), tree)
+  return jax.device_put(tree, sharding)
+
+
+def _global_copy(leaf, sharding: NamedSharding):
+  if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+    return jax.random.wrap_key_data(_global_copy(jax.random.key_data(leaf), sharding),
+                                    impl=jax.random.key_impl(leaf))
+  value = np.asarray(leaf)
+  return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
 def check_batch_divides(batch_size: int, mesh: jax.sharding.Mesh | None):
