@@ -95,6 +95,14 @@ flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("seed", 0, "Root seed: init, data order, training noise and evaluation.")
 flags.DEFINE_integer("steps_per_call", 100, "Steps fused in one jitted call = logging interval.")
 flags.DEFINE_integer("eval_k", 5000, "Importance samples per test image for log p(x).")
+flags.DEFINE_enum("validation", "auto", config_lib.VALIDATIONS,
+                  "Held-out images for the validation curve and the best checkpoint: split "
+                  "(binarized_mnist's 10000), holdout (the last 10000 training images, left "
+                  "out of training), none; auto: split where the dataset has one, else none.")
+flags.DEFINE_integer("validation_is_k", 100, "Importance samples per validation image of the "
+                     "IS bound in the validation curve.")
+flags.DEFINE_integer("validation_is_every_epochs", 10, "Epochs between the validation curve's "
+                     "IS bounds (its ELBO is at every epoch); 0: never.")
 flags.DEFINE_integer("quadrature_points", 512, "Grid points per axis for 2-D quadrature.")
 common.define_data_flags()
 
@@ -112,7 +120,9 @@ SHORTHANDS = {
     "activation": ("model.activation",), "noise_dim": ("model.noise_dim",),
     "epochs": ("epochs",), "batch_size": ("batch_size",), "learning_rate": ("learning_rate",),
     "seed": ("seed",), "steps_per_call": ("steps_per_call",), "eval_k": ("eval_k",),
-    "quadrature_points": ("quadrature_points",), "grad_clip": ("grad_clip",)}
+    "quadrature_points": ("quadrature_points",), "grad_clip": ("grad_clip",),
+    "validation": ("data.validation",), "validation_is_k": ("validation_is_k",),
+    "validation_is_every_epochs": ("validation_is_every_epochs",)}
 
 
 def build_config() -> config_lib.TrainConfig:

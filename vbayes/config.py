@@ -23,6 +23,8 @@ FLOWS = ("none", "iaf")
 
 # Which binarizations each dataset allows; the first is its default.
 DATASET_BINARIZATIONS = {name: d.binarizations for name, d in datasets.DATASETS.items()}
+VALIDATIONS = ("auto", "split", "holdout", "none")
+HOLDOUT_IMAGES = 10_000  # validation=holdout: the last this many training images
 
 
 class ConfigError(UserError, ValueError):
@@ -176,9 +178,14 @@ class DataConfig:
   binarization: "fixed" (the dataset is binary already), "dynamic" (a fresh
   Bernoulli(x / 255) draw each time an image is used, inside the jitted step),
   "threshold" (x > 127) or "none" (x / 255, for a Gaussian decoder).
+  validation, the held-out images that training curves are evaluated on: "split" (the
+  dataset's own validation split: binarized_mnist's 10000), "holdout" (the last
+  HOLDOUT_IMAGES training images, left out of training), "none", or "auto": split
+  where the dataset has one, else none (mnist trains on all 60000, as Burda et al.).
   """
   dataset: str = "binarized_mnist"
   binarization: str = "fixed"
+  validation: str = "auto"
 
   def __post_init__(self):
     require(self.dataset in DATASETS,
@@ -187,6 +194,20 @@ class DataConfig:
     require(self.binarization in allowed,
              f"binarization {self.binarization!r} does not apply to dataset "
              f"{self.dataset!r}: choose one of {allowed}")
+    require(self.validation in VALIDATIONS,
+            f"unknown validation {self.validation!r}: choose one of {VALIDATIONS}")
+    require(self.validation != "split" or datasets.DATASETS[self.dataset].validation_split,
+            f"dataset {self.dataset!r} has no validation split: use validation=holdout "
+            f"(its last {HOLDOUT_IMAGES} training images) or none")
+    require(self.validation != "holdout" or self.dataset != "4frames",
+            "4frames has four images, none to hold out: use validation=none")
+
+  @property
+  def validation_source(self) -> str:
+    """"split", "holdout" or "none": what "auto" means for this dataset."""
+    if self.validation != "auto":
+      return self.validation
+    return "split" if datasets.DATASETS[self.dataset].validation_split else "none"
 
 
 class ObjectiveConfig:
@@ -249,7 +270,10 @@ class TrainConfig:
   multiplier), ...): learning_rate * multiplier for that many epochs each, the last
   multiplier after them (vbayes.optimizers.staged_learning_rate); adam_eps is its
   epsilon. eval_proposal_samples: encoder samples of an implicit encoder for the
-  Gaussian proposal of the test log-likelihood. A run is resumable only with the
+  Gaussian proposal of the test log-likelihood. At every checkpoint a run with
+  validation images (data.validation) records their ELBO and every
+  validation_is_every_epochs epochs (0: never) their IS bound with validation_is_k
+  samples. A run is resumable only with the
   same config up to `RUN_LENGTH_FIELDS` (training longer or evaluating differently
   does not change the steps taken).
   """
@@ -264,6 +288,8 @@ class TrainConfig:
   checkpoint_every_epochs: int = 1
   eval_k: int = 5000
   eval_batch_size: int = 100
+  validation_is_k: int = 100
+  validation_is_every_epochs: int = 10
   eval_proposal_samples: int = 1000
   quadrature_points: int = 512
   quadrature_limit: float = 5.0
@@ -278,9 +304,12 @@ class TrainConfig:
             f"objective must be an objective's name or config (vbayes.objectives), got "
             f"{self.objective!r}")
     for name in ("batch_size", "epochs", "steps_per_call", "checkpoint_every_epochs",
-                 "eval_k", "eval_batch_size", "eval_proposal_samples", "quadrature_points"):
+                 "eval_k", "eval_batch_size", "eval_proposal_samples", "quadrature_points",
+                 "validation_is_k"):
       value = getattr(self, name)
       require(value > 0, f"{name} must be positive, got {value}")
+    require(self.validation_is_every_epochs >= 0, "validation_is_every_epochs must be 0 "
+            f"(never) or positive, got {self.validation_is_every_epochs}")
     require(0 <= self.seed < 2**32,
             f"seed must be in [0, 2^32), got {self.seed}: a JAX key holds 32 bits of seed "
             "here, so larger or negative seeds would repeat smaller ones")
@@ -376,7 +405,8 @@ def _flat_objective(name: str, d: dict[str, Any]):
 
 # Fields that may change between a run and its resumption.
 RUN_LENGTH_FIELDS = ("epochs", "eval_k", "eval_batch_size", "eval_proposal_samples",
-                     "quadrature_points", "quadrature_limit", "checkpoint_every_epochs")
+                     "quadrature_points", "quadrature_limit", "checkpoint_every_epochs",
+                     "validation_is_k", "validation_is_every_epochs")
 
 
 def trajectory_fields(config: TrainConfig) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes.config import DataConfig
+from vbayes.config import HOLDOUT_IMAGES, DataConfig
 from vbayes.datasets import DATASETS
 from vbayes.errors import UserError
 
@@ -91,6 +91,8 @@ def load(config: DataConfig, *, data_dir: str | Path | None = None,
 
   Test labels come with mnist and 4frames. binarized_mnist has none in tfds;
   `labels=True` recovers them from mnist's test split (`binarized_mnist_test_labels`).
+  `validation` holds the images config.validation names (None for "none"); "holdout"
+  takes them off the end of `train`.
   """
   dataset = DATASETS[config.dataset]
   if dataset.tfds_name is None:  # 4frames, the one generated dataset
@@ -106,9 +108,30 @@ def load(config: DataConfig, *, data_dir: str | Path | None = None,
   if test_labels is None and labels:
     test_labels = binarized_mnist_test_labels(images["test"], data_dir=data_dir,
                                               manual_dir=manual_dir)
-  return ImageData(train=images["train"], test=images["test"],
-                   validation=images.get("validation"), image_shape=dataset.image_shape,
-                   binarization=config.binarization, test_labels=test_labels)
+  train, validation = with_validation(images["train"], images.get("validation"),
+                                      config.validation_source)
+  return ImageData(train=train, test=images["test"], validation=validation,
+                   image_shape=dataset.image_shape, binarization=config.binarization,
+                   test_labels=test_labels)
+
+
+def with_validation(train_NxD: np.ndarray, split_MxD: np.ndarray | None, source: str,
+                    holdout: int = HOLDOUT_IMAGES):
+  """(training images, validation images or None) for DataConfig.validation_source:
+  "split" the dataset's own validation split, "holdout" the last `holdout` training
+  images (then left out of training), "none" no validation."""
+  if source == "split":
+    if split_MxD is None:
+      raise DataError("this dataset has no validation split: use validation=holdout or none")
+    return train_NxD, split_MxD
+  if source == "holdout":
+    if len(train_NxD) <= holdout:
+      raise DataError(f"{len(train_NxD)} training images are too few to hold out {holdout}: "
+                      "use validation=none")
+    return train_NxD[:-holdout], train_NxD[-holdout:]
+  if source == "none":
+    return train_NxD, None
+  raise ValueError(f"unknown validation source {source!r}")
 
 
 def match_labels(binary_NxD: np.ndarray, grey_MxD: np.ndarray, labels_M: np.ndarray,

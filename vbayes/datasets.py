@@ -17,7 +17,8 @@ class Dataset:
   as ../shared/data/<name>/; published: (size, SHA-256) of each file tfds reads, as
   tensorflow-datasets records them; download_host: what a machine that cannot prepare
   it offline would need to reach; binary: stored as {0, 1} already; unpack_manual_files:
-  the manual dir holds them gzipped but tfds reads them plain."""
+  the manual dir holds them gzipped but tfds reads them plain; validation_split: tfds
+  has a "validation" split."""
   name: str
   image_shape: tuple[int, int]
   binarizations: tuple[str, ...]
@@ -27,6 +28,7 @@ class Dataset:
   download_host: str | None = None
   binary: bool = False
   unpack_manual_files: bool = False
+  validation_split: bool = False  # tfds gives a "validation" split
 
   @property
   def data_dim(self) -> int:
@@ -40,6 +42,7 @@ class Dataset:
 BINARIZED_MNIST = Dataset(
     name="binarized_mnist", image_shape=(28, 28), binarizations=("fixed",),
     tfds_name="binarized_mnist", binary=True, download_host="www.cs.toronto.edu",
+    validation_split=True,
     unpack_manual_files=True,  # tfds reads and records the .amat files plain
     manual_files=("binarized_mnist_train.amat.gz", "binarized_mnist_valid.amat.gz",
                   "binarized_mnist_test.amat.gz"),

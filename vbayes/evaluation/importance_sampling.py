@@ -184,6 +184,38 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   return results
 
 
+def held_out_bounds(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
+                    binarization: str, ks: tuple[int, ...], batch_size: int = 100,
+                    rows_per_chunk: int = MAX_ROWS_PER_CHUNK,
+                    proposal_samples: int = 1000) -> dict[int, float]:
+  """{k: mean over images of log (1/k) sum_i w_i} with w_i = p(x, z_i) / q(z_i|x): the
+  k-sample importance-weighted bound L_k (Burda et al. 2016), k = 1 the ELBO (a
+  one-sample estimate per image; for an implicit encoder, the bound of its
+  moment-matched Gaussian, `proposal_for`). Cheap enough to watch during training:
+  nothing else is computed. Shared among processes like `evaluate`."""
+  binarize_key, proposal_key, sample_key = jax.random.split(key, 3)
+  model = as_model(model)
+  params = distributed.local_copy(params)
+  batches = list(_batches(images_NxD, batch_size))
+  local = {k: [] for k in ks}
+  for i in distributed.my_batches(len(batches)):
+    x = data_lib.to_float(jax.random.fold_in(binarize_key, i), jnp.asarray(batches[i][0]),
+                          binarization)
+    q = (proposal_for(params, jax.random.fold_in(proposal_key, i), x, model=model,
+                      proposal_samples=proposal_samples) if model.has_encoder else None)
+    for k in ks:
+      chunk = numerics.largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
+      lp, _ = importance_sampled_log_likelihood(
+          params, jax.random.fold_in(jax.random.fold_in(sample_key, i), k), x, model=model,
+          k=k, chunk=chunk, proposal=q)
+      local[k].append(lp)
+  out = {}
+  for k in ks:
+    values = distributed.gather_batches(jax.device_get(local[k]), len(batches), (batch_size,))
+    out[k] = float(np.mean(np.concatenate([v[:n] for v, (_, n) in zip(values, batches)])))
+  return out
+
+
 def _kl(q, prior, key, samples: int = 1000):
   """KL(q || p) per image: the closed form where there is one, else the mean of
   log q(z) - log p(z) over `samples` draws z ~ q (a Monte Carlo estimate)."""

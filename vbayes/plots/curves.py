@@ -7,17 +7,26 @@ from vbayes.plots.figure import plt
 
 
 def save_training_curves(records: list[dict], path: str | Path):
-  """Training loss (-ELBO per image, nats) against step, with KL and -log-likelihood parts."""
+  """Training loss (-ELBO per image, nats) against step, with KL and -log-likelihood
+  parts, and where the records hold them the held-out -ELBO and -L_k (validation)."""
   train = [r for r in records if "train_loss" in r]
   steps = [r["step"] for r in train]
   fig, ax = plt.subplots(figsize=(6, 4))
-  ax.plot(steps, [r["train_loss"] for r in train], label="loss")
+  ax.plot(steps, [r["train_loss"] for r in train], label="loss (training batches)")
   if train and "train_log_likelihood" in train[0]:
     ax.plot(steps, [-r["train_log_likelihood"] for r in train], label="-log p(x|z)")
   if train and "train_kl" in train[0]:
     ax.plot(steps, [r["train_kl"] for r in train], label="KL(q || p)")
+  for name, label, style in (("validation_elbo", "validation -ELBO", "o-"),
+                             ("validation_nll_is", "validation -L_k (IS)", "s--")):
+    held = [r for r in records if r.get(name) is not None]
+    if held:
+      sign = -1 if name == "validation_elbo" else 1
+      k = f", k={held[-1]['validation_is_k']}" if name == "validation_nll_is" else ""
+      ax.plot([r["step"] for r in held], [sign * r[name] for r in held], style,
+              markersize=3, label=label.replace("(IS)", f"(IS{k})"))
   ax.set_xlabel("step")
-  ax.set_ylabel("nats per image (training batches)")
+  ax.set_ylabel("nats per image")
   ax.legend()
   ax.grid(alpha=0.3)
   fig.tight_layout()

@@ -41,6 +41,11 @@ class Checkpointer:
     except Exception as e:  # pylint: disable=broad-except
       self._fail(e)
 
+  def drop_after(self, step: int):
+    """Deletes the checkpoints of steps after `step` (a resumed run takes them again)."""
+    for later in [s for s in self._manager.all_steps() if s > step]:
+      self._manager.delete(later)
+
   def restore(self, like_state, like_key: jax.Array):
     """Restores the latest checkpoint into the structure, shapes and shardings of the `like_*`."""
     step = self.latest_step()

@@ -4,9 +4,11 @@ write metrics and figures. experiments/train.py is a thin flag parser over `run`
 workdir/
   .lock            held (flock) by the one process running in the workdir; its pid
   config.json      the TrainConfig of the run
-  metrics.jsonl    one object per logging point; the last holds the test metrics
+  metrics.jsonl    one object per logging point, the validation numbers at each
+                   checkpoint; the last holds the test metrics
   tensorboard/     the same numbers as TensorBoard events
   checkpoints/     Orbax: params, optimizer state, step, RNG key
+  checkpoints_best/  the same, at the step of the best validation ELBO (held_out.py)
   figures/         reconstructions.png, training_curves.png, latent_grid_walk.png (2-D)
 
 Under several processes (vbayes.distributed) every process runs `run` with the same
@@ -31,6 +33,7 @@ from vbayes import distributed
 from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes import numerics
 from vbayes.plots import curves as curve_plots, images as image_plots, latents as latent_plots
+from vbayes.training import held_out as held_out_lib
 from vbayes.training import metrics_io
 from vbayes.training import step as training_step
 from vbayes.training import workdir as workdir_lib
@@ -41,6 +44,7 @@ from vbayes.training.workdir import CONFIG_FILE, WorkdirError  # pylint: disable
 
 # Streams of randomness, each from fold_in(root, index): never reused across purposes.
 INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM = range(4)
+VALIDATION_STREAM = 1_000_003  # fold_in(eval key, this): the held-out curve's, apart from the test's
 
 
 class TrainingDiverged(UserError):
@@ -121,7 +125,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
   state = training_step.replicate(training_step.init_state(init_key, config), mesh)
   train_key, data_key = training_step.replicate((train_key, data_key), mesh)
   checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints")
-  writer, finished = None, False
+  writer, finished, held_out = None, False, None
   try:
     # Nothing in the workdir is written before the checkpoint has been read back.
     start_step = 0
@@ -158,10 +162,19 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
           f"{jax.default_backend()} device(s)"
           + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""))
       previous = [r for r in metrics_io.read_metrics(workdir) if "train_seconds" in r]
+      hooks = []
+      if data.validation is not None:
+        held_out = held_out_lib.HeldOut(
+            config, data.validation, data.binarization,
+            jax.random.fold_in(eval_key, VALIDATION_STREAM), workdir, start_step=start_step,
+            steps_per_epoch=steps_per_epoch, total_steps=total_steps, log=log)
+        hooks.append(held_out)
+      if epoch_hook is not None:
+        hooks.append(lambda step, state, key: epoch_hook(step, state["params"]))
       state = _train_loop(state, train_chunk, images, train_key, data_key,
                           total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                           checkpoint_every=checkpoint_every, checkpointer=checkpointer,
-                          writer=writer, log=log, epoch_hook=epoch_hook,
+                          writer=writer, log=log, hooks=hooks,
                           seconds_before=previous[-1]["train_seconds"] if previous else 0.0)
     step = int(state["step"])
     results = _evaluate_and_plot(config, state["params"], data, eval_key, workdir, log, step)
@@ -183,10 +196,12 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
     finally:
       if writer is not None:
         writer.close()
+      if held_out is not None:
+        held_out.close()
 
 
 def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps, steps_per_epoch,
-                checkpoint_every, checkpointer, writer, log, epoch_hook=None, seconds_before=0.0):
+                checkpoint_every, checkpointer, writer, log, hooks=(), seconds_before=0.0):
   """Runs chunks until total_steps; logs each chunk's mean metrics while the next one runs.
 
   At a checkpoint the state is checked to be finite (one reduction on the device)
@@ -198,7 +213,7 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
   pending = None  # (step, metrics) of the chunk in flight, read after the next is dispatched
   saving = None  # step of a checkpoint being written while the next chunk runs
   first = None  # (step, time) when the first chunk's metrics came back
-  hook_seconds = 0.0  # time spent in epoch_hook, left out of train_seconds
+  hook_seconds = 0.0  # time spent in the hooks, left out of train_seconds
 
   def flush(pending):
     nonlocal first
@@ -241,9 +256,11 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
             f"losses logged so far were finite); {_kept_sentence(checkpointer)}")
       checkpointer.save(step, state, train_key)
       saving = step
-      if epoch_hook is not None:
+      if hooks:
         hook_start = time.perf_counter()
-        extra = epoch_hook(step, state["params"])
+        extra = {}
+        for hook in hooks:
+          extra.update(hook(step, state, train_key))
         writer.write({"step": step, "epoch": step / steps_per_epoch, **extra})
         hook_seconds += time.perf_counter() - hook_start
   if pending is not None:

@@ -1,0 +1,116 @@
+"""The held-out curve (vbayes/training/held_out.py): validation ELBO at every epoch, an
+IS bound every few, the best checkpoint kept, overfitting visible."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from vbayes import config as config_lib, data as data_lib
+from vbayes.evaluation import importance_sampling as evaluate_lib
+from vbayes.training import checkpoint as checkpoint_lib, held_out, loop, metrics_io
+from vbayes.training import step as training_step
+
+pytestmark = pytest.mark.slow
+
+
+def memorizable(seed=0, train=20, validation=100, pixels=16):
+  """Uniform random binary images: nothing generalizes (the best model of the data is
+  16 log 2 = 11.09 nats per image), so a net that fits 20 training images overfits."""
+  rng = np.random.default_rng(seed)
+  draw = lambda n: (rng.random((n, pixels)) < 0.5).astype(np.uint8)
+  return data_lib.ImageData(train=draw(train), test=draw(100), validation=draw(validation),
+                            image_shape=(4, 4), binarization="fixed")
+
+
+def config(epochs=40):
+  return config_lib.TrainConfig(
+      model=config_lib.ModelConfig(data_dim=16, latent_dim=4, hidden_sizes=(128, 128)),
+      data=config_lib.DataConfig(dataset="4frames"), batch_size=10, steps_per_call=2,
+      learning_rate=3e-3, epochs=epochs, eval_k=10, validation_is_k=10,
+      validation_is_every_epochs=20, quadrature_points=64)
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("held_out") / "run"
+  data = memorizable()
+  loop.run(config(), workdir, data=data, log=lambda line: None)
+  return workdir, data, metrics_io.read_metrics(workdir)
+
+
+def test_the_curve_shows_overfitting_and_keeps_the_best_checkpoint(overfit_run):
+  """Training loss falls below the 11.09 nats no model of uniform pixels beats on new
+  images, while the validation -ELBO rises past its minimum: the best checkpoint is
+  an earlier step than the last, and holds the parameters whose validation ELBO was
+  the best recorded (re-evaluated with the same key: equal)."""
+  workdir, data, records = overfit_run
+  held = [r for r in records if "validation_elbo" in r]
+  assert [r["step"] for r in held] == list(range(2, 81, 2))  # every epoch (2 steps)
+  train = [r["train_loss"] for r in records if "train_loss" in r]
+  curve = np.array([-r["validation_elbo"] for r in held])
+  assert train[-1] < 16 * np.log(2) - 1.0 < curve.min()
+  assert curve[-1] > curve.min() + 1.0  # overfitting, in nats per image
+  best_step = held[int(np.argmin(curve))]["step"]
+  assert best_step < held[-1]["step"]
+  best = checkpoint_lib.Checkpointer(workdir / held_out.BEST_DIR)
+  try:
+    assert best.latest_step() == best_step
+    like = training_step.init_state(jax.random.key(0), config())
+    state, _ = best.restore(like, jax.random.key(0))
+  finally:
+    best.close()
+  key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(jax.random.key(0),
+                                                                 loop.EVAL_STREAM),
+                                              loop.VALIDATION_STREAM), best_step)
+  again = evaluate_lib.held_out_bounds(state["params"], key, data.validation,
+                                       model=config().model, binarization="fixed", ks=(1,),
+                                       batch_size=config().eval_batch_size)
+  np.testing.assert_allclose(again[1], -curve.min(), rtol=1e-5)
+  # The IS bound at every 20th epoch and the last; it is at least the ELBO (k=10 > 1).
+  with_is = [r for r in held if "validation_nll_is" in r]
+  assert [r["step"] for r in with_is] == [40, 80]
+  assert all(r["validation_nll_is"] <= -r["validation_elbo"] + 0.05 for r in with_is)
+  assert (workdir / "figures" / "training_curves.png").stat().st_size > 0
+
+
+def test_a_resumed_run_keeps_its_best_checkpoint(overfit_run, tmp_path):
+  """Trained 20 epochs then resumed to 40, the curve and the best checkpoint are those
+  of the uninterrupted run."""
+  workdir, data, records = overfit_run
+  resumed = tmp_path / "run"
+  loop.run(config(epochs=20), resumed, data=data, log=lambda line: None)
+  loop.run(config(), resumed, data=data, log=lambda line: None)
+  curve = lambda rs: [(r["step"], r["validation_elbo"]) for r in rs if "validation_elbo" in r]
+  np.testing.assert_allclose(curve(metrics_io.read_metrics(resumed)), curve(records),
+                             rtol=1e-6)
+  steps = []
+  for w in (workdir, resumed):
+    best = checkpoint_lib.Checkpointer(w / held_out.BEST_DIR)
+    steps.append(best.latest_step())
+    best.close()
+  assert steps[0] == steps[1]
+
+
+def test_validation_sources():
+  """split: the dataset's own; holdout: the last images of the training set, left out;
+  none; and the configs that cannot be."""
+  train, split = np.arange(30).reshape(15, 2), np.zeros((3, 2))
+  assert data_lib.with_validation(train, split, "split")[1] is split
+  kept, held = data_lib.with_validation(train, None, "holdout", holdout=5)
+  np.testing.assert_array_equal(kept, train[:10])
+  np.testing.assert_array_equal(held, train[10:])
+  assert data_lib.with_validation(train, split, "none") == (train, None)
+  with pytest.raises(data_lib.DataError, match="too few"):
+    data_lib.with_validation(train, None, "holdout", holdout=15)
+  assert config_lib.DataConfig().validation_source == "split"
+  assert config_lib.DataConfig(dataset="mnist", binarization="dynamic").validation_source == "none"
+  with pytest.raises(config_lib.ConfigError, match="no validation split"):
+    config_lib.DataConfig(dataset="mnist", binarization="dynamic", validation="split")
+  with pytest.raises(config_lib.ConfigError, match="unknown validation"):
+    config_lib.DataConfig(validation="test")
+  # A config written before the field existed reads as "auto".
+  old = json.loads(config_lib.TrainConfig().to_json())
+  del old["data"]["validation"]
+  assert config_lib.TrainConfig.from_dict(old).data.validation == "auto"

@@ -1,0 +1,70 @@
+"""The held-out curve of a training run, and the checkpoint where it was best.
+
+At every checkpoint (epoch end) of a run whose data has validation images
+(`DataConfig.validation`), `HeldOut` evaluates on them
+
+    validation_elbo     mean_x L_1(x), the ELBO (one sample per image),
+    validation_nll_is   -mean_x L_k(x), k = validation_is_k, every
+                        validation_is_every_epochs epochs and at the last step,
+
+with L_k the importance-weighted bound (`importance_sampling.held_out_bounds`), and
+keeps the state with the highest validation ELBO so far in workdir/checkpoints_best
+(an Orbax checkpoint like those in checkpoints/, one step). Overfitting shows as a
+validation -ELBO that rises while the training loss falls.
+"""
+
+from pathlib import Path
+from typing import Callable
+
+import jax
+import numpy as np
+
+from vbayes.config import TrainConfig
+from vbayes.evaluation import importance_sampling as evaluate_lib
+from vbayes.training import checkpoint as checkpoint_lib
+from vbayes.training import metrics_io
+
+BEST_DIR = "checkpoints_best"
+
+
+class HeldOut:
+  """held_out(step, state, train_key) -> the record's validation numbers; saves the
+  state to BEST_DIR when its validation ELBO is the best of the run so far."""
+
+  def __init__(self, config: TrainConfig, images_NxD: np.ndarray, binarization: str,
+               key: jax.Array, workdir: Path, *, start_step: int, steps_per_epoch: int,
+               total_steps: int, log: Callable[[str], None]):
+    self._config, self._images, self._binarization = config, images_NxD, binarization
+    self._key, self._log = key, log
+    self._steps_per_epoch, self._total_steps = steps_per_epoch, total_steps
+    self._best = checkpoint_lib.Checkpointer(workdir / BEST_DIR, max_to_keep=1)
+    self._best.drop_after(start_step)  # a step the resumed run will take again
+    earlier = [r["validation_elbo"] for r in metrics_io.read_metrics(workdir)
+               if r.get("validation_elbo") is not None and r["step"] <= start_step]
+    self._best_elbo = max(earlier) if earlier and self._best.latest_step() is not None else None
+
+  def __call__(self, step: int, state, train_key) -> dict:
+    epoch = step // self._steps_per_epoch
+    every = self._config.validation_is_every_epochs
+    with_is = every > 0 and (epoch % every == 0 or step == self._total_steps)
+    ks = (1, self._config.validation_is_k) if with_is else (1,)
+    bounds = evaluate_lib.held_out_bounds(
+        state["params"], jax.random.fold_in(self._key, step), self._images,
+        model=self._config.model, binarization=self._binarization, ks=ks,
+        batch_size=self._config.eval_batch_size,
+        proposal_samples=self._config.eval_proposal_samples)
+    record = {"validation_elbo": bounds[1]}
+    if with_is:
+      record.update(validation_nll_is=-bounds[ks[1]], validation_is_k=ks[1])
+    if np.isfinite(bounds[1]) and (self._best_elbo is None or bounds[1] > self._best_elbo):
+      self._best_elbo = bounds[1]
+      self._best.save(step, state, train_key)
+      self._best.wait()
+      record["validation_best"] = True
+    self._log(f"validation ({len(self._images)} images): ELBO {bounds[1]:.3f}"
+              + (f", NLL by IS k={ks[1]} {-bounds[ks[1]]:.3f}" if with_is else "")
+              + (" (best so far: kept)" if record.get("validation_best") else ""))
+    return record
+
+  def close(self):
+    self._best.close()
