@@ -43,6 +43,7 @@ from vbayes.models import build
 from vbayes.numerics import largest_divisor_at_most
 from vbayes.progress import Progress
 from vbayes.training import loop as training_loop
+from vbayes.training import held_out
 from vbayes.training import workdir as workdir_lib
 
 METHODS = ("is", "ais", "bdmc", "quadrature")
@@ -73,21 +74,28 @@ flags.DEFINE_enum("ais_start", "proposal", ("proposal", "prior"), "ais, bdmc: an
                   "encoder misses, at the price of a longer path).")
 flags.DEFINE_integer("quadrature_points", 512, "quadrature: grid points per axis.")
 flags.DEFINE_integer("seed", 0, "Seed of the binarization, samples and chains.")
+flags.DEFINE_enum("checkpoint", "latest", ("latest", "best"), "The run's latest checkpoint, or "
+                  "the one of its best validation ELBO (checkpoints_best/).")
 common.define_data_flags()
 common.define_process_flags()
 
 
-def load_run(workdir: Path):
-  """(config, params) of the run in `workdir`; a clear error when there is none."""
+def load_run(workdir: Path, checkpoints: str = "checkpoints"):
+  """(config, params) of the run in `workdir` (its latest checkpoint in `checkpoints`);
+  a clear error when there is none."""
   path = workdir / workdir_lib.CONFIG_FILE
   if not path.is_file():
     raise workdir_lib.WorkdirError(f"{workdir} holds no {workdir_lib.CONFIG_FILE}: give the "
                                    "--workdir of a run trained by experiments.train")
   config = config_lib.TrainConfig.from_dict(json.loads(path.read_text()))
-  checkpoints = workdir / "checkpoints"
-  if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
-    raise workdir_lib.WorkdirError(f"{workdir} holds no checkpoint yet: train the run first")
-  return config, training_loop.restore_params(workdir, config)
+  folder = workdir / checkpoints
+  if not folder.is_dir() or not any(folder.iterdir()):
+    raise workdir_lib.WorkdirError(
+        f"{workdir} holds no checkpoint yet: train the run first" if checkpoints == "checkpoints"
+        else f"{workdir} holds no {checkpoints}/: the run had no validation images "
+        "(--validation) or was trained before vbayes kept the best checkpoint; use "
+        "--checkpoint=latest")
+  return config, training_loop.restore_params(workdir, config, checkpoints)
 
 
 def start_distribution(params, key, x, model, config, method: str):
@@ -125,13 +133,14 @@ def main(argv):
   del argv
   common.start_processes()
   workdir = Path(FLAGS.workdir)
-  config, params = load_run(workdir)
+  config, params = load_run(workdir, held_out.BEST_DIR if FLAGS.checkpoint == "best"
+                            else "checkpoints")
   model = build(config.model)
   key = jax.random.key(FLAGS.seed)
   settings = ais.HMCSettings(leapfrog_steps=FLAGS.leapfrog_steps,
                              initial_step_size=FLAGS.initial_step_size,
                              tuning=FLAGS.step_tuning, pilot_chains=FLAGS.pilot_chains)
-  out = {"method": FLAGS.method, "workdir": str(workdir)}
+  out = {"method": FLAGS.method, "workdir": str(workdir), "checkpoint": FLAGS.checkpoint}
   log = ((lambda line: print(line, flush=True)) if distributed.is_primary()
          else (lambda line: None))
   start_time = time.perf_counter()

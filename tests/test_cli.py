@@ -449,6 +449,7 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
   commands = {name: [f"--workdir={workdir}", f"--method={name}", *args]
               for name, args in commands.items()}
   commands["missing"] = [f"--workdir={tmp_path / 'empty'}", "--method=is"]
+  commands["no_best"] = [f"--workdir={workdir}", "--method=is", "--checkpoint=best"]
   processes = {
       name: subprocess.Popen([sys.executable, "-m", "experiments.evaluate", *args], cwd=REPO,
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -456,6 +457,8 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
   out = {name: p.communicate(timeout=300) for name, p in processes.items()}
   assert processes["missing"].returncode == 1
   assert_one_error_line(out["missing"][1], "holds no config.json")
+  assert processes["no_best"].returncode == 1  # 4frames has no validation images
+  assert_one_error_line(out["no_best"][1], "holds no checkpoints_best/")
   lines = {}
   for name in ("quadrature", "ais", "bdmc"):
     assert processes[name].returncode == 0, out[name][1][-3000:]

@@ -2,6 +2,10 @@
 IS bound every few, the best checkpoint kept, overfitting visible."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -114,3 +118,19 @@ def test_validation_sources():
   old = json.loads(config_lib.TrainConfig().to_json())
   del old["data"]["validation"]
   assert config_lib.TrainConfig.from_dict(old).data.validation == "auto"
+
+
+def test_evaluate_reads_the_best_checkpoint(overfit_run):
+  """experiments.evaluate --checkpoint=best evaluates the parameters of checkpoints_best/
+  (BDMC on images simulated from that model, which needs no dataset)."""
+  workdir, _, _ = overfit_run
+  repo = Path(__file__).resolve().parent.parent
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}", "--method=bdmc",
+       "--checkpoint=best", "--images=2", "--chains=2", "--ais_steps=5"],
+      cwd=repo, capture_output=True, text=True, timeout=300, check=False,
+      env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(repo)})
+  assert result.returncode == 0, result.stderr[-2000:]
+  line = json.loads(result.stdout.strip().splitlines()[-1])
+  assert line["checkpoint"] == "best" and line["images"] == 2
+  assert np.isfinite(line["lower"]) and np.isfinite(line["upper"])

@@ -340,12 +340,13 @@ def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.I
   return restore_params(workdir, config)
 
 
-def restore_params(workdir: str | Path, config: TrainConfig):
-  """The parameters of the latest checkpoint in a run's workdir, on this process's first
-  device (read by every process of a multi-process run, as Orbax needs)."""
+def restore_params(workdir: str | Path, config: TrainConfig, checkpoints: str = "checkpoints"):
+  """The parameters of the latest checkpoint in a run's workdir (in workdir/checkpoints,
+  or another folder of it: held_out.BEST_DIR), on this process's first device (read by
+  every process of a multi-process run, as Orbax needs)."""
   mesh = training_step.make_mesh()
   like = training_step.replicate(training_step.init_state(jax.random.key(0), config), mesh)
-  checkpointer = checkpoint_lib.Checkpointer(Path(workdir) / "checkpoints")
+  checkpointer = checkpoint_lib.Checkpointer(Path(workdir) / checkpoints)
   try:
     state, _ = checkpointer.restore(like, training_step.replicate(jax.random.key(0), mesh))
   finally:
