@@ -36,13 +36,19 @@ def test_the_schedules_run_from_0_to_1_and_rise():
   assert np.diff(sigmoid)[0] < 1 / 50 < np.diff(sigmoid)[25]  # small steps at the ends
 
 
+# The tests of AIS's machinery below adapt step sizes inside the chains (tuning="adaptive":
+# one annealing program to compile, where the pilot adds a second); the default pilot
+# tuning has tests of its own at the end, and the command line's test uses it.
+ADAPTIVE = ais.HMCSettings(tuning="adaptive")
+
+
 def test_one_step_is_importance_sampling_from_q0_with_the_same_draws(linear10):
   """beta 0 -> 1 in one step, no transition: the log weights are log p(x, z) - log q0(z)
   at q0's draws from the same key."""
   model, params, x = linear10["model"], linear10["params"], linear10["x"]
   q0 = model.proposal_distribution(params, x)
   out = ais.ais_log_likelihood(params, jax.random.key(1), x, q0, model=model, chains=32,
-                               num_steps=1)
+                               num_steps=1, settings=ADAPTIVE)
   z, log_q = q0.sample_and_log_prob(jax.random.split(jax.random.key(1))[0], 32)
   np.testing.assert_allclose(out["log_w"], model.log_weights(params, x, z, q0, log_q_BxK=log_q),
                              rtol=1e-6)
@@ -80,7 +86,7 @@ def test_ais_converges_to_the_closed_form_and_tightens_with_steps(linear10):
   errors = {}
   for steps in (10, 300):
     out = ais.ais_log_likelihood(params, jax.random.key(4), x, q0, model=model, chains=16,
-                                 num_steps=steps)
+                                 num_steps=steps, settings=ADAPTIVE)
     errors[steps] = np.asarray(out["log_px"]) - linear10["log_px"]
   assert np.mean(np.abs(errors[300])) < 0.5 * np.mean(np.abs(errors[10]))
   assert abs(np.mean(errors[300])) < 0.05
@@ -99,7 +105,7 @@ def test_bdmc_brackets_log_p_of_x_and_the_gap_closes(linear10):
   gaps = []
   for steps in (20, 200):
     out = ais.bdmc(params, jax.random.key(6), x, z, q0, model=model, chains=8,
-                   num_steps=steps)
+                   num_steps=steps, settings=ADAPTIVE)
     lower, upper = np.asarray(out["lower"]) - truth, np.asarray(out["upper"]) - truth
     for bound, sign in ((lower, 1), (upper, -1)):
       assert sign * np.mean(bound) < 3 * np.std(bound, ddof=1) / math.sqrt(8) + 1e-3
@@ -122,7 +128,7 @@ def test_ais_agrees_with_grid_quadrature_on_a_trained_2d_model():
                                                     points=512))
   q0 = model.proposal_distribution(params, x)
   out = ais.ais_log_likelihood(params, jax.random.key(7), x, q0, model=model, chains=32,
-                               num_steps=200)
+                               num_steps=200, settings=ADAPTIVE)
   assert abs(float(np.mean(np.asarray(out["log_px"]) - exact))) < 0.1
 
 
@@ -130,7 +136,7 @@ def test_ais_agrees_with_grid_quadrature_on_a_trained_2d_model():
 def mild10():
   """linear10's model with an encoder closer to the posterior, so that 20 distributions
   make the AIS weights' spread small (sd of log w about 0.8) and the delta method's
-  standard error of log mean w over 2048 chains trustworthy."""
+  standard error of log mean w over 1024 chains trustworthy."""
   lg = linear_gaussian.make(data_dim=12, latent_dim=10)
   params = lg.params(linear_gaussian.perturbed_encoder(lg, shift=0.1, widen=0.2))
   return {"lg": lg, "model": build(lg.config), "params": params,
@@ -145,7 +151,7 @@ def _mean_and_stderr(estimates_B, stderr_B):
 
 def test_frozen_step_sizes_make_ais_unbiased(mild10):
   """E[w] = p(x) exactly when the transitions are fixed in advance: step sizes tuned on a
-  pilot run (its own chains) then frozen. 2048 chains x 20 distributions on 8 images of
+  pilot run (its own chains) then frozen. 1024 chains x 20 distributions on 8 images of
   the 10-D linear-Gaussian model: log mean w - log p(x), averaged over images, is 0
   within 4 standard errors (plus the delta method's Jensen term, -se^2/2 per image),
   and far tighter than the 20-step estimate's own spread."""
@@ -153,7 +159,7 @@ def test_frozen_step_sizes_make_ais_unbiased(mild10):
   truth = np.asarray(mild10["lg"].log_marginal(np.asarray(x)))
   q0 = model.proposal_distribution(params, x)
   settings = ais.HMCSettings(initial_step_size=0.05, leapfrog_steps=5)
-  out = ais.ais_log_likelihood(params, jax.random.key(21), x, q0, model=model, chains=2048,
+  out = ais.ais_log_likelihood(params, jax.random.key(21), x, q0, model=model, chains=1024,
                                num_steps=20, settings=settings)
   stderr = np.asarray(out["stderr"])
   error, error_se = _mean_and_stderr(np.asarray(out["log_px"]) - truth, stderr)
@@ -170,7 +176,7 @@ def test_frozen_step_sizes_make_ais_unbiased(mild10):
 def test_reverse_ais_from_exact_posterior_draws_estimates_one_over_p_of_x(mild10):
   """Reverse AIS started at exact posterior draws (closed form here, one per chain) with
   the forward pilot's step sizes reversed: E[w] = 1 / p(x), so log mean w + log p(x) is
-  0 within 4 standard errors over 8 images (2048 chains x 20 distributions)."""
+  0 within 4 standard errors over 8 images (1024 chains x 20 distributions)."""
   model, params, x, lg = mild10["model"], mild10["params"], mild10["x"], mild10["lg"]
   truth = np.asarray(lg.log_marginal(np.asarray(x)))
   q0 = model.proposal_distribution(params, x)
@@ -179,7 +185,7 @@ def test_reverse_ais_from_exact_posterior_draws_estimates_one_over_p_of_x(mild10
                                 model=model, settings=settings)
   mean, var = lg.posterior(np.asarray(x))
   z0 = jnp.asarray(mean[:, None, :] + np.sqrt(var) * np.asarray(
-      jax.random.normal(jax.random.key(23), (8, 2048, 10))), jnp.float32)
+      jax.random.normal(jax.random.key(23), (8, 1024, 10))), jnp.float32)
   log_w, _, _, used = jax.jit(lambda z: ais.anneal(
       params, jax.random.key(24), x, z, q0, ais.betas(20)[::-1].copy(), model=model,
       settings=settings, step_sizes_TxB=steps[::-1]))(z0)

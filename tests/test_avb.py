@@ -60,7 +60,7 @@ def test_trained_adversary_approaches_log_q_minus_log_p():
     updates, opt_state = optimizer.update(grads, opt_state, adv)
     return (optax.apply_updates(adv, updates), opt_state), loss
 
-  (adversary, _), losses = jax.jit(lambda c: jax.lax.scan(step, c, jnp.arange(1000)))(
+  (adversary, _), losses = jax.jit(lambda c: jax.lax.scan(step, c, jnp.arange(500)))(
       (adversary, optimizer.init(adversary)))
   x = np.asarray(x_pool[:200])
   eps = rng.normal(size=(200, 2))
