@@ -51,8 +51,8 @@ def render(notebook: dict, name: str, url: str) -> dict:
   cells = notebook["cells"]
   install = next(c for c in cells if c["cell_type"] == "code"
                  and URL_LINE.search("".join(c["source"])))
-  source = URL_LINE.sub(f'VBAYES_REPO = os.environ.get("VBAYES_REPO") or "{url}"',
-                        "".join(install["source"]))
+  line = f'VBAYES_REPO = os.environ.get("VBAYES_REPO") or {json.dumps(url)}'
+  source = URL_LINE.sub(lambda _: line, "".join(install["source"]))
   install["source"] = source.splitlines(keepends=True)
   title = next(c for c in cells if c["cell_type"] == "markdown")
   lines = "".join(title["source"]).splitlines(keepends=True)  # "# Title\n", "\n", ...

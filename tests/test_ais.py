@@ -166,8 +166,7 @@ def test_frozen_step_sizes_make_ais_unbiased(mild10):
   assert 0.02 < np.mean(np.std(out["log_w"], axis=1)) < 1.0  # the delta method holds
   assert abs(error + np.mean(stderr**2) / 2) < 4 * error_se, (error, error_se)
   # The step sizes were the pilot's: one per transition and image, shared by the chains.
-  pilot = ais.frozen_step_sizes(params, jax.random.fold_in(jax.random.key(21),
-                                                           ais.PILOT_STREAM), x, q0,
+  pilot = ais.frozen_step_sizes(params, jax.random.split(jax.random.key(21), 3)[2], x, q0,
                                 ais.betas(20), model=model, settings=settings)
   np.testing.assert_allclose(out["step_sizes"], pilot, rtol=1e-6)
   assert out["step_sizes"].shape == (19, 8) and np.ptp(np.asarray(pilot)) > 0

@@ -93,13 +93,21 @@ def on_primary(context: Callable[[], contextlib.AbstractContextManager]) -> Iter
 
 
 def local_copy(tree):
-  """Each array of a tree replicated on the global mesh as an array on this process's
-  first device: for work a process does on its own (evaluating its share of images)."""
+  """Each array of a tree replicated on a mesh (of this process's devices or of all
+  processes') as an array on this process's first device of it: for work a process does
+  on its own (evaluating its share of images)."""
   def local(a):
-    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+    if isinstance(a, jax.Array) and len(a.sharding.device_set) > 1:
       return a.addressable_data(0)
     return a
   return jax.tree.map(local, tree)
+
+
+def broadcast(value: float) -> float:
+  """Process 0's `value` on every process (a decision all must take alike)."""
+  if jax.process_count() == 1:
+    return value
+  return float(multihost_utils.broadcast_one_to_all(np.float64(value)))
 
 
 def my_batches(num_batches: int) -> range:

@@ -49,7 +49,6 @@ TUNINGS = ("pilot", "adaptive", "fixed")
 STEP_GROWTH = 1.02  # step size multiplier after a transition above the target acceptance
 STEP_SHRINK = 0.98  # ... and below it
 MIN_STEP, MAX_STEP = 1e-4, 0.5  # the range adaptation keeps a step size in
-PILOT_STREAM = 1  # the pilot run's key: fold_in(key, 1), apart from split(key)'s streams
 
 
 def betas(num_steps: int, schedule: str = "sigmoid", sharpness: float = 4.0) -> np.ndarray:
@@ -237,10 +236,12 @@ def ais_log_likelihood(params, key, x_BxD, q0, *, model: Model | ModelConfig, ch
   chains' log weights [B, C], "step_sizes": those used [T - 1, B]}. With num_steps = 1
   there is no transition: importance sampling from q0 with the same draws.
   """
-  init_key, chain_key = jax.random.split(key)
+  # Three independent streams; split(key, 3)[:2] equals split(key), so the estimating
+  # chains' draws do not depend on the tuning (fold_in(key, 1) would equal split(key)[1]).
+  init_key, chain_key, pilot_key = jax.random.split(key, 3)
   schedule_T1 = betas(num_steps, schedule)
-  step_sizes = frozen_step_sizes(params, jax.random.fold_in(key, PILOT_STREAM), x_BxD, q0,
-                                 schedule_T1, model=model, settings=settings)
+  step_sizes = frozen_step_sizes(params, pilot_key, x_BxD, q0, schedule_T1, model=model,
+                                 settings=settings)
   z0, _ = q0.sample_and_log_prob(init_key, chains)
   log_w, acceptance, _, used = anneal(params, chain_key, x_BxD, z0, q0, schedule_T1,
                                       model=model, settings=settings,

@@ -9,16 +9,18 @@ At every checkpoint (epoch end) of a run whose data has validation images
 
 with L_k the importance-weighted bound (`importance_sampling.held_out_bounds`), and
 keeps the state with the highest validation ELBO so far in workdir/checkpoints_best
-(an Orbax checkpoint like those in checkpoints/, one step). Overfitting shows as a
+(Orbax checkpoints like those in checkpoints/; the newest is the best). Overfitting shows as a
 validation -ELBO that rises while the training loss falls.
 """
 
+import math
 from pathlib import Path
 from typing import Callable
 
 import jax
 import numpy as np
 
+from vbayes import distributed
 from vbayes.config import TrainConfig
 from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes.training import checkpoint as checkpoint_lib
@@ -37,11 +39,17 @@ class HeldOut:
     self._config, self._images, self._binarization = config, images_NxD, binarization
     self._key, self._log = key, log
     self._steps_per_epoch, self._total_steps = steps_per_epoch, total_steps
-    self._best = checkpoint_lib.Checkpointer(workdir / BEST_DIR, max_to_keep=1)
-    self._best.drop_after(start_step)  # a step the resumed run will take again
+    # Two kept: each is a new best, so after a resume drops a later one (a step the run
+    # takes again) the one before is still the best up to start_step.
+    self._best = checkpoint_lib.Checkpointer(workdir / BEST_DIR, max_to_keep=2)
+    self._best.drop_after(start_step)
     earlier = [r["validation_elbo"] for r in metrics_io.read_metrics(workdir)
                if r.get("validation_elbo") is not None and r["step"] <= start_step]
-    self._best_elbo = max(earlier) if earlier and self._best.latest_step() is not None else None
+    best = max(earlier) if earlier and self._best.latest_step() is not None else math.nan
+    # Every process must take the same save decisions (an Orbax save is collective):
+    # process 0's reading of metrics.jsonl decides.
+    best = distributed.broadcast(best)
+    self._best_elbo = None if math.isnan(best) else best
 
   def __call__(self, step: int, state, train_key) -> dict:
     epoch = step // self._steps_per_epoch
