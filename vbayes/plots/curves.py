@@ -7,28 +7,38 @@ from vbayes.plots.figure import plt
 
 
 def save_training_curves(records: list[dict], path: str | Path):
-  """Training loss (-ELBO per image, nats) against step, with KL and -log-likelihood
-  parts, and where the records hold them the held-out -ELBO and -L_k (validation)."""
+  """Left: the training loss (-ELBO per image on the training batches, nats) against
+  step and, where the records hold them, the held-out -ELBO and -L_k (validation), on a
+  scale that shows their gap (overfitting: the validation curve turns up while the
+  training loss falls). Right: the loss's parts, -log p(x|z) and KL."""
   train = [r for r in records if "train_loss" in r]
   steps = [r["step"] for r in train]
-  fig, ax = plt.subplots(figsize=(6, 4))
-  ax.plot(steps, [r["train_loss"] for r in train], label="loss (training batches)")
-  if train and "train_log_likelihood" in train[0]:
-    ax.plot(steps, [-r["train_log_likelihood"] for r in train], label="-log p(x|z)")
-  if train and "train_kl" in train[0]:
-    ax.plot(steps, [r["train_kl"] for r in train], label="KL(q || p)")
+  fig, (ax, parts) = plt.subplots(1, 2, figsize=(11, 4))
+  shown = [r["train_loss"] for r in train]
+  ax.plot(steps, shown, label="loss (training batches)")
   for name, label, style in (("validation_elbo", "validation -ELBO", "o-"),
                              ("validation_nll_is", "validation -L_k (IS)", "s--")):
     held = [r for r in records if r.get(name) is not None]
     if held:
       sign = -1 if name == "validation_elbo" else 1
+      values = [sign * r[name] for r in held]
+      shown += values
       k = f", k={held[-1]['validation_is_k']}" if name == "validation_nll_is" else ""
-      ax.plot([r["step"] for r in held], [sign * r[name] for r in held], style,
-              markersize=3, label=label.replace("(IS)", f"(IS{k})"))
-  ax.set_xlabel("step")
-  ax.set_ylabel("nats per image")
-  ax.legend()
-  ax.grid(alpha=0.3)
+      ax.plot([r["step"] for r in held], values, style, markersize=3,
+              label=label.replace("(IS)", f"(IS{k})"))
+  if len(shown) > 10:  # leave out the first steps' large values
+    low, high = min(shown), sorted(shown)[int(0.9 * len(shown))]
+    ax.set_ylim(low - 0.1 * (high - low) - 0.5, high + 0.1 * (high - low) + 0.5)
+  if train and "train_log_likelihood" in train[0]:
+    parts.plot(steps, [-r["train_log_likelihood"] for r in train], label="-log p(x|z)")
+  if train and "train_kl" in train[0]:
+    parts.plot(steps, [r["train_kl"] for r in train], label="KL(q || p)")
+  for a, ylabel in ((ax, "nats per image"), (parts, "nats per image (training batches)")):
+    a.set_xlabel("step")
+    a.set_ylabel(ylabel)
+    a.grid(alpha=0.3)
+    if a.get_legend_handles_labels()[0]:
+      a.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
