@@ -236,8 +236,9 @@ def ais_log_likelihood(params, key, x_BxD, q0, *, model: Model | ModelConfig, ch
   chains' log weights [B, C], "step_sizes": those used [T - 1, B]}. With num_steps = 1
   there is no transition: importance sampling from q0 with the same draws.
   """
-  # Three independent streams; split(key, 3)[:2] equals split(key), so the estimating
-  # chains' draws do not depend on the tuning (fold_in(key, 1) would equal split(key)[1]).
+  # Three independent streams. Under jax_threefry_partitionable (JAX's default)
+  # split(key, 3)[:2] equals split(key), so the estimating chains' draws do not depend on
+  # the tuning, and fold_in(key, 1) would equal split(key)[1]: hence no fold_in here.
   init_key, chain_key, pilot_key = jax.random.split(key, 3)
   schedule_T1 = betas(num_steps, schedule)
   step_sizes = frozen_step_sizes(params, pilot_key, x_BxD, q0, schedule_T1, model=model,
