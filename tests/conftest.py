@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -59,15 +60,65 @@ def _start_in_background(fixture: str, script: str, out: Path, *args: str,
       [sys.executable, str(TESTS / script), str(out), *args], stdout=log,
       stderr=subprocess.STDOUT, env=env)
   atexit.register(process.kill)  # a session that ends early does not leave it running
-  _BACKGROUND[fixture] = {"process": process, "out": out, "log": log}
+  _BACKGROUND[fixture] = {"process": process, "out": out, "log": log, "start": time.time()}
 
 
 def _wait_for(fixture: str) -> Path:
   job = _BACKGROUND[fixture]
-  code = job["process"].wait(timeout=1800)
+  code = _reap(job, timeout=1800)
   job["log"].seek(0)
   assert code == 0, job["log"].read()[-3000:]
   return job["out"]
+
+
+def _reap(job: dict, timeout: float) -> int:
+  """Waits for a background job and records its wall and CPU seconds (its own and its
+  children's, from wait4) in job["wall_s"] and job["cpu_s"]; returns its exit code."""
+  process = job["process"]
+  deadline = time.time() + timeout
+  while process.returncode is None:
+    pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+    if pid:
+      process.returncode = os.waitstatus_to_exitcode(status)
+      job["wall_s"] = time.time() - job["start"]
+      job["cpu_s"] = usage.ru_utime + usage.ru_stime
+    elif time.time() > deadline:
+      raise subprocess.TimeoutExpired(process.args, timeout)
+    else:
+      time.sleep(0.1)
+  return process.returncode
+
+
+_CPU_BY_FILE = {}  # test file: CPU seconds of this process in its tests (set-up included)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):  # pylint: disable=unused-argument
+  start = time.process_time()
+  yield
+  file = item.nodeid.split("::")[0]
+  _CPU_BY_FILE[file] = _CPU_BY_FILE.get(file, 0.0) + time.process_time() - start
+
+
+def pytest_terminal_summary(terminalreporter):
+  """Where the suite's CPU time goes, which --durations (wall time, shared with the
+  background set-up) does not show: each background set-up's wall and CPU seconds, this
+  process's CPU seconds per test file, and the total of this process and its children."""
+  write = terminalreporter.write_line
+  done = {name: job for name, job in _BACKGROUND.items() if "cpu_s" in job}
+  if done:
+    terminalreporter.write_sep("-", "background set-up: wall s, CPU s")
+    for name, job in sorted(done.items(), key=lambda item: -item[1]["cpu_s"]):
+      write(f"{job['wall_s']:7.1f} {job['cpu_s']:7.1f}  {name}")
+  if _CPU_BY_FILE:
+    terminalreporter.write_sep("-", "CPU s of this process per test file (top 15)")
+    for file, cpu in sorted(_CPU_BY_FILE.items(), key=lambda item: -item[1])[:15]:
+      write(f"{cpu:7.1f}  {file}")
+    import resource  # pylint: disable=import-outside-toplevel
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                          resource.RUSAGE_CHILDREN))
+    write(f"CPU s: this process {own.ru_utime + own.ru_stime:.1f}, the processes it "
+          f"waited for {children.ru_utime + children.ru_stime:.1f}")
 
 
 def pytest_collection_finish(session):

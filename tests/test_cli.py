@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests import test_readme
 from vbayes import config as config_lib, data as data_lib
 from vbayes.training import checkpoint
 from vbayes.training import loop as training_loop
@@ -100,6 +101,7 @@ RUNS = {  # name: (data, arguments) of the runs that must succeed
                                "--kl_estimator=mc"]),
     "avb": (None, AVB),
     "avb_ac": (None, [*AVB, "--adaptive_contrast", "--kl_warmup_steps=50", "--grad_clip=10"]),
+    "readme_train": ("fake", test_readme.readme_train_flags()),  # tests/test_readme.py's
 }
 
 
