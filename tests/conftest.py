@@ -121,6 +121,21 @@ def pytest_terminal_summary(terminalreporter):
           f"waited for {children.ru_utime + children.ru_stime:.1f}")
 
 
+# The background set-ups, in about the order they finish. Tests that wait for one run
+# after every test that waits for none, so that this process works beside them instead
+# of waiting while they run.
+_BACKGROUND_ORDER = ("sharded_results", "bench_smokes", "tfds_prepared_from_original_files",
+                     "multiprocess_runs", "executed_notebooks", "cli_runs")
+
+
+def pytest_collection_modifyitems(items):
+  """Orders the tests (stably) by the last background set-up they wait for: none first."""
+  def waits_for(item):
+    names = getattr(item, "fixturenames", ())
+    return max((i + 1 for i, name in enumerate(_BACKGROUND_ORDER) if name in names), default=0)
+  items.sort(key=waits_for)
+
+
 def pytest_collection_finish(session):
   """Starts the background set-up that the collected tests use: tfds' preparation of
   both datasets from the original files (tests/prepare_tfds.py, when they are there),

@@ -42,11 +42,6 @@ def cli(*args, data_dir=None, wait=True):
                         check=False)
 
 
-@pytest.fixture
-def fake_mnist_dir(tmp_path):
-  return _fake_mnist(tmp_path / "tfds")
-
-
 def snapshot(folder: Path) -> dict:
   """Every file's bytes, but the lock file's (which holds the pid of the last run)."""
   return {p: p.read_bytes() for p in sorted(folder.rglob("*"))
@@ -76,6 +71,9 @@ FOUR_FRAMES = ["--dataset=4frames", "--batch_size=20", "--quadrature_points=64"]
 AVB = [*FOUR_FRAMES, "--objective=avb", "--epochs=4", "--hidden_sizes=16",
        "--adversary_hidden_sizes=16", "--avb_samples=4", "--eval_k=100"]
 IW = [*FOUR_FRAMES, "--epochs=2", "--hidden_sizes=16", "--eval_k=50"]
+# Big enough nets that a kill lands between the second epoch's checkpoint and the last.
+KILLED = ["--epochs=12", "--batch_size=20", "--hidden_sizes=256,256", "--eval_k=2",
+          "--quadrature_points=64", "--steps_per_call=5"]
 GREY = ["--dataset=mnist", "--epochs=1", "--batch_size=20", "--latent_dim=3", *TINY]
 RUNS = {  # name: (data, arguments) of the runs that must succeed
     "tiny_mnist": ("fake", ["--epochs=2", "--batch_size=20", *TINY]),
@@ -102,6 +100,7 @@ RUNS = {  # name: (data, arguments) of the runs that must succeed
     "avb": (None, AVB),
     "avb_ac": (None, [*AVB, "--adaptive_contrast", "--kl_warmup_steps=50", "--grad_clip=10"]),
     "readme_train": ("fake", test_readme.readme_train_flags()),  # tests/test_readme.py's
+    "uninterrupted": ("fake", KILLED),  # what the run killed by SIGKILL must resume to
 }
 
 
@@ -272,17 +271,23 @@ BAD_FLAGS = [
 ]
 
 
-def run_cases(cases: list[list[str]]) -> list[dict]:
-  """Each argument list through experiments.train's command line, in one process."""
+def run_cases(cases: list[list[str]], module: str = "train") -> list[dict]:
+  """Each argument list through experiments.<module>'s command line, all in one process
+  (tests/cli_cases.py), without the session's compilation cache (see `cli`). What the
+  process itself writes to stderr outside the cases (at exit, say) must be no traceback
+  and no closed event loop's complaint."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
   env.pop(data_lib.MANUAL_DIR_ENV, None)
-  out = subprocess.run([sys.executable, str(REPO / "tests" / "cli_cases.py")],
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
+  out = subprocess.run([sys.executable, str(REPO / "tests" / "cli_cases.py"), module],
                        input="".join(json.dumps(c) + "\n" for c in cases), cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=900, check=False)
   results = [json.loads(line) for line in out.stdout.splitlines()]
   assert out.returncode == 0 and len(results) == len(cases), (
       f"{len(results)} of {len(cases)} cases reported; the next was {cases[len(results)]}"
       if len(results) < len(cases) else "", out.stderr[-3000:])
+  assert "Traceback" not in out.stderr and "Event loop is closed" not in out.stderr, (
+      out.stderr[-3000:])
   return results
 
 
@@ -339,42 +344,57 @@ def test_a_read_only_workdir_gives_one_error_line(tmp_path):
       subprocess.run(["umount", str(root)], check=False)
 
 
-@pytest.mark.slow
-def test_missing_offline_data_names_the_files(tmp_path):
-  (tmp_path / "empty").mkdir()
-  out = cli(f"--workdir={tmp_path / 'run'}", f"--manual_dir={tmp_path / 'empty'}",
-            data_dir=tmp_path / "tfds")
-  assert out.returncode != 0 and "Traceback" not in out.stderr
-  assert "binarized_mnist_train.amat.gz" in out.stderr
+@pytest.fixture(scope="module")
+def refused_runs(runs, tmp_path_factory) -> dict[str, tuple[dict, Path, dict]]:
+  """Runs that must stop with one error line and leave their workdir as it was, all in
+  one process: {name: (result, workdir, snapshot of the workdir before)}.
+  - missing_data: an empty --manual_dir, for a dataset tfds has not prepared;
+  - another_config: tiny_mnist's workdir (a copy) with another latent_dim;
+  - corrupt_checkpoint: a copy whose latest checkpoint's files are overwritten, run on
+    for another epoch."""
+  succeeded(runs["tiny_mnist"][0])
+  root = tmp_path_factory.mktemp("refused")
+  (result, trained), tiny_args = runs["tiny_mnist"], RUNS["tiny_mnist"][1]
+  data_flag, = [a for a in result["argv"] if a.startswith("--data_dir=")]
+  for name in ("another_config", "corrupt_checkpoint"):
+    shutil.copytree(trained, root / name)
+  for f in (root / "corrupt_checkpoint" / "checkpoints" / "40").rglob("*"):
+    if f.is_file():
+      f.write_bytes(b"\x00garbage" * 10)
+  (root / "empty").mkdir()
+  cases = {
+      "missing_data": [f"--manual_dir={root / 'empty'}", f"--data_dir={root / 'no_tfds'}"],
+      "another_config": [data_flag, *tiny_args, "--latent_dim=3"],
+      "corrupt_checkpoint": [data_flag, *tiny_args, "--epochs=3"],
+  }
+  before = {name: snapshot(root / name) for name in cases}
+  results = run_cases([[f"--workdir={root / name}", *args] for name, args in cases.items()])
+  return {name: (result, root / name, before[name])
+          for name, result in zip(cases, results)}
 
 
 @pytest.mark.slow
-def test_workdir_with_another_config_is_refused_untouched(tmp_path, fake_mnist_dir):
-  workdir = tmp_path / "run"
-  assert cli(f"--workdir={workdir}", "--epochs=1", "--batch_size=20", *TINY,
-             data_dir=fake_mnist_dir).returncode == 0
-  before = snapshot(workdir)
-  out = cli(f"--workdir={workdir}", "--epochs=1", "--batch_size=20", "--latent_dim=3", *TINY,
-            data_dir=fake_mnist_dir)
-  assert out.returncode != 0 and "Traceback" not in out.stderr
-  assert "different config" in out.stderr and "latent_dim" in out.stderr
+def test_missing_offline_data_names_the_files(refused_runs):
+  result, _, _ = refused_runs["missing_data"]
+  assert result["code"] == 1 and "Traceback" not in result["stderr"]
+  assert "binarized_mnist_train.amat.gz" in result["stderr"]
+
+
+@pytest.mark.slow
+def test_workdir_with_another_config_is_refused_untouched(refused_runs):
+  result, workdir, before = refused_runs["another_config"]
+  assert result["code"] == 1 and "Traceback" not in result["stderr"]
+  assert "different config" in result["stderr"] and "latent_dim" in result["stderr"]
   assert snapshot(workdir) == before
 
 
 @pytest.mark.slow
-def test_corrupt_checkpoint_is_reported_and_kept(tmp_path, fake_mnist_dir):
-  workdir = tmp_path / "run"
-  assert cli(f"--workdir={workdir}", "--epochs=1", "--batch_size=20", *TINY,
-             data_dir=fake_mnist_dir).returncode == 0
-  for f in (workdir / "checkpoints" / "20").rglob("*"):
-    if f.is_file():
-      f.write_bytes(b"\x00garbage" * 10)
-  before = snapshot(workdir)
-  out = cli(f"--workdir={workdir}", "--epochs=2", "--batch_size=20", *TINY,
-            data_dir=fake_mnist_dir)
-  assert out.returncode == 1
-  assert_one_error_line(out.stderr, f"checkpoint {workdir / 'checkpoints' / '20'} cannot be read")
-  assert len(out.stderr.strip()) < 300 and "Event loop is closed" not in out.stderr
+def test_corrupt_checkpoint_is_reported_and_kept(refused_runs):
+  result, workdir, before = refused_runs["corrupt_checkpoint"]
+  assert result["code"] == 1
+  assert_one_error_line(result["stderr"],
+                        f"checkpoint {workdir / 'checkpoints' / '40'} cannot be read")
+  assert len(result["stderr"].strip()) < 300
   assert snapshot(workdir) == before
 
 
@@ -388,14 +408,14 @@ def _restore_params(workdir: Path):
 
 
 @pytest.mark.slow
-def test_run_killed_with_sigkill_resumes_to_the_same_parameters(tmp_path, fake_mnist_dir):
-  args = ["--epochs=12", "--batch_size=20", "--hidden_sizes=256,256", "--eval_k=2",
-          "--quadrature_points=64", "--steps_per_call=5"]
-  # The uninterrupted run goes on beside the one that is killed and resumed.
-  straight = cli(f"--workdir={tmp_path / 'straight'}", *args, data_dir=fake_mnist_dir,
-                 wait=False)
+def test_run_killed_with_sigkill_resumes_to_the_same_parameters(runs, tmp_path):
+  """Killed after its second epoch's checkpoint and run again, it ends with the
+  parameters of the same run uninterrupted (RUNS' "uninterrupted"), bit for bit."""
+  result, uninterrupted = runs["uninterrupted"]
+  succeeded(result)
+  data_dir, = [a.split("=", 1)[1] for a in result["argv"] if a.startswith("--data_dir=")]
   workdir = tmp_path / "killed"
-  proc = cli(f"--workdir={workdir}", *args, data_dir=fake_mnist_dir, wait=False)
+  proc = cli(f"--workdir={workdir}", *KILLED, data_dir=data_dir, wait=False)
   deadline = time.time() + 240
   while not (workdir / "checkpoints" / "40").is_dir():  # 2 epochs done
     assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
@@ -406,12 +426,10 @@ def test_run_killed_with_sigkill_resumes_to_the_same_parameters(tmp_path, fake_m
   steps_at_kill = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
   assert max(steps_at_kill) < 240, "the run finished before the kill"
 
-  resumed = cli(f"--workdir={workdir}", *args, data_dir=fake_mnist_dir)
+  resumed = cli(f"--workdir={workdir}", *KILLED, data_dir=data_dir)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert "resumed from step" in resumed.stdout
-  _, straight_err = straight.communicate(timeout=300)
-  assert straight.returncode == 0, straight_err[-3000:]
-  a, b = _restore_params(tmp_path / "straight"), _restore_params(workdir)
+  a, b = _restore_params(uninterrupted), _restore_params(workdir)
   assert int(a["step"]) == int(b["step"]) == 240
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
@@ -444,7 +462,6 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
   workdir = tmp_path / "run"
   shutil.copytree(runs["iaf"][1], workdir)
   before = snapshot(workdir)
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
   commands = {
       "quadrature": [], "ais": ["--chains=64", "--ais_steps=300"],
       "bdmc": ["--images=8", "--chains=8", "--ais_steps=100"]}
@@ -452,19 +469,15 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
               for name, args in commands.items()}
   commands["missing"] = [f"--workdir={tmp_path / 'empty'}", "--method=is"]
   commands["no_best"] = [f"--workdir={workdir}", "--method=is", "--checkpoint=best"]
-  processes = {
-      name: subprocess.Popen([sys.executable, "-m", "experiments.evaluate", *args], cwd=REPO,
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-      for name, args in commands.items()}
-  out = {name: p.communicate(timeout=300) for name, p in processes.items()}
-  assert processes["missing"].returncode == 1
-  assert_one_error_line(out["missing"][1], "holds no config.json")
-  assert processes["no_best"].returncode == 1  # 4frames has no validation images
-  assert_one_error_line(out["no_best"][1], "holds no checkpoints_best/")
+  out = dict(zip(commands, run_cases(list(commands.values()), module="evaluate")))
+  assert out["missing"]["code"] == 1
+  assert_one_error_line(out["missing"]["stderr"], "holds no config.json")
+  assert out["no_best"]["code"] == 1  # 4frames has no validation images
+  assert_one_error_line(out["no_best"]["stderr"], "holds no checkpoints_best/")
   lines = {}
   for name in ("quadrature", "ais", "bdmc"):
-    assert processes[name].returncode == 0, out[name][1][-3000:]
-    lines[name] = json.loads(out[name][0].strip().splitlines()[-1])
+    assert out[name]["code"] == 0, out[name]["stderr"][-3000:]
+    lines[name] = json.loads(out[name]["stdout"].strip().splitlines()[-1])
     assert lines[name] == json.loads((workdir / f"evaluation_{name}.json").read_text())
   assert abs(lines["ais"]["nll"] - lines["quadrature"]["nll"]) < 0.1
   for name in ("ais", "bdmc"):  # step sizes tuned on a pilot, then frozen, by default
