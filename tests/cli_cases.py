@@ -11,11 +11,11 @@ handling are the command line's own (`experiments.common`); only the process is 
 """
 
 import contextlib
+import importlib
 import io
 import json
 import sys
 from pathlib import Path
-import importlib
 import traceback
 
 from absl import flags
