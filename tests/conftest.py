@@ -44,8 +44,6 @@ SHARDED_OBJECTIVES = ("elbo", "iwae", "prior_is", "avb", "iwae_vamp_prior", "elb
 # Set-up that runs in a process of its own from collection on, beside the other tests:
 # {fixture name: {"process", "out", "log"}}.
 _BACKGROUND = {}
-CLI_RUN_PROCESSES = 2  # tests/test_cli.py's successful runs: processes they share
-_CLI_RUNS_ROOT = []  # the folder of their workdirs, once started
 
 
 def _start_in_background(fixture: str, script: str, out: Path, *args: str,
@@ -160,14 +158,10 @@ def pytest_collection_finish(session):
     from tests import test_cli  # pylint: disable=import-outside-toplevel
     root = Path(tempfile.mkdtemp(prefix="vbayes_test_cli_runs_"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    cases = test_cli.write_run_cases(root).read_text().splitlines(keepends=True)
-    # In CLI_RUN_PROCESSES processes, every n-th case in each: they finish sooner than
-    # one, and the tests that read their runs start while other set-ups still run.
-    for i in range(CLI_RUN_PROCESSES):
-      (root / f"cases_{i}.jsonl").write_text("".join(cases[i::CLI_RUN_PROCESSES]))
-      _start_in_background(f"cli_runs_{i}", "cli_cases.py", root / f"results_{i}",
-                           str(root / f"cases_{i}.jsonl"), env={"JAX_PLATFORMS": "cpu"})
-    _CLI_RUNS_ROOT.append(root)
+    _start_in_background("cli_runs", "cli_cases.py", root / "results",
+                         str(test_cli.write_run_cases(root)),
+                         env={"JAX_PLATFORMS": "cpu"})
+    _BACKGROUND["cli_runs"]["root"] = root
   if "bench_smokes" in used:  # tests/test_bench.py's benchmark scripts at their smoke size
     _start_in_background("bench_smokes", "bench_smokes.py",
                          Path(tempfile.mkdtemp(prefix="vbayes_test_bench_")),
@@ -235,12 +229,9 @@ def tiny_tfds(tmp_path_factory):
 def cli_runs() -> tuple[Path, list[dict]]:
   """(root, results): tests/test_cli.py's RUNS through experiments.train's command line
   (tests/cli_cases.py), each in root/<name>, started in the background at collection."""
-  results = []
-  for i in range(CLI_RUN_PROCESSES):
-    out = _wait_for(f"cli_runs_{i}")
-    results.append([json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()])
-  in_order = [r[j] for j in range(max(map(len, results))) for r in results if j < len(r)]
-  return _CLI_RUNS_ROOT[0], in_order
+  out = _wait_for("cli_runs")
+  lines = (out / "results.jsonl").read_text().splitlines()
+  return _BACKGROUND["cli_runs"]["root"], [json.loads(line) for line in lines]
 
 
 @pytest.fixture(scope="session")
