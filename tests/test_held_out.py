@@ -1,6 +1,7 @@
 """The held-out curve (vbayes/training/held_out.py): validation ELBO at every epoch, an
 IS bound every few, the best checkpoint kept, overfitting visible."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -65,9 +66,8 @@ def test_the_curve_shows_overfitting_and_keeps_the_best_checkpoint(overfit_run):
     state, _ = best.restore(like, jax.random.key(0))
   finally:
     best.close()
-  key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(jax.random.key(0),
-                                                                 loop.EVAL_STREAM),
-                                              loop.VALIDATION_STREAM), best_step)
+  key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), loop.EVAL_STREAM),
+                           loop.VALIDATION_STREAM)
   again = evaluate_lib.held_out_bounds(state["params"], key, data.validation,
                                        model=config().model, binarization="fixed", ks=(1,),
                                        batch_size=config().eval_batch_size)
@@ -95,6 +95,84 @@ def test_a_resumed_run_keeps_its_best_checkpoint(overfit_run, tmp_path):
     steps.append(best.latest_step())
     best.close()
   assert steps[0] == steps[1]
+
+
+def test_every_checkpoint_is_scored_with_the_same_noise(tmp_path):
+  """The same parameters give the same validation ELBO at any step: the curve and the
+  choice of the best checkpoint compare models, not fresh noise draws."""
+  data = memorizable()
+  held = held_out.HeldOut(config(), data.validation, "fixed", jax.random.key(3), tmp_path,
+                          start_step=0, steps_per_epoch=2, total_steps=80,
+                          log=lambda line: None)
+  try:
+    state = training_step.init_state(jax.random.key(0), config())
+    first = held(2, state, jax.random.key(1))["validation_elbo"]
+    later = held(40, state, jax.random.key(1))["validation_elbo"]
+  finally:
+    held.close()
+  assert first == later
+
+
+def stopping_config(**changes):
+  return dataclasses.replace(config(), early_stopping_patience=3, **changes)
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory, overfit_run):
+  workdir = tmp_path_factory.mktemp("stopped") / "run"
+  _, data, _ = overfit_run
+  loop.run(stopping_config(), workdir, data=data, log=lambda line: None)
+  return workdir, data, metrics_io.read_metrics(workdir)
+
+
+def test_early_stopping_stops_after_patience_and_evaluates_the_best(overfit_run, stopped_run):
+  """With patience 3 the run stops 4 epochs after its best validation ELBO (the same
+  curve as the run without stopping up to there), and its test metrics are those of the
+  best checkpoint: its IS bound on the test images equals that of checkpoints_best/."""
+  _, _, full = overfit_run
+  workdir, data, records = stopped_run
+  curve = [(r["step"], r["validation_elbo"]) for r in records if "validation_elbo" in r]
+  best_step = max(curve, key=lambda sv: sv[1])[0]
+  assert curve[-1][0] == best_step + 4 * 2 < 80  # 2 steps per epoch
+  full_curve = [(r["step"], r["validation_elbo"]) for r in full if "validation_elbo" in r]
+  np.testing.assert_allclose(curve, full_curve[:len(curve)], rtol=1e-6)
+  final = records[-1]
+  assert final["stopped_early"] and final["evaluated_step"] == best_step
+  assert final["step"] == curve[-1][0]
+  best = loop.restore_params(workdir, stopping_config(), held_out.BEST_DIR)
+  latest = loop.restore_params(workdir, stopping_config())
+  eval_key = jax.random.fold_in(jax.random.key(0), loop.EVAL_STREAM)
+  nll = lambda params: evaluate_lib.evaluate(
+      params, eval_key, data.test, model=config().model, binarization="fixed", k=10,
+      batch_size=config().eval_batch_size)["test_nll"]
+  assert final["test_nll"] == pytest.approx(nll(best), rel=1e-6)
+  assert final["test_nll"] != pytest.approx(nll(latest), rel=1e-6)
+
+
+def test_a_stopped_run_is_not_trained_again(stopped_run):
+  """Run again, a stopped run resumes, finds the patience spent and trains no step; the
+  study runner reads it as finished (the best checkpoint's parameters)."""
+  workdir, data, records = stopped_run
+  lines = []
+  again = loop.run(stopping_config(), workdir, data=data, log=lines.append)
+  assert again["step"] == records[-1]["step"] and again["evaluated_step"] == records[-1][
+      "evaluated_step"]
+  assert any("early stopping" in line for line in lines)
+  assert not any("steps/s" in line for line in lines)
+  lines.clear()
+  params = loop.trained_params(stopping_config(), workdir, data=data, log=lines.append)
+  assert lines and lines[0].startswith("loading the trained model")
+  best = loop.restore_params(workdir, stopping_config(), held_out.BEST_DIR)
+  jax.tree.map(np.testing.assert_array_equal, params, best)
+
+
+def test_early_stopping_needs_validation_images(tmp_path):
+  data = memorizable()
+  data = data_lib.ImageData(train=data.train, test=data.test, validation=None,
+                            image_shape=(4, 4), binarization="fixed")
+  with pytest.raises(config_lib.ConfigError, match="no validation images"):
+    loop.run(stopping_config(), tmp_path / "run", data=data, log=lambda line: None)
+  assert not (tmp_path / "run" / "config.json").exists()
 
 
 def test_validation_sources():

@@ -18,7 +18,7 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
 ENCODERS = ("gaussian", "implicit", "none")
 PRIORS = ("standard_normal", "vamp")
-NETWORKS = ("mlp", "conv")
+NETWORKS = ("mlp", "conv", "gated")
 FLOWS = ("none", "iaf")
 
 # Which binarizations each dataset allows; the first is its default.
@@ -60,8 +60,15 @@ class ModelConfig:
   "none" (the decoder alone, the prior as proposal: prior importance sampling).
   prior: "standard_normal" (N(0, I)) or "vamp", the VampPrior (Tomczak & Welling
   2018): the mixture of the Gaussian encoder's q(z | u_k) at num_pseudo_inputs
-  learned pseudo-inputs u_k; it has no closed-form KL with q.
-  network: "mlp", or "conv" for square images (vbayes/models/conv_nets.py): a 3x3
+  learned pseudo-inputs u_k; it has no closed-form KL with q. They start at
+  pseudo_input_init = (mean, sd): mean + sd * eps, eps ~ N(0, I); with
+  pseudo_input_limits = (lo, hi) the prior sees them clipped to [lo, hi] (hardtanh, as
+  Tomczak & Welling keep theirs in [0, 1]); () leaves them free.
+  log_var_limits = (lo, hi) clips the Gaussian encoder's log-variance to [lo, hi]
+  (Tomczak & Welling's [-6, 2]); () leaves it free.
+  network: "mlp", "gated" (Tomczak & Welling's gated dense layers,
+  h = (W1 x + b1) * sigmoid(W2 x + b2), He-normal weights; `activation` unused), or
+  "conv" for square images (vbayes/models/conv_nets.py): a 3x3
   convolution of stride 2 per entry of conv_channels, then dense layers of
   hidden_sizes, in the encoder; the mirror, with transposed convolutions, in the
   decoder.
@@ -84,6 +91,9 @@ class ModelConfig:
   noise_dim: int = 0
   prior: str = "standard_normal"
   num_pseudo_inputs: int = 500
+  pseudo_input_init: tuple[float, float] = (0.5, 0.1)
+  pseudo_input_limits: tuple[float, ...] = ()
+  log_var_limits: tuple[float, ...] = ()
   network: str = "mlp"
   conv_channels: tuple[int, ...] = (32, 64)
   latent_dim_2: int = 0
@@ -133,6 +143,17 @@ class ModelConfig:
     require(self.prior in PRIORS, f"prior must be one of {PRIORS}, got {self.prior!r}")
     require(self.num_pseudo_inputs > 0,
             f"num_pseudo_inputs must be positive, got {self.num_pseudo_inputs}")
+    require(len(self.pseudo_input_init) == 2 and self.pseudo_input_init[1] >= 0
+            and all(math.isfinite(v) for v in self.pseudo_input_init),
+            f"pseudo_input_init is (mean, sd >= 0), got {self.pseudo_input_init}")
+    for name in ("pseudo_input_limits", "log_var_limits"):
+      limits = getattr(self, name)
+      require(limits == () or (len(limits) == 2 and limits[0] < limits[1]),
+              f"{name} is () or (lo, hi) with lo < hi, got {limits}")
+    require(not self.log_var_limits or (self.encoder == "gaussian" and not self.latent_dim_2
+                                        and self.flow == "none"),
+            "log_var_limits clip the one-layer Gaussian encoder's log-variance; use "
+            "log_var_limits () with another encoder, two layers or a flow")
     require(self.prior == "standard_normal" or self.encoder == "gaussian",
             f"the {self.prior} prior is made of the Gaussian encoder's posteriors; it needs "
             f"encoder gaussian, got {self.encoder!r}")
@@ -273,7 +294,10 @@ class TrainConfig:
   Gaussian proposal of the test log-likelihood. At every checkpoint a run with
   validation images (data.validation) records their ELBO and every
   validation_is_every_epochs epochs (0: never) their IS bound with validation_is_k
-  samples. A run is resumable only with the
+  samples. early_stopping_patience > 0 stops training once that many epochs in a row
+  (from epoch early_stopping_from_epoch on: Tomczak & Welling count none during their KL
+  warm-up) end without a new best validation ELBO, and the run is then evaluated at its
+  best checkpoint (checkpoints_best/); 0 trains all `epochs`. A run is resumable only with the
   same config up to `RUN_LENGTH_FIELDS` (training longer or evaluating differently
   does not change the steps taken).
   """
@@ -296,6 +320,8 @@ class TrainConfig:
   grad_clip: float = 0.0
   adam_eps: float = 1e-8
   learning_rate_stages: tuple[tuple[int, float], ...] = ()
+  early_stopping_patience: int = 0
+  early_stopping_from_epoch: int = 0
 
   def __post_init__(self):
     if isinstance(self.objective, str):  # a name: that objective's defaults
@@ -330,6 +356,8 @@ class TrainConfig:
             f"{stages}")
     object.__setattr__(self, "learning_rate_stages",
                        tuple((int(epochs), float(m)) for epochs, m in stages))
+    for name in ("early_stopping_patience", "early_stopping_from_epoch"):
+      require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
     require(self.grad_clip >= 0 and math.isfinite(self.grad_clip),
             f"grad_clip must be >= 0 and finite, got {self.grad_clip}")
     encoder = self.objective.encoder
@@ -406,7 +434,8 @@ def _flat_objective(name: str, d: dict[str, Any]):
 # Fields that may change between a run and its resumption.
 RUN_LENGTH_FIELDS = ("epochs", "eval_k", "eval_batch_size", "eval_proposal_samples",
                      "quadrature_points", "quadrature_limit", "checkpoint_every_epochs",
-                     "validation_is_k", "validation_is_every_epochs")
+                     "validation_is_k", "validation_is_every_epochs",
+                     "early_stopping_patience", "early_stopping_from_epoch")
 
 
 def trajectory_fields(config: TrainConfig) -> dict[str, Any]:

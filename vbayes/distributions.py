@@ -215,8 +215,8 @@ class DiagNormalMixture(NamedTuple):
     diff_NxTxL = z_NxL[:, None, :] - mean_CxL[index_NxT]
     exact_NxT = log_norm_C[index_NxT] - 0.5 * jnp.sum(
         diff_NxTxL**2 * precision_CxL[index_NxT], axis=-1)
-    chosen_NxC = jnp.any(index_NxT[..., None] == jnp.arange(num), axis=1)
-    rest_NxC = jnp.where(chosen_NxC, -jnp.inf, approx_NxC)
+    rows_Nx1 = jnp.arange(index_NxT.shape[0])[:, None]
+    rest_NxC = approx_NxC.at[rows_Nx1, index_NxT].set(-jnp.inf)  # each term counted once
     log_p_N = jax.nn.logsumexp(jnp.concatenate([exact_NxT, rest_NxC], axis=-1), axis=-1)
     return (log_p_N - jnp.log(num)).reshape(z_xL.shape[:-1])
 

@@ -43,6 +43,7 @@ def importance_sampled_log_likelihood(params, key, x_BxD, *, model: Model | Mode
     raise ValueError(f"chunk {chunk} must divide k {k}")
   model = as_model(model)
   q = model.proposal_distribution(params, x_BxD) if proposal is None else proposal
+  prior = model.prior_distribution(params)  # once, not per chunk
 
   def chunk_terms(i):
     z_BxCxL, log_q_BxC = q.sample_and_log_prob(jax.random.fold_in(key, i), chunk)
@@ -50,7 +51,7 @@ def importance_sampled_log_likelihood(params, key, x_BxD, *, model: Model | Mode
     # then samples) into one reduction that writes out every pixel's term.
     log_lik_BxC = jax.lax.optimization_barrier(
         model.log_likelihood_of_samples(params, z_BxCxL, x_BxD))
-    log_w_BxC = model.log_weights(params, x_BxD, z_BxCxL, q, log_lik_BxC, log_q_BxC)
+    log_w_BxC = model.log_weights(params, x_BxD, z_BxCxL, q, log_lik_BxC, log_q_BxC, prior)
     return log_w_BxC, jnp.sum(log_lik_BxC, axis=1)
 
   log_sum_B, lik_sum_B = numerics.logsumexp_over_chunks(chunk_terms, jnp.arange(k // chunk))
@@ -216,6 +217,7 @@ def held_out_bounds(params, key, images_NxD: np.ndarray, *, model: Model | Model
   return out
 
 
+@functools.partial(jax.jit, static_argnames=("samples",))
 def _kl(q, prior, key, samples: int = 1000):
   """KL(q || p) per image: the closed form where there is one, else the mean of
   log q(z) - log p(z) over `samples` draws z ~ q (a Monte Carlo estimate)."""

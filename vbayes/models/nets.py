@@ -5,7 +5,8 @@
     out_xO = net.apply(params, x_xI)          # any leading axes
 
 A `Net` is the pair (init, apply); parts of a model take one and never look
-inside it, so a convolutional net fits wherever an MLP does.
+inside it, so a convolutional net fits wherever an MLP does. `gated_mlp` is the
+gated dense net of Tomczak & Welling (2018).
 """
 
 from typing import Callable, NamedTuple
@@ -60,3 +61,52 @@ def mlp(hidden_sizes: tuple[int, ...], activation: str) -> Net:
   hidden = tuple(hidden_sizes)
   return Net(init=lambda key, n_in, n_out: mlp_init(key, (n_in, *hidden, n_out)),
              apply=lambda params, x: mlp_apply(params, x, activation))
+
+
+def he_dense_init(key: jax.Array, fan_in: int, fan_out: int) -> Params:
+  """He-normal weights w ~ N(0, 2 / fan_in) (not truncated), zero bias."""
+  w = jnp.sqrt(2.0 / fan_in) * jax.random.normal(key, (fan_in, fan_out), jnp.float32)
+  return {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
+
+
+def gated_mlp_init(key: jax.Array, sizes: tuple[int, ...]) -> Params:
+  """Gated layers sizes[0] -> ... -> sizes[-2], then a dense output layer to sizes[-1].
+
+  A gated layer of H units holds both its linear map and its gate in one [n, 2H]
+  weight (columns :H the linear part, H: the gate), so it is one matrix product.
+  Every weight is He-normal (Tomczak & Welling's initialization), every bias zero.
+  """
+  keys = jax.random.split(key, len(sizes) - 1)
+  params = {}
+  for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+    last = i == len(sizes) - 2
+    linear_key, gate_key = jax.random.split(k)
+    if last:
+      params[f"layer_{i}"] = he_dense_init(linear_key, n_in, n_out)
+    else:
+      linear, gate = he_dense_init(linear_key, n_in, n_out), he_dense_init(gate_key, n_in, n_out)
+      params[f"layer_{i}"] = {"w": jnp.concatenate([linear["w"], gate["w"]], axis=1),
+                              "b": jnp.concatenate([linear["b"], gate["b"]])}
+  return params
+
+
+def gated_mlp_apply(params: Params, x: jax.Array) -> jax.Array:
+  """h_{i+1} = (h_i A_i + a_i) * sigmoid(h_i G_i + g_i) for hidden layers, where
+  [A_i, G_i] = W_i and [a_i, g_i] = b_i; the last layer is linear."""
+  n = len(params)
+  for i in range(n):
+    layer = params[f"layer_{i}"]
+    x = x @ layer["w"] + layer["b"]
+    if i < n - 1:
+      linear, gate = jnp.split(x, 2, axis=-1)
+      x = linear * jax.nn.sigmoid(gate)
+  return x
+
+
+def gated_mlp(hidden_sizes: tuple[int, ...]) -> Net:
+  """The gated dense net of Tomczak & Welling (2018): in -> hidden_sizes -> out, each
+  hidden layer h = (W1 x + b1) * sigmoid(W2 x + b2) with no other nonlinearity (the
+  gate is its nonlinearity), then a linear output layer."""
+  hidden = tuple(hidden_sizes)
+  return Net(init=lambda key, n_in, n_out: gated_mlp_init(key, (n_in, *hidden, n_out)),
+             apply=gated_mlp_apply)

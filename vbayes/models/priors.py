@@ -11,6 +11,7 @@ components are the encoder's q(z | u) at its learned pseudo-inputs u.
 from typing import Any, Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from vbayes import distributions
 
@@ -26,19 +27,27 @@ def standard_normal(latent_dim: int) -> Prior:
   return Prior(init=lambda key: None, distribution=lambda params: dist)
 
 
-def vamp(proposal, data_dim: int, num_pseudo_inputs: int) -> Prior:
+def vamp(proposal, data_dim: int, num_pseudo_inputs: int,
+         init: tuple[float, float] = (0.5, 0.1), limits: tuple[float, ...] = ()) -> Prior:
   """The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) sum_k q(z | u_k), the mixture
-  of the encoder's posteriors at K learned pseudo-inputs u_k (params["prior"]
-  ["pseudo_inputs"], [K, D]), trained with the rest of the model. `proposal` is the
-  model's Gaussian encoder (vbayes.models.proposals), whose parameters it shares.
-  The pseudo-inputs start at 0.5 + 0.1 eps, eps ~ N(0, I): mid-grey images with noise.
+  of the encoder's posteriors at K learned pseudo-inputs u_k, trained with the rest of
+  the model. `proposal` is the model's Gaussian encoder (vbayes.models.proposals), whose
+  parameters it shares. The parameters params["prior"]["pseudo_inputs"] [K, D] start at
+  init = (mean, sd): mean + sd * eps, eps ~ N(0, I) (the default, mid-grey images with
+  noise; Tomczak & Welling start theirs at (0.05, 0.01)); with limits (lo, hi) the
+  prior's u_k are those parameters clipped to [lo, hi] (a hardtanh: Tomczak & Welling's
+  [0, 1], images), otherwise the parameters themselves.
   """
+  mean, sd = init
 
-  def init(key):
-    return {"pseudo_inputs": 0.5 + 0.1 * jax.random.normal(key, (num_pseudo_inputs, data_dim))}
+  def init_params(key):
+    return {"pseudo_inputs": mean + sd * jax.random.normal(key, (num_pseudo_inputs, data_dim))}
 
   def distribution(params):
-    q = proposal.distribution(params["encoder"], params["prior"]["pseudo_inputs"])
+    u_KxD = params["prior"]["pseudo_inputs"]
+    if limits:
+      u_KxD = jnp.clip(u_KxD, *limits)
+    q = proposal.distribution(params["encoder"], u_KxD)
     return distributions.DiagNormalMixture(q.mean, q.log_var)
 
-  return Prior(init=init, distribution=distribution)
+  return Prior(init=init_params, distribution=distribution)

@@ -26,11 +26,15 @@ class Proposal(NamedTuple):
   sample: Callable[[Any, jax.Array, jax.Array, int], jax.Array]
 
 
-def gaussian_encoder(net: nets.Net, data_dim: int, latent_dim: int) -> Proposal:
-  """q(z | x) = N(mu(x), diag exp(log_var(x))), [mu, log_var] = net(x) (2L outputs)."""
+def gaussian_encoder(net: nets.Net, data_dim: int, latent_dim: int,
+                     log_var_limits: tuple[float, ...] = ()) -> Proposal:
+  """q(z | x) = N(mu(x), diag exp(log_var(x))), [mu, log_var] = net(x) (2L outputs);
+  with log_var_limits (lo, hi), log_var = clip(net's output, lo, hi) (a hardtanh)."""
 
   def distribution(params, x_xD):
     mean, log_var = jnp.split(net.apply(params, x_xD), 2, axis=-1)
+    if log_var_limits:
+      log_var = jnp.clip(log_var, *log_var_limits)
     return distributions.DiagNormal(mean, log_var)
 
   return Proposal(init=lambda key: net.init(key, data_dim, 2 * latent_dim),

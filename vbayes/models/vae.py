@@ -101,19 +101,22 @@ class Model:
     return self.log_likelihood(params, z_L, x_D) + self.log_prior(params, z_L)
 
   def log_weights(self, params, x_BxD, z_BxKxL, q, log_lik_BxK=None,
-                  log_q_BxK=None) -> jax.Array:
+                  log_q_BxK=None, prior=None) -> jax.Array:
     """log w_bk = log p(x_b | z_bk) + log p(z_bk) - log q(z_bk | x_b): [B, K].
 
     The log importance weight of every sample-based estimator: exp(log w) is unbiased
     for p(x) when z ~ q. q is the proposal, any distribution of batch shape [B] with
     `log_prob`. A caller that has log p(x | z) or log q(z | x) already (from
-    `q.draw_and_log_prob`, which a flow computes on its way forward) passes it.
+    `q.draw_and_log_prob`, which a flow computes on its way forward) passes it; one
+    that scores many chunks of samples passes `prior`, p(z) built once
+    (`prior_distribution`: the VampPrior encodes its pseudo-inputs to build it).
     """
     if log_lik_BxK is None:
       log_lik_BxK = self.log_likelihood_of_samples(params, z_BxKxL, x_BxD)
     if log_q_BxK is None:
       log_q_BxK = q.log_prob(z_BxKxL)
-    return log_lik_BxK + self.log_prior(params, z_BxKxL) - log_q_BxK
+    prior = self.prior_distribution(params) if prior is None else prior
+    return log_lik_BxK + prior.log_prob(z_BxKxL) - log_q_BxK
 
   def mean_image(self, params, z_xL) -> jax.Array:
     """E[x | z]: [..., D]."""
@@ -169,6 +172,27 @@ def _broadcast_prior(prior, batch_shape, latent_dim):
   return distributions.Broadcast(prior, tuple(batch_shape))
 
 
+def _mlp_nets(config: ModelConfig) -> tuple[nets.Net, nets.Net]:
+  hidden = tuple(config.hidden_sizes)
+  return nets.mlp(hidden, config.activation), nets.mlp(hidden[::-1], config.activation)
+
+
+def _gated_nets(config: ModelConfig) -> tuple[nets.Net, nets.Net]:
+  hidden = tuple(config.hidden_sizes)
+  return nets.gated_mlp(hidden), nets.gated_mlp(hidden[::-1])
+
+
+def _conv_nets(config: ModelConfig) -> tuple[nets.Net, nets.Net]:
+  hidden = tuple(config.hidden_sizes)
+  side = conv_nets.image_side(config.data_dim, len(config.conv_channels))
+  return (conv_nets.conv_encoder(side, config.conv_channels, hidden, config.activation),
+          conv_nets.conv_decoder(side, config.conv_channels, hidden[::-1], config.activation))
+
+
+# ModelConfig.network -> (encoder net, decoder net) of the config's sizes.
+NETWORKS = {"mlp": _mlp_nets, "gated": _gated_nets, "conv": _conv_nets}
+
+
 @functools.cache
 def build(config: ModelConfig) -> Model:
   """The model `config` describes: its prior (N(0, I), the VampPrior, or p(z2) p(z1|z2) of
@@ -176,14 +200,7 @@ def build(config: ModelConfig) -> Model:
   Gaussian (optionally followed by an inverse autoregressive flow), implicit or no
   encoder. Cached: one config, one Model (one jit trace)."""
   hidden = tuple(config.hidden_sizes)
-  if config.network == "conv":
-    side = conv_nets.image_side(config.data_dim, len(config.conv_channels))
-    encoder_net = conv_nets.conv_encoder(side, config.conv_channels, hidden, config.activation)
-    decoder_net = conv_nets.conv_decoder(side, config.conv_channels, hidden[::-1],
-                                         config.activation)
-  else:
-    encoder_net = nets.mlp(hidden, config.activation)
-    decoder_net = nets.mlp(hidden[::-1], config.activation)
+  encoder_net, decoder_net = NETWORKS[config.network](config)
   if config.likelihood == "bernoulli":
     likelihood = likelihoods.bernoulli()
   else:
@@ -199,14 +216,16 @@ def build(config: ModelConfig) -> Model:
                                  config.flow_steps, tuple(config.flow_hidden_sizes),
                                  config.activation)
   elif config.encoder == "gaussian":
-    proposal = proposals.gaussian_encoder(encoder_net, config.data_dim, config.latent_dim)
+    proposal = proposals.gaussian_encoder(encoder_net, config.data_dim, config.latent_dim,
+                                          tuple(config.log_var_limits))
   elif config.encoder == "implicit":
     proposal = proposals.implicit_encoder(hidden, config.activation, config.data_dim,
                                           config.latent_dim, config.noise_dim_or_latent)
   else:
     proposal = None
   if config.prior == "vamp":
-    prior = priors.vamp(proposal, config.data_dim, config.num_pseudo_inputs)
+    prior = priors.vamp(proposal, config.data_dim, config.num_pseudo_inputs,
+                        tuple(config.pseudo_input_init), tuple(config.pseudo_input_limits))
   elif len(layers) > 1:
     prior = hierarchical.two_layer_prior(between, layers)
   else:

@@ -10,7 +10,10 @@ At every checkpoint (epoch end) of a run whose data has validation images
 with L_k the importance-weighted bound (`importance_sampling.held_out_bounds`), and
 keeps the state with the highest validation ELBO so far in workdir/checkpoints_best
 (Orbax checkpoints like those in checkpoints/; the newest is the best). Overfitting shows as a
-validation -ELBO that rises while the training loss falls.
+validation -ELBO that rises while the training loss falls. Every checkpoint is scored with
+the same key (the same noise draws, and binarization of the images), so the curve and the
+choice of the best compare models, not noise. `should_stop` is the early-stopping rule of
+TrainConfig.early_stopping_patience.
 """
 
 import math
@@ -43,13 +46,31 @@ class HeldOut:
     # takes again) the one before is still the best up to start_step.
     self._best = checkpoint_lib.Checkpointer(workdir / BEST_DIR, max_to_keep=2)
     self._best.drop_after(start_step)
-    earlier = [r["validation_elbo"] for r in metrics_io.read_metrics(workdir)
+    earlier = [(r["validation_elbo"], r["step"]) for r in metrics_io.read_metrics(workdir)
                if r.get("validation_elbo") is not None and r["step"] <= start_step]
-    best = max(earlier) if earlier and self._best.latest_step() is not None else math.nan
+    best, best_step = (max(earlier) if earlier and self._best.latest_step() is not None
+                       else (math.nan, 0))
     # Every process must take the same save decisions (an Orbax save is collective):
     # process 0's reading of metrics.jsonl decides.
-    best = distributed.broadcast(best)
+    best, best_step = distributed.broadcast(best), int(distributed.broadcast(best_step))
     self._best_elbo = None if math.isnan(best) else best
+    self._best_step = best_step if self._best_elbo is not None else None
+
+  @property
+  def best_step(self) -> int | None:
+    """The step of the best validation ELBO so far (None before the first)."""
+    return self._best_step
+
+  def should_stop(self, step: int) -> bool:
+    """Early stopping: True once more than early_stopping_patience epochs, counted from
+    epoch early_stopping_from_epoch, have passed since the best validation ELBO (never
+    with patience 0). Tomczak & Welling's rule, whose counter stays 0 in warm-up."""
+    patience = self._config.early_stopping_patience
+    if not patience or self._best_step is None:
+      return False
+    since = max(self._best_step // self._steps_per_epoch,
+                self._config.early_stopping_from_epoch)
+    return step // self._steps_per_epoch - since > patience
 
   def __call__(self, step: int, state, train_key) -> dict:
     epoch = step // self._steps_per_epoch
@@ -57,7 +78,7 @@ class HeldOut:
     with_is = every > 0 and (epoch % every == 0 or step == self._total_steps)
     ks = (1, self._config.validation_is_k) if with_is else (1,)
     bounds = evaluate_lib.held_out_bounds(
-        state["params"], jax.random.fold_in(self._key, step), self._images,
+        state["params"], self._key, self._images,
         model=self._config.model, binarization=self._binarization, ks=ks,
         batch_size=self._config.eval_batch_size,
         proposal_samples=self._config.eval_proposal_samples)
@@ -65,7 +86,7 @@ class HeldOut:
     if with_is:
       record.update(validation_nll_is=-bounds[ks[1]], validation_is_k=ks[1])
     if np.isfinite(bounds[1]) and (self._best_elbo is None or bounds[1] > self._best_elbo):
-      self._best_elbo = bounds[1]
+      self._best_elbo, self._best_step = bounds[1], step
       self._best.save(step, state, train_key)
       self._best.wait()
       record["validation_best"] = True

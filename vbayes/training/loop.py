@@ -110,6 +110,10 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
   if data.data_dim != config.model.data_dim:
     raise WorkdirError(f"model data_dim {config.model.data_dim} does not match the "
                        f"dataset's {data.data_dim} pixels")
+  if config.early_stopping_patience and data.validation is None:
+    raise ConfigError(f"early stopping watches the validation ELBO, and {config.data.dataset} "
+                      f"with validation {config.data.validation!r} has no validation images: "
+                      "use validation split or holdout, or early_stopping_patience 0")
   steps_per_epoch = len(data.train) // config.batch_size
   if steps_per_epoch == 0:
     raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(data.train)} "
@@ -171,14 +175,29 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
         hooks.append(held_out)
       if epoch_hook is not None:
         hooks.append(lambda step, state, key: epoch_hook(step, state["params"]))
-      state = _train_loop(state, train_chunk, images, train_key, data_key,
-                          total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-                          checkpoint_every=checkpoint_every, checkpointer=checkpointer,
-                          writer=writer, log=log, hooks=hooks,
-                          seconds_before=previous[-1]["train_seconds"] if previous else 0.0)
+      stop = held_out.should_stop if held_out is not None else None
+      if stop is not None and stop(start_step):
+        log(f"early stopping: no better validation ELBO since step {held_out.best_step} "
+            f"(patience {config.early_stopping_patience} epochs)")
+      else:
+        state = _train_loop(state, train_chunk, images, train_key, data_key,
+                            total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+                            checkpoint_every=checkpoint_every, checkpointer=checkpointer,
+                            writer=writer, log=log, hooks=hooks, stop=stop,
+                            seconds_before=previous[-1]["train_seconds"] if previous else 0.0)
     step = int(state["step"])
-    results = _evaluate_and_plot(config, state["params"], data, eval_key, workdir, log, step)
-    results = {"step": step, "epoch": step / steps_per_epoch, **results}
+    params, evaluated = state["params"], {}
+    if config.early_stopping_patience:  # the state of the best validation ELBO is the model
+      if held_out is not None:  # its checkpoints are written: read them
+        held_out.close()
+        held_out = None
+      params = restore_params(workdir, config, held_out_lib.BEST_DIR)
+      evaluated = {"evaluated_step": _latest_step(workdir / held_out_lib.BEST_DIR),
+                   "stopped_early": step < total_steps}
+      log(f"evaluating the best checkpoint by validation ELBO, step "
+          f"{evaluated['evaluated_step']}" + (" (stopped early)" if step < total_steps else ""))
+    results = _evaluate_and_plot(config, params, data, eval_key, workdir, log, step)
+    results = {"step": step, "epoch": step / steps_per_epoch, **evaluated, **results}
     writer.write(results)
     log("test: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                              for k, v in results.items()))
@@ -200,9 +219,19 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
         held_out.close()
 
 
+def _latest_step(folder: Path) -> int:
+  checkpointer = checkpoint_lib.Checkpointer(folder)
+  try:
+    return checkpointer.latest_step()
+  finally:
+    checkpointer.close()
+
+
 def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps, steps_per_epoch,
-                checkpoint_every, checkpointer, writer, log, hooks=(), seconds_before=0.0):
-  """Runs chunks until total_steps; logs each chunk's mean metrics while the next one runs.
+                checkpoint_every, checkpointer, writer, log, hooks=(), stop=None,
+                seconds_before=0.0):
+  """Runs chunks until total_steps, or until stop(step) at a checkpoint (after the hooks);
+  logs each chunk's mean metrics while the next one runs.
 
   At a checkpoint the state is checked to be finite (one reduction on the device)
   and saved; the save completes, and any error in it is raised, while the next
@@ -263,6 +292,9 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
           extra.update(hook(step, state, train_key))
         writer.write({"step": step, "epoch": step / steps_per_epoch, **extra})
         hook_seconds += time.perf_counter() - hook_start
+      if stop is not None and stop(step):
+        log(f"early stopping at step {step}: no better validation ELBO in the epochs since")
+        break
   if pending is not None:
     flush(pending)
   checkpointer.wait()
@@ -333,11 +365,18 @@ def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.I
     workdir_lib.check(config, workdir)
     records = metrics_io.read_metrics(workdir)
     total_steps = config.epochs * (len(data.train) // config.batch_size)
-    if records and "test_nll" in records[-1] and records[-1]["step"] >= total_steps:
+    if records and "test_nll" in records[-1] and (records[-1]["step"] >= total_steps
+                                                  or records[-1].get("stopped_early")):
       log(f"loading the trained model from {workdir} (step {records[-1]['step']})")
-      return restore_params(workdir, config)
+      return restore_params(workdir, config, _evaluated_checkpoints(config))
   run(config, workdir, data=data, log=log, mesh=mesh)
-  return restore_params(workdir, config)
+  return restore_params(workdir, config, _evaluated_checkpoints(config))
+
+
+def _evaluated_checkpoints(config: TrainConfig) -> str:
+  """The folder of the checkpoint a finished run was evaluated at: the best one under
+  early stopping, else the latest."""
+  return held_out_lib.BEST_DIR if config.early_stopping_patience else "checkpoints"
 
 
 def restore_params(workdir: str | Path, config: TrainConfig, checkpoints: str = "checkpoints"):
