@@ -4,7 +4,11 @@ r"""Evaluate a trained run's test log-likelihood by importance sampling, AIS, BD
         [--chains=16 --ais_steps=1000] --manual_dir=../shared/data
 
 W is an experiments.train workdir (any model, any objective); its config and latest
-checkpoint are read, and nothing there is changed but evaluation_<method>.json.
+checkpoint are read, and nothing there is changed but evaluation_<method>.json (and for
+the test images, evaluation_<method>_log_px.npy: each image's log p(x), in order, for
+experiments.compare). W may also
+be a shipped checkpoint (experiments/checkpoints/<row>: config.json and params.npz, from
+experiments.export_checkpoint).
   is          importance sampling with --k samples from q(z|x) (the model's proposal: the
               encoder, the moment-matched Gaussian of an implicit one, or the prior)
   ais         annealed importance sampling from that proposal (or the prior, --ais_start)
@@ -43,7 +47,7 @@ from vbayes.models import build
 from vbayes.numerics import largest_divisor_at_most
 from vbayes.progress import Progress
 from vbayes.training import loop as training_loop
-from vbayes.training import held_out
+from vbayes.training import held_out, params_npz
 from vbayes.training import workdir as workdir_lib
 
 METHODS = ("is", "ais", "bdmc", "quadrature")
@@ -74,20 +78,29 @@ flags.DEFINE_enum("ais_start", "proposal", ("proposal", "prior"), "ais, bdmc: an
                   "encoder misses, at the price of a longer path).")
 flags.DEFINE_integer("quadrature_points", 512, "quadrature: grid points per axis.")
 flags.DEFINE_integer("seed", 0, "Seed of the binarization, samples and chains.")
-flags.DEFINE_enum("checkpoint", "latest", ("latest", "best"), "The run's latest checkpoint, or "
-                  "the one of its best validation ELBO (checkpoints_best/).")
+flags.DEFINE_enum("checkpoint", "evaluated", ("evaluated", "latest", "best"), "The checkpoint "
+                  "the run's own test evaluation used (best under early stopping, else latest), "
+                  "the run's latest, or the one of its best validation ELBO "
+                  "(checkpoints_best/).")
 common.define_data_flags()
 common.define_process_flags()
 
 
-def load_run(workdir: Path, checkpoints: str = "checkpoints"):
-  """(config, params) of the run in `workdir` (its latest checkpoint in `checkpoints`);
-  a clear error when there is none."""
+def load_run(workdir: Path, which: str = "evaluated"):
+  """(config, params) of the run in `workdir`: its checkpoint `which` (evaluated, latest or
+  best: the --checkpoint flag), or a shipped checkpoint's params.npz; a clear error when
+  there is none."""
   path = workdir / workdir_lib.CONFIG_FILE
   if not path.is_file():
     raise workdir_lib.WorkdirError(f"{workdir} holds no {workdir_lib.CONFIG_FILE}: give the "
                                    "--workdir of a run trained by experiments.train")
   config = config_lib.TrainConfig.from_dict(json.loads(path.read_text()))
+  shipped = workdir / params_npz.PARAMS_FILE
+  if shipped.is_file() and not (workdir / "checkpoints").is_dir():  # a shipped checkpoint
+    like = model_init_params(config)
+    return config, params_npz.load(shipped, like)
+  checkpoints = {"latest": "checkpoints", "best": held_out.BEST_DIR}.get(
+      which, training_loop.evaluated_checkpoints(config))
   folder = workdir / checkpoints
   if not folder.is_dir() or not any(folder.iterdir()):
     raise workdir_lib.WorkdirError(
@@ -96,6 +109,11 @@ def load_run(workdir: Path, checkpoints: str = "checkpoints"):
         "(--validation) or was trained before vbayes kept the best checkpoint; use "
         "--checkpoint=latest")
   return config, training_loop.restore_params(workdir, config, checkpoints)
+
+
+def model_init_params(config: config_lib.TrainConfig):
+  """The structure (and shapes) of the model's parameters: its init."""
+  return build(config.model).init(jax.random.key(0))
 
 
 def start_distribution(params, key, x, model, config, method: str):
@@ -133,8 +151,7 @@ def main(argv):
   del argv
   common.start_processes()
   workdir = Path(FLAGS.workdir)
-  config, params = load_run(workdir, held_out.BEST_DIR if FLAGS.checkpoint == "best"
-                            else "checkpoints")
+  config, params = load_run(workdir, FLAGS.checkpoint)
   model = build(config.model)
   key = jax.random.key(FLAGS.seed)
   settings = ais.HMCSettings(leapfrog_steps=FLAGS.leapfrog_steps,
@@ -229,6 +246,9 @@ def main(argv):
   if jax.process_count() > 1:
     out["processes"] = jax.process_count()
   if distributed.is_primary():
+    if FLAGS.method != "bdmc":  # per test image, for paired comparisons (experiments.compare)
+      workdir_lib.write_array_atomically(workdir / f"evaluation_{FLAGS.method}_log_px.npy",
+                                         log_px)
     workdir_lib.write_atomically(workdir / f"evaluation_{FLAGS.method}.json",
                                  json.dumps(out, indent=2))
     print(json.dumps(out))

@@ -456,7 +456,8 @@ def test_avb_runs_end_to_end(runs, name):
 def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_path):
   """experiments.evaluate on a copy of the 2-D 4Frames IAF run: AIS (64 chains, 300
   steps) within 0.1 nats of exact quadrature, BDMC's lower bound below its upper, each
-  printing its JSON line last and adding evaluation_<method>.json and nothing else; a
+  printing its JSON line last and adding evaluation_<method>.json (and, for the test
+  images, each image's log p(x) in evaluation_<method>_log_px.npy) and nothing else; a
   workdir without a run is one error line."""
   succeeded(runs["iaf"][0])
   workdir = tmp_path / "run"
@@ -487,5 +488,10 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
   assert lines["bdmc"]["upper"] - lines["bdmc"]["lower"] < 0.5
   after = snapshot(workdir)
   assert set(after) - set(before) == {workdir / f"evaluation_{m}.json"
-                                      for m in ("quadrature", "ais", "bdmc")}
+                                      for m in ("quadrature", "ais", "bdmc")} | {
+                                          workdir / f"evaluation_{m}_log_px.npy"
+                                          for m in ("quadrature", "ais")}
+  for m in ("quadrature", "ais"):  # each test image's log p(x), whose mean is -nll
+    log_px = np.load(workdir / f"evaluation_{m}_log_px.npy")
+    assert float(-log_px.mean()) == pytest.approx(lines[m]["nll"], rel=1e-6)
   assert {p: after[p] for p in before} == before

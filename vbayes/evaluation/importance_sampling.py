@@ -95,7 +95,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
              binarization: str,
              k: int, batch_size: int = 100, quadrature: dict | None = None,
              rows_per_chunk: int = MAX_ROWS_PER_CHUNK, proposal_samples: int = 1000,
-             log: Callable[[str], None] | None = None) -> dict:
+             log: Callable[[str], None] | None = None, per_image: bool = False) -> dict:
   """Test-set metrics in nats per image (averaged over images).
 
   nll: -log p(x) by k-sample importance sampling with q(z|x) as proposal (the
@@ -111,6 +111,8 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   moment-matched to `proposal_samples` encoder samples, active units use its
   means, and elbo, recon and kl are None (they would need log q).
   With `quadrature` ({"limit", "points"}) and a 2-D latent, also nll_quadrature.
+  With per_image, also "test_log_px": the [N] array of every image's log p(x) estimate
+  (what a paired comparison of two models on the same images needs).
   Dynamically binarized data is binarized once, with `key`, for the whole test.
   rows_per_chunk bounds the decoder rows (samples x images) per scan step.
   With `log`, progress lines (rate, ETA) at most every 10 s, between batches.
@@ -182,6 +184,8 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   }
   if with_quadrature:
     results["test_nll_quadrature"] = float(-np.mean(gathered("quadrature")))
+  if per_image:
+    results["test_log_px"] = log_px
   return results
 
 

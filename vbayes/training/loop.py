@@ -44,6 +44,9 @@ from vbayes.training.workdir import CONFIG_FILE, WorkdirError  # pylint: disable
 
 # Streams of randomness, each from fold_in(root, index): never reused across purposes.
 INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM = range(4)
+# Every test image's log p(x) estimate of the run's evaluation (float32 [N], in test-set
+# order): what a paired comparison with another run on the same images reads.
+TEST_LOG_PX_FILE = "test_log_px.npy"
 VALIDATION_STREAM = 1_000_003  # fold_in(eval key, this): the held-out curve's, apart from the test's
 
 
@@ -317,7 +320,9 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
   results = evaluate_lib.evaluate(params, eval_key, data.test, model=model,
                                   binarization=data.binarization, k=config.eval_k,
                                   batch_size=config.eval_batch_size, quadrature=quadrature,
-                                  proposal_samples=config.eval_proposal_samples, log=log)
+                                  proposal_samples=config.eval_proposal_samples, log=log,
+                                  per_image=True)
+  log_px_N = results.pop("test_log_px")
   bad = sorted(name for name, value in results.items()
                if isinstance(value, float) and not math.isfinite(value))
   if bad:
@@ -331,6 +336,7 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
       f"in {results['eval_seconds']:.1f}s")
   if not distributed.is_primary():
     return results
+  workdir_lib.write_array_atomically(workdir / TEST_LOG_PX_FILE, log_px_N)
   figures.mkdir(exist_ok=True)
   params = distributed.local_copy(params)
   model = as_model(model)
@@ -368,12 +374,12 @@ def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.I
     if records and "test_nll" in records[-1] and (records[-1]["step"] >= total_steps
                                                   or records[-1].get("stopped_early")):
       log(f"loading the trained model from {workdir} (step {records[-1]['step']})")
-      return restore_params(workdir, config, _evaluated_checkpoints(config))
+      return restore_params(workdir, config, evaluated_checkpoints(config))
   run(config, workdir, data=data, log=log, mesh=mesh)
-  return restore_params(workdir, config, _evaluated_checkpoints(config))
+  return restore_params(workdir, config, evaluated_checkpoints(config))
 
 
-def _evaluated_checkpoints(config: TrainConfig) -> str:
+def evaluated_checkpoints(config: TrainConfig) -> str:
   """The folder of the checkpoint a finished run was evaluated at: the best one under
   early stopping, else the latest."""
   return held_out_lib.BEST_DIR if config.early_stopping_patience else "checkpoints"

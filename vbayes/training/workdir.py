@@ -16,6 +16,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
 
 from vbayes.config import RUN_LENGTH_FIELDS, TrainConfig, trajectory_fields
 from vbayes.errors import UserError
@@ -109,13 +112,14 @@ def written_epochs(workdir: Path) -> int | None:
   return json.loads(path.read_text())["epochs"] if path.exists() else None
 
 
-def write_atomically(path: Path, text: str):
-  """Replaces `path` by `text` through a temporary file of its own, removed on failure;
-  the file gets the usual permissions (umask), not mkstemp's owner-only ones."""
+def replace_atomically(path: Path, write: Callable[[BinaryIO], None]):
+  """Replaces `path` by what write(f) writes into a temporary file of its own beside it,
+  renamed into place (removed on failure: `path` is never half-written); the file gets the
+  usual permissions (umask), not mkstemp's owner-only ones."""
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
   try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
+    with os.fdopen(fd, "wb") as f:
+      write(f)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
@@ -123,6 +127,16 @@ def write_atomically(path: Path, text: str):
   except BaseException:
     Path(tmp).unlink(missing_ok=True)
     raise
+
+
+def write_atomically(path: Path, text: str):
+  """`path` replaced by `text` (UTF-8), atomically (`replace_atomically`)."""
+  replace_atomically(path, lambda f: f.write(text.encode()))
+
+
+def write_array_atomically(path: Path, array):
+  """np.save of `array` as float32 into `path`, atomically (`replace_atomically`)."""
+  replace_atomically(path, lambda f: np.save(f, np.asarray(array, np.float32)))
 
 
 def write_config(config: TrainConfig, workdir: Path):
