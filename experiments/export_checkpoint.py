@@ -9,13 +9,16 @@ the run was evaluated at: its best checkpoint by validation ELBO under early sto
 else its latest; vbayes.training.params_npz), test_log_px.npy (each test image's log p(x)
 from the run's evaluation, for experiments.compare) and reference.json: the run's own test
 numbers from its metrics.jsonl, and the quick check tests/test_shipped_checkpoints.py
-recomputes (IS with k=100 on the first 100 test images, fixed keys).
+recomputes (IS with k=100 on the first 100 test images, fixed keys), and the machine.
 """
 
 import json
+import os
+import platform
 import shutil
 from pathlib import Path
 
+import jax
 from absl import flags
 
 from experiments import common
@@ -34,6 +37,20 @@ common.define_data_flags()
 RUN_FIELDS = ("step", "epoch", "evaluated_step", "stopped_early", "test_nll", "test_nll_stderr",
               "test_elbo", "test_kl", "eval_k", "num_test_images", "active_units",
               "active_units_per_layer", "eval_seconds")
+
+
+def machine() -> dict:
+  """What the run was trained and evaluated on, as far as this process can tell (the
+  export runs where the run did): processor, cores, JAX's backend and version."""
+  model = platform.processor() or platform.machine()
+  cpuinfo = Path("/proc/cpuinfo")
+  if cpuinfo.is_file():
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")]
+    model = names[0] if names else model
+  device = jax.devices()[0]
+  return {"cpu": model, "cores": os.cpu_count(), "backend": jax.default_backend(),
+          "device": device.device_kind, "jax": jax.__version__}
 
 
 def main(argv):
@@ -58,6 +75,7 @@ def main(argv):
   final = records[-1]
   run = {name: final[name] for name in RUN_FIELDS if name in final}
   run["train_seconds"] = max(r.get("train_seconds", 0.0) for r in records)
+  hardware = machine()
   out.mkdir(parents=True, exist_ok=True)
   try:
     shutil.copyfile(config_path, out / workdir_lib.CONFIG_FILE)
@@ -65,7 +83,7 @@ def main(argv):
     if (workdir / training_loop.TEST_LOG_PX_FILE).is_file():
       shutil.copyfile(workdir / training_loop.TEST_LOG_PX_FILE,
                       out / training_loop.TEST_LOG_PX_FILE)
-    params_npz.write_reference(out, {"check": check, "run": run})
+    params_npz.write_reference(out, {"check": check, "run": run, "hardware": hardware})
   except BaseException:
     for name in (workdir_lib.CONFIG_FILE, params_npz.PARAMS_FILE, params_npz.REFERENCE_FILE,
                  training_loop.TEST_LOG_PX_FILE):
