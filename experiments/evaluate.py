@@ -40,7 +40,7 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import distributed
+from vbayes import distributed, precision
 from vbayes.evaluation import ais, grid
 from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes.models import build
@@ -148,6 +148,11 @@ def per_image(n: int, size: int, names: tuple[str, ...], evaluate_batch,
 
 
 def main(argv):
+  with jax.default_matmul_precision(precision.ESTIMATES):  # also the eager parts: q0, priors
+    evaluate(argv)
+
+
+def evaluate(argv):
   del argv
   common.start_processes()
   workdir = Path(FLAGS.workdir)

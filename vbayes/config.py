@@ -45,6 +45,7 @@ def positive_finite(value: float) -> bool:
 # midpoint rule on much coarser grids misstates log p(x) badly: one point gives the
 # prior's whole area times one value, a negative NLL on 4frames.
 MIN_QUADRATURE_POINTS = 64
+MATMUL_PRECISIONS = ("default", "high", "highest")  # jax.default_matmul_precision's names
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -297,7 +298,10 @@ class TrainConfig:
   samples. early_stopping_patience > 0 stops training once that many epochs in a row
   (from epoch early_stopping_from_epoch on: Tomczak & Welling count none during their KL
   warm-up) end without a new best validation ELBO, and the run is then evaluated at its
-  best checkpoint (checkpoints_best/); 0 trains all `epochs`. A run is resumable only with the
+  best checkpoint (checkpoints_best/); 0 trains all `epochs`. matmul_precision: the
+  training step's matrix products ("highest": float32 on every backend; "default"
+  lets TPUs use bfloat16 passes and GPUs TF32; vbayes/precision.py). Evaluation always
+  computes at full float32. A run is resumable only with the
   same config up to `RUN_LENGTH_FIELDS` (training longer or evaluating differently
   does not change the steps taken).
   """
@@ -322,6 +326,7 @@ class TrainConfig:
   learning_rate_stages: tuple[tuple[int, float], ...] = ()
   early_stopping_patience: int = 0
   early_stopping_from_epoch: int = 0
+  matmul_precision: str = "highest"
 
   def __post_init__(self):
     if isinstance(self.objective, str):  # a name: that objective's defaults
@@ -356,6 +361,8 @@ class TrainConfig:
             f"{stages}")
     object.__setattr__(self, "learning_rate_stages",
                        tuple((int(epochs), float(m)) for epochs, m in stages))
+    require(self.matmul_precision in MATMUL_PRECISIONS, f"matmul_precision must be one of "
+            f"{MATMUL_PRECISIONS}, got {self.matmul_precision!r}")
     for name in ("early_stopping_patience", "early_stopping_from_epoch"):
       require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
     require(self.grad_clip >= 0 and math.isfinite(self.grad_clip),

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from vbayes import precision
 from vbayes.numerics import LOG_2PI, softplus
 
 
@@ -201,6 +202,10 @@ class DiagNormalMixture(NamedTuple):
   EXACT_COMPONENTS = 8
 
   def log_prob(self, z_xL: jax.Array) -> jax.Array:
+    with jax.default_matmul_precision(precision.ESTIMATES):  # in training too: the
+      return self._log_prob(z_xL)  # expansion cancels; bfloat16 would lose nats
+
+  def _log_prob(self, z_xL: jax.Array) -> jax.Array:
     num, dim = self.mean.shape
     centre_L = jax.lax.stop_gradient(jnp.mean(self.mean, axis=0))
     z_NxL = z_xL.reshape(-1, dim) - centre_L

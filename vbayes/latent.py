@@ -12,13 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes import distributions, svi
+from vbayes import distributions, precision, svi
 from vbayes.evaluation import grid
 from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num"))
+@precision.estimates
 def prior_samples(params, key, *, model: Model | ModelConfig, num: int):
   """z_n ~ p(z); returns (z_NxL, E[x | z_n] [N, D], x_n ~ p(x | z_n) [N, D])."""
   model = as_model(model)
@@ -30,12 +31,14 @@ def prior_samples(params, key, *, model: Model | ModelConfig, num: int):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num"))
+@precision.estimates
 def posterior_samples(params, key, x_D, *, model: Model | ModelConfig, num: int):
   """z_n ~ q(z | x), n = 1..num: [num, L], for a Gaussian or an implicit encoder."""
   return as_model(model).sample_proposal(params, key, x_D, num)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num"))
+@precision.estimates
 def posterior_means(params, key, x_NxD, *, model: Model | ModelConfig, num: int = 100):
   """E_q[z | x_n] for every image: the mean of q where it has a density, else (an
   implicit encoder) the mean of `num` of its samples. [N, L]"""
@@ -49,6 +52,7 @@ def posterior_means(params, key, x_NxD, *, model: Model | ModelConfig, num: int 
 
 
 @functools.partial(jax.jit, static_argnames=("model", "batch_size"))
+@precision.estimates
 def encoder_means(params, x_NxD, *, model: Model | ModelConfig, batch_size: int = 1000):
   """E_q[z | x_n], the encoder's mean for every image: [N, L], in batches of `batch_size`
   (for a q without a closed-form mean, the mean of 1000 draws from a fixed key)."""
@@ -62,12 +66,14 @@ def encoder_means(params, x_NxD, *, model: Model | ModelConfig, batch_size: int 
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
+@precision.estimates
 def reconstructions(params, x_NxD, *, model: Model | ModelConfig):
   """E[x | z = E_q[z | x]]: each image decoded at its encoder mean, [N, D]."""
   return as_model(model).mean_image(params, encoder_means(params, x_NxD, model=model))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "steps"))
+@precision.estimates
 def interpolate(params, x_a_D, x_b_D, *, model: Model | ModelConfig, steps: int):
   """E[x | z_t] along z_t = (1 - t) mu(x_a) + t mu(x_b), t = 0, 1/(T-1), ..., 1: [T, D].
 
@@ -101,6 +107,7 @@ def complete(params, key, x_BxD, mask_D, *, model: Model | ModelConfig, num_comp
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_completions"))
+@precision.estimates
 def _complete_from_q(params, key, x_BxD, mask_D, q_mean, q_log_var, trace, *, model,
                      num_completions):
   z_BxSxL = distributions.DiagNormal(q_mean, q_log_var).sample(key, num_completions)

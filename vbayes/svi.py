@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vbayes import distributions
+from vbayes import distributions, precision
 from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
 from vbayes.progress import Progress
@@ -49,6 +49,7 @@ STEPS_PER_CALL = 100
 
 
 @functools.partial(jax.jit, static_argnames=("model", "steps", "num_samples", "learning_rate"))
+@precision.estimates
 def _fit_steps(params, key, x_BxD, mask_D, q, opt_state, t0, *, model: Model | ModelConfig,
                steps: int, num_samples: int, learning_rate: float):
   """Adam steps t0 .. t0 + steps - 1 on -ELBO, step t with the key fold_in(key, t)."""

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vbayes import precision
 from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
 from vbayes.numerics import logmeanexp
@@ -223,6 +224,7 @@ def frozen_step_sizes(params, key, x_BxD, q0, betas_T1, *, model: Model | ModelC
 
 @functools.partial(jax.jit, static_argnames=("model", "chains", "num_steps", "schedule",
                                              "settings"))
+@precision.estimates
 def ais_log_likelihood(params, key, x_BxD, q0, *, model: Model | ModelConfig, chains: int,
                        num_steps: int, schedule: str = "sigmoid",
                        settings: HMCSettings = HMCSettings()):
@@ -263,6 +265,7 @@ def weight_stderr(log_w_BxC) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("model", "chains", "num_steps", "schedule",
                                              "settings"))
+@precision.estimates
 def bdmc(params, key, x_BxD, z_true_BxL, q0, *, model: Model | ModelConfig, chains: int,
          num_steps: int, schedule: str = "sigmoid", settings: HMCSettings = HMCSettings()):
   """Bidirectional Monte Carlo on images x simulated from the model with latents z_true:
@@ -286,6 +289,7 @@ def bdmc(params, key, x_BxD, z_true_BxL, q0, *, model: Model | ModelConfig, chai
           "acceptance_forward": forward["acceptance"], "acceptance_reverse": acceptance_rev}
 
 
+@precision.estimates
 def simulate(params, key, num: int, *, model: Model | ModelConfig):
   """num pairs (z, x) from the model: z ~ p(z), x ~ p(x | z). Returns (z [N, L], x [N, D])."""
   model = as_model(model)

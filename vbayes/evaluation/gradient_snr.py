@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vbayes import precision
 from vbayes.objectives import iwae
 from vbayes.config import ModelConfig
 
@@ -72,6 +73,7 @@ def iwae_gradient(model: ModelConfig, *, k: int, estimator: str) -> Callable:
 
 
 @functools.partial(jax.jit, static_argnames=("grad_fn", "num_draws", "draws_per_chunk"))
+@precision.estimates
 def gradient_moments(grad_fn: Callable, params, key: jax.Array, x_BxD, *, num_draws: int,
                      draws_per_chunk: int = 8):
   """Mean and (unbiased) variance of grad_fn(params, key_m, x_BxD) over m < num_draws.
@@ -242,7 +244,7 @@ def sweep(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks, estimators, 
   return out
 
 
-_iwae_loss = jax.jit(iwae.iwae_loss, static_argnames=("model", "k", "estimator"))
+_iwae_loss = jax.jit(precision.estimates(iwae.iwae_loss), static_argnames=("model", "k", "estimator"))
 
 
 def bound_and_ess(params, key: jax.Array, x_BxD, *, model: ModelConfig, ks) -> dict:

@@ -14,7 +14,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from vbayes import distributions
+from vbayes import distributions, precision
 from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
 from vbayes.numerics import largest_divisor_at_most, logsumexp_over_chunks
@@ -68,6 +68,7 @@ def _check_2d(model: Model):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "limit", "points"))
+@precision.estimates
 def log_joint_on_grid(params, x_BxD, *, model: Model | ModelConfig, limit: float, points: int,
                       center_2=None, pixel_mask_D=None):
   """log p(x_b, z_g) on the grid of `latent_grid`: [B, G].
@@ -84,6 +85,7 @@ def log_joint_on_grid(params, x_BxD, *, model: Model | ModelConfig, limit: float
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
+@precision.estimates
 def _log_sum_over_chunks(params, x_BxD, z_NxCx2, pixel_mask_D=None, *, model: Model):
   """logsumexp over the N * C points z of log p(x_b, z): [B], a running sum over chunks."""
   chunk_terms = lambda z_Cx2: (_log_joint_chunk(params, model, z_Cx2, x_BxD, pixel_mask_D), None)

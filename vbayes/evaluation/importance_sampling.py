@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes import data as data_lib
-from vbayes import distributed, distributions, numerics
+from vbayes import distributed, distributions, numerics, precision
 from vbayes.evaluation import grid
 from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
@@ -28,6 +28,7 @@ MAX_ROWS_PER_CHUNK = 2_000
 
 
 @functools.partial(jax.jit, static_argnames=("model", "k", "chunk"))
+@precision.estimates
 def importance_sampled_log_likelihood(params, key, x_BxD, *, model: Model | ModelConfig, k: int,
                                       chunk: int, proposal=None):
   """log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)  (Burda et al. 2016).
@@ -59,6 +60,7 @@ def importance_sampled_log_likelihood(params, key, x_BxD, *, model: Model | Mode
 
 
 @functools.partial(jax.jit, static_argnames=("model", "proposal_samples"))
+@precision.estimates
 def proposal_for(params, key, x_BxD, *, model: Model | ModelConfig, proposal_samples: int):
   """The importance-sampling proposal of each image: q(z|x) itself when it has a density,
   else (an implicit encoder) `moment_matched` to `proposal_samples` of its draws."""
@@ -70,7 +72,8 @@ def proposal_for(params, key, x_BxD, *, model: Model | ModelConfig, proposal_sam
   return moment_matched(jax.vmap(draws)(keys, x_BxD))
 
 
-posterior_mean = jax.jit(distributions.mean_or_sample_mean, static_argnames=("samples",))
+posterior_mean = jax.jit(precision.estimates(distributions.mean_or_sample_mean),
+                         static_argnames=("samples",))
 
 
 def moment_matched(z_xKxL) -> distributions.DiagNormal:
@@ -222,6 +225,7 @@ def held_out_bounds(params, key, images_NxD: np.ndarray, *, model: Model | Model
 
 
 @functools.partial(jax.jit, static_argnames=("samples",))
+@precision.estimates
 def _kl(q, prior, key, samples: int = 1000):
   """KL(q || p) per image: the closed form where there is one, else the mean of
   log q(z) - log p(z) over `samples` draws z ~ q (a Monte Carlo estimate)."""

@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vbayes import distributions, numerics, optimizers
+from vbayes import distributions, numerics, optimizers, precision
 from vbayes.config import ModelConfig, ObjectiveConfig, TrainConfig, positive_finite, require
 from vbayes.models import Model, as_model, nets
 from vbayes.objectives import gradient_step
@@ -347,6 +347,7 @@ def _kde_log_likelihood_one(params, model: Model, key, x_D, *, k: int, num_centr
 
 
 @functools.partial(jax.jit, static_argnames=("model", "k", "num_centres", "chunk"))
+@precision.estimates
 def kde_log_likelihood(params, key, x_BxD, *, model: Model | ModelConfig, k: int,
                        num_centres: int, bandwidth: float, chunk: int = 100):
   """log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / r(z_i|x),  z_i ~ r,  per image [B].

@@ -31,7 +31,7 @@ from vbayes.training import checkpoint as checkpoint_lib
 from vbayes import data as data_lib
 from vbayes import distributed
 from vbayes.evaluation import importance_sampling as evaluate_lib
-from vbayes import numerics
+from vbayes import numerics, precision
 from vbayes.plots import curves as curve_plots, images as image_plots, latents as latent_plots
 from vbayes.training import held_out as held_out_lib
 from vbayes.training import metrics_io
@@ -306,6 +306,7 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
   return state
 
 
+@precision.estimates  # also its eager parts (the figures' reconstructions)
 def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, eval_key,
                        workdir: Path, log, step: int) -> dict:
   """Test metrics (an EvaluationError if any is non-finite) and, on process 0, the run's

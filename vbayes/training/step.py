@@ -26,7 +26,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from vbayes import data as data_lib
-from vbayes import objectives
+from vbayes import objectives, precision
 from vbayes.config import TrainConfig
 from vbayes.models import Model, build
 
@@ -37,10 +37,12 @@ def make_update(config: TrainConfig, model: Model | None = None,
                 steps_per_epoch: int | None = None):
   """The training update of config.objective (its module's make_update), for `model`
   (default: the model config.model describes); steps_per_epoch sets the length of
-  config.learning_rate_stages' epochs (needed only with stages)."""
+  config.learning_rate_stages' epochs (needed only with stages). Its matrix products
+  are traced at config.matmul_precision (vbayes.precision)."""
   model = build(config.model) if model is None else model
-  return objectives.get(config.objective.name).make_update(model, config,
-                                                           steps_per_epoch=steps_per_epoch)
+  update = objectives.get(config.objective.name).make_update(model, config,
+                                                             steps_per_epoch=steps_per_epoch)
+  return precision.traced_at(update, config.matmul_precision)
 
 
 def init_state(key: jax.Array, config: TrainConfig, model: Model | None = None) -> TrainState:
