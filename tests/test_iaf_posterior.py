@@ -48,6 +48,24 @@ def test_made_masks_are_autoregressive():
       assert reached[:, 0].sum() == 0 and reached[:-1, -1].all()
 
 
+def test_every_coordinate_of_a_step_reads_the_context():
+  """m and s of every coordinate depend on the context h(x), the first in the step's
+  order too (it depends on no coordinate of z, and before the context's own map to the
+  outputs it was a constant: its bias); z's order is kept (the mask test above). With
+  every MADE weight random, the Jacobian of (m, s) with respect to h has no zero row."""
+  model, params, q = iaf_posterior()
+  steps = jax.tree.map(lambda w: w + 0.3 * jax.random.normal(jax.random.key(5), w.shape),
+                       params["encoder"]["steps"])
+  z = jax.random.normal(jax.random.key(6), (3,))
+  for t in range(3):
+    masks = flows.made_masks(3, (7, 5), reverse=t % 2 == 1)
+    ms = lambda h, t=t, masks=masks: jnp.concatenate(
+        flows.made_apply(steps[f"step_{t}"], masks, z, h, "tanh"))
+    jacobian = jax.jacfwd(ms)(q.context)
+    assert jacobian.shape == (6, 7)
+    assert np.all(np.abs(np.asarray(jacobian)).sum(axis=1) > 1e-3), (t, jacobian)
+
+
 def test_the_log_determinant_is_slogdet_of_the_autodiff_jacobian():
   """log q(z) = log N(eps; 0, I) - log |det dz/deps|, with the determinant from
   jnp.linalg.slogdet of jax.jacfwd of the draw, for flows far from the identity."""

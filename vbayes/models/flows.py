@@ -8,7 +8,9 @@
 where MADE_t (Germain et al. 2015) is an MLP whose weights are masked so that m_{t,l} and
 s_{t,l} depend only on the coordinates of z_{t-1} before l in the step's order (reversed
 from one step to the next), and on the context h(x), which the encoder outputs beside
-[mu, log sigma^2] and which enters the first hidden layer. The Jacobian of each step is
+[mu, log sigma^2] and which enters the first hidden layer and, through a dense map of its
+own, every output: the first coordinate in a step's order depends on no coordinate of
+z_{t-1}, so without that map its m and s would be constants. The Jacobian of each step is
 triangular with diagonal g_t, hence the log-determinant above.
 
 Drawing is one pass. The density of an arbitrary z (which STL and DReG need: log q at z
@@ -51,8 +53,9 @@ def made_masks(dim: int, hidden_sizes: tuple[int, ...], reverse: bool) -> tuple[
 
 
 def made_apply(params: dict, masks, z_xL, context_xH, activation: str):
-  """[m, s] = MADE(z, h): masked dense layers, h added to the first hidden layer's
-  pre-activation. Returns (m, s), each [..., L]."""
+  """[m, s] = MADE(z, h) + h C: masked dense layers, h added to the first hidden layer's
+  pre-activation, and h's own unmasked map C (params["context"], [H, 2L]) added to the
+  outputs (h does not depend on z, so the order is kept). Returns (m, s), each [..., L]."""
   act = nets.ACTIVATIONS[activation]
   h = z_xL
   for i, mask in enumerate(masks):
@@ -62,6 +65,7 @@ def made_apply(params: dict, masks, z_xL, context_xH, activation: str):
       h = h + context_xH
     if i < len(masks) - 1:
       h = act(h)
+  h = h + context_xH @ params["context"]
   m, s = jnp.split(h, 2, axis=-1)
   return m, s
 
@@ -127,7 +131,8 @@ def iaf_encoder(net: nets.Net, data_dim: int, latent_dim: int, num_steps: int,
                 hidden_sizes: tuple[int, ...], activation: str) -> proposals.Proposal:
   """q(z | x): [mu, log sigma^2, h] = net(x) (2L + H outputs, H = hidden_sizes[0]),
   then `num_steps` IAF steps, each a MADE with `hidden_sizes` (its own weights).
-  Parameters {"net", "steps"}; each step's gate bias starts at GATE_BIAS."""
+  Parameters {"net", "steps"}; each step's gate bias starts at GATE_BIAS and its map
+  from the context to the outputs ("context") at zero."""
   hidden_sizes = tuple(hidden_sizes)
   context_dim = hidden_sizes[0]
 
@@ -138,6 +143,7 @@ def iaf_encoder(net: nets.Net, data_dim: int, latent_dim: int, num_steps: int,
       step = nets.mlp_init(step_key, (latent_dim, *hidden_sizes, 2 * latent_dim))
       last = step[f"layer_{len(hidden_sizes)}"]
       last["b"] = last["b"].at[latent_dim:].set(GATE_BIAS)
+      step["context"] = jnp.zeros((context_dim, 2 * latent_dim), jnp.float32)
       steps[f"step_{t}"] = step
     return {"net": net.init(net_key, data_dim, 2 * latent_dim + context_dim), "steps": steps}
 
