@@ -213,7 +213,8 @@ def evaluate(argv):
         q0 = start_distribution(params, jax.random.fold_in(key, 2 + i), x, model, config,
                                 FLAGS.method)
         if FLAGS.method == "is":
-          chunk = largest_divisor_at_most(k, max(1, evaluate_lib.MAX_ROWS_PER_CHUNK // size))
+          rows = evaluate_lib.default_rows_per_chunk(model.data_dim)
+          chunk = largest_divisor_at_most(k, max(1, rows // size))
           lp, _ = evaluate_lib.importance_sampled_log_likelihood(
               params, jax.random.fold_in(key, 10_000 + i), x, model=model, k=k, chunk=chunk,
               proposal=q0)

@@ -29,6 +29,8 @@ BENCH_SMOKES = [
      {"leapfrog_steps_per_s", "gflops", "fraction_of_peak", "ceiling_fraction",
       "peak_gflops"}),
     ("study_throughput.py", ["--smoke", "--calls=1"], {"runs", "peak_gflops"}),
+    ("backend_check.py", ["--smoke"],
+     {"train_steps_per_s", "train_fraction_of_peak", "evaluation_images_per_s", "peak_gflops"}),
 ]
 
 
@@ -57,6 +59,17 @@ def test_the_study_benchmark_projects_every_run_it_times(bench_smokes):
   assert set(result["runs"]) == {"one_layer_vae_k1", "two_layers_vae_k1"}
   for run in result["runs"].values():
     assert min(run.values()) > 0
+
+
+def test_the_backend_check_agrees_with_its_cpu_reference(bench_smokes):
+  """On the CPU the backend check's values (IS log p(x) and the VampPrior's log p(z) of
+  the small checkpoint on its first images) equal the recorded CPU reference within its
+  tolerance, and it says so."""
+  result = smoke_result(bench_smokes, [s for s, _, _ in BENCH_SMOKES].index("backend_check.py"))
+  assert result["backend"] == "cpu" and result["within_tolerance"] is True
+  check = result["checks"]["gated_vampprior"]
+  assert check["images"] == 5 and check["nll"] == pytest.approx(check["reference_nll"], abs=0.01)
+  assert result["max_abs_diff"] <= result["tolerance"] == 0.01
 
 
 @pytest.mark.parametrize("input_gradient", [False, True])

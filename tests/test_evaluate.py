@@ -197,3 +197,25 @@ def test_evaluation_and_quadrature_log_progress_between_calls(monkeypatch):
   quadrature = [l for l in lines if l.startswith("quadrature:")]
   assert quadrature and all("grid points/s, ETA" in l for l in quadrature)
   assert quadrature[-1].split(": ")[1].startswith(f"{64 * 64 * 15 // 16}/{64 * 64}")
+
+
+def test_evaluation_chunks_follow_the_device_memory():
+  """On the CPU, MAX_ROWS_PER_CHUNK decoder rows per scan step; on a device reporting
+  80 GB, as many as an eighth of it holds, capped; on a small one, never fewer than the
+  CPU's."""
+  is_lib = evaluate_lib
+
+  class Device:  # pylint: disable=too-few-public-methods
+    def __init__(self, platform, limit):
+      self.platform, self._limit = platform, limit
+
+    def memory_stats(self):
+      return None if self._limit is None else {"bytes_limit": self._limit}
+
+  assert is_lib.default_rows_per_chunk(784) == is_lib.MAX_ROWS_PER_CHUNK
+  assert is_lib.default_rows_per_chunk(784, Device("cpu", None)) == is_lib.MAX_ROWS_PER_CHUNK
+  assert is_lib.default_rows_per_chunk(784, Device("gpu", 80 * 2**30)) == 65_536
+  expected = 16 * 2**30 // (8 * 16 * 4 * 784)
+  assert is_lib.default_rows_per_chunk(784, Device("tpu", 16 * 2**30)) == expected
+  assert is_lib.default_rows_per_chunk(784, Device("gpu", 2**20)) == is_lib.MAX_ROWS_PER_CHUNK
+  assert is_lib.default_rows_per_chunk(784, Device("gpu", None)) == is_lib.MAX_ROWS_PER_CHUNK

@@ -21,10 +21,28 @@ from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
 from vbayes.progress import Progress
 
-# Decoder rows (samples x images) evaluated per scan step: 2000 x 784 float32 =
-# 6 MB of logits, about the fastest on a 2-core CPU (bench/README.md); accelerators
-# may want more (evaluate's rows_per_chunk).
+# Decoder rows (samples x images) evaluated per scan step on a CPU: 2000 x 784 float32 =
+# 6 MB of logits, about the fastest on a 2-core CPU (bench/README.md). An accelerator
+# takes as many as a fraction of its memory holds (`default_rows_per_chunk`).
 MAX_ROWS_PER_CHUNK = 2_000
+# On an accelerator: rows whose float32 activations, at ROW_FLOATS_PER_PIXEL floats per
+# pixel each (the logits, their gradient-free temporaries, the hidden layers), fill at
+# most 1/MEMORY_SHARE of the device's memory; at most ACCELERATOR_MAX_ROWS.
+ROW_FLOATS_PER_PIXEL, MEMORY_SHARE, ACCELERATOR_MAX_ROWS = 16, 8, 65_536
+
+
+def default_rows_per_chunk(data_dim: int, device=None) -> int:
+  """Decoder rows per scan step on `device` (default the first): MAX_ROWS_PER_CHUNK on
+  a CPU (or a device that reports no memory limit), otherwise as many as 1/MEMORY_SHARE
+  of its memory holds at ROW_FLOATS_PER_PIXEL floats per pixel, within
+  [MAX_ROWS_PER_CHUNK, ACCELERATOR_MAX_ROWS]. E.g. 80 GB and 784 pixels: 65536."""
+  device = jax.devices()[0] if device is None else device
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  limit = (stats or {}).get("bytes_limit")
+  if not limit:
+    return MAX_ROWS_PER_CHUNK
+  rows = limit // (MEMORY_SHARE * ROW_FLOATS_PER_PIXEL * 4 * data_dim)
+  return int(min(max(rows, MAX_ROWS_PER_CHUNK), ACCELERATOR_MAX_ROWS))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "k", "chunk"))
@@ -97,7 +115,7 @@ def _batches(images: np.ndarray, batch_size: int):
 def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
              binarization: str,
              k: int, batch_size: int = 100, quadrature: dict | None = None,
-             rows_per_chunk: int = MAX_ROWS_PER_CHUNK, proposal_samples: int = 1000,
+             rows_per_chunk: int | None = None, proposal_samples: int = 1000,
              log: Callable[[str], None] | None = None, per_image: bool = False) -> dict:
   """Test-set metrics in nats per image (averaged over images).
 
@@ -117,7 +135,8 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   With per_image, also "test_log_px": the [N] array of every image's log p(x) estimate
   (what a paired comparison of two models on the same images needs).
   Dynamically binarized data is binarized once, with `key`, for the whole test.
-  rows_per_chunk bounds the decoder rows (samples x images) per scan step.
+  rows_per_chunk bounds the decoder rows (samples x images) per scan step (default:
+  `default_rows_per_chunk(data_dim)`, from the device's memory).
   With `log`, progress lines (rate, ETA) at most every 10 s, between batches.
   Under several processes (vbayes.distributed) each evaluates every P-th batch, with
   the keys it has on one process, and all gather every image's numbers.
@@ -128,7 +147,8 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   params = distributed.local_copy(params)
   implicit = not model.has_proposal_density
   with_quadrature = quadrature is not None and model.latent_dim == 2
-  chunk = numerics.largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
+  rows = rows_per_chunk or default_rows_per_chunk(model.data_dim)
+  chunk = numerics.largest_divisor_at_most(k, max(1, rows // batch_size))
   batches = list(_batches(images_NxD, batch_size))
   mine = distributed.my_batches(len(batches))
   # Per batch of this process's share: [batch_size] each, the means [batch_size, L].
@@ -194,7 +214,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
 
 def held_out_bounds(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
                     binarization: str, ks: tuple[int, ...], batch_size: int = 100,
-                    rows_per_chunk: int = MAX_ROWS_PER_CHUNK,
+                    rows_per_chunk: int | None = None,
                     proposal_samples: int = 1000) -> dict[int, float]:
   """{k: mean over images of log (1/k) sum_i w_i} with w_i = p(x, z_i) / q(z_i|x): the
   k-sample importance-weighted bound L_k (Burda et al. 2016), k = 1 the ELBO (a
@@ -204,6 +224,7 @@ def held_out_bounds(params, key, images_NxD: np.ndarray, *, model: Model | Model
   binarize_key, proposal_key, sample_key = jax.random.split(key, 3)
   model = as_model(model)
   params = distributed.local_copy(params)
+  rows = rows_per_chunk or default_rows_per_chunk(model.data_dim)
   batches = list(_batches(images_NxD, batch_size))
   local = {k: [] for k in ks}
   for i in distributed.my_batches(len(batches)):
@@ -212,7 +233,7 @@ def held_out_bounds(params, key, images_NxD: np.ndarray, *, model: Model | Model
     q = (proposal_for(params, jax.random.fold_in(proposal_key, i), x, model=model,
                       proposal_samples=proposal_samples) if model.has_encoder else None)
     for k in ks:
-      chunk = numerics.largest_divisor_at_most(k, max(1, rows_per_chunk // batch_size))
+      chunk = numerics.largest_divisor_at_most(k, max(1, rows // batch_size))
       lp, _ = importance_sampled_log_likelihood(
           params, jax.random.fold_in(jax.random.fold_in(sample_key, i), k), x, model=model,
           k=k, chunk=chunk, proposal=q)
