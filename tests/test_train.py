@@ -155,3 +155,30 @@ def test_prior_is_configs_have_no_encoder_and_old_ones_read_the_same():
   with pytest.raises(config_lib.ConfigError, match="trains the 'none' encoder, got 'implicit'"):
     config_lib.TrainConfig(objective="prior_is",
                            model=config_lib.ModelConfig(encoder="implicit"))
+
+
+def test_normalized_gradients_are_each_tensor_over_its_norm():
+  """normalize_gradients: each leaf of the gradient divided by its L2 norm (+1e-7) before
+  Adam. Two steps whose gradients differ 1000-fold in scale give optax.adam's steps on
+  the gradients normalized by hand, and not plain Adam's (whose second step the first
+  step's small moments would not scale alike)."""
+  import optax  # pylint: disable=import-outside-toplevel
+  from vbayes import optimizers  # pylint: disable=import-outside-toplevel
+  params = {"a": jnp.ones((3,)), "b": jnp.ones((2, 2))}
+  g1 = {"a": jnp.array([3.0, 0.0, 4.0]), "b": jnp.array([[1.0, 0.5], [0.0, 0.2]])}
+  g2 = {"a": jnp.array([0.0, 4000.0, 3000.0]), "b": jnp.array([[0.0, 600.0], [800.0, 0.0]])}
+  normalize = lambda g: jax.tree.map(lambda x: x / (jnp.linalg.norm(x) + 1e-7), g)
+
+  def two_steps(opt, grads):
+    state = opt.init(params)
+    out = []
+    for g in grads:
+      updates, state = opt.update(g, state, params)
+      out.append(updates)
+    return out
+
+  got = two_steps(optimizers.adam(0.1, normalize_gradients=True), [g1, g2])
+  expected = two_steps(optax.adam(0.1), [normalize(g1), normalize(g2)])
+  plain = two_steps(optax.adam(0.1), [g1, g2])
+  jax.tree.map(lambda u, e: np.testing.assert_allclose(u, e, rtol=1e-5), got, expected)
+  assert not np.allclose(got[1]["a"], plain[1]["a"], rtol=1e-3)

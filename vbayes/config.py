@@ -301,7 +301,9 @@ class TrainConfig:
   best checkpoint (checkpoints_best/); 0 trains all `epochs`. matmul_precision: the
   training step's matrix products ("highest": float32 on every backend; "default"
   lets TPUs use bfloat16 passes and GPUs TF32; vbayes/precision.py). Evaluation always
-  computes at full float32. A run is resumable only with the
+  computes at full float32. normalize_gradients divides each tensor's gradient by its
+  norm before Adam (vbayes.optimizers.normalize_each_tensor; Tomczak & Welling's code).
+  A run is resumable only with the
   same config up to `RUN_LENGTH_FIELDS` (training longer or evaluating differently
   does not change the steps taken).
   """
@@ -327,6 +329,7 @@ class TrainConfig:
   early_stopping_patience: int = 0
   early_stopping_from_epoch: int = 0
   matmul_precision: str = "highest"
+  normalize_gradients: bool = False
 
   def __post_init__(self):
     if isinstance(self.objective, str):  # a name: that objective's defaults

@@ -12,9 +12,10 @@ from vbayes.models import Model
 
 def optimizer(config, steps_per_epoch: int | None = None) -> optax.GradientTransformation:
   """`optimizers.adam` with the run's learning rate (and its stages, which need
-  steps_per_epoch), Adam epsilon and gradient clipping."""
+  steps_per_epoch), Adam epsilon, gradient clipping and normalization."""
   return optimizers.adam(config.learning_rate, config.grad_clip, eps=config.adam_eps,
-                         stages=config.learning_rate_stages, steps_per_epoch=steps_per_epoch)
+                         stages=config.learning_rate_stages, steps_per_epoch=steps_per_epoch,
+                         normalize_gradients=config.normalize_gradients)
 
 
 def init_state(key: jax.Array, model: Model, config) -> dict:
