@@ -68,8 +68,8 @@ ROWS = (
 )
 
 HEADER = ("| model | protocol | published NLL | vbayes IS k=5000 (± s.e.) | AIS | vbayes − "
-          "published | against | epochs | time, hardware | checkpoint |\n"
-          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "published | against | epochs | active units | time, hardware | checkpoint |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -82,14 +82,25 @@ def _hardware(h: dict) -> str:
   return f"{h.get('device')} ({h.get('backend')}), JAX {h.get('jax')}"
 
 
-def _ais(folder: Path) -> str:
+def _ais(folder: Path, binarization: str) -> str:
+  """AIS on the first N test images, and by how much it tightens the run's own IS on the
+  same images (paired; only where both saw the same binary images: a fixed binarization)."""
   ais, bdmc = (_read_json(folder / f"evaluation_{m}.json") for m in ("ais", "bdmc"))
   if ais is None:
     return "not run yet"
   text = (f"{ais['nll']:.2f} ± {ais['nll_stderr']:.2f} (first {ais['images']} images, "
-          f"{ais['chains']} chains × {ais['ais_steps']} steps, frozen steps)")
+          f"{ais['chains']} chains × {ais['ais_steps']} steps, frozen steps")
+  per_image = folder / "evaluation_ais_log_px.npy"
+  if binarization == "fixed" and per_image.is_file():
+    ais_N = np.load(per_image)
+    is_N = np.load(folder / "test_log_px.npy")[:len(ais_N)]
+    d = paired.paired_difference(ais_N, is_N)  # NLL by AIS - NLL by IS
+    text += (f"; IS k=5000 on them {-is_N.mean():.2f}, AIS lower by {-d['difference']:.2f} ± "
+             f"{d['paired_stderr']:.2f}")
+  text += ")"
   if bdmc is not None:
-    text += f"; BDMC gap {bdmc['gap']:.2f} on {bdmc['images']} simulated images"
+    text += (f"; BDMC gap {bdmc['gap']:.2f} on {bdmc['images']} simulated images "
+             f"({bdmc['chains']} × {bdmc['ais_steps']})")
   return text
 
 
@@ -109,10 +120,11 @@ def card_row(row: Row) -> str:
   folder = SHIPPED / row.name
   if not (folder / params_npz.PARAMS_FILE).is_file():
     cells = [row.model, row.protocol, f"{published:.2f}", f"not run yet (projected: {row.projection})",
-             "", "", _against(row), "", "", ""]
+             "", "", _against(row), "", "", "", ""]
   else:
     reference = params_npz.read_reference(folder)
     run = reference["run"]
+    binarization = json.loads((folder / "config.json").read_text())["data"]["binarization"]
     epochs = f"{run['epoch']:g}"
     if run.get("evaluated_step") is not None and run.get("stopped_early"):
       steps_per_epoch = run["step"] / run["epoch"]
@@ -120,8 +132,9 @@ def card_row(row: Row) -> str:
     time = (f"{run['train_seconds'] / 3600:.1f} h training + {run['eval_seconds'] / 60:.0f} min "
             f"IS; {_hardware(reference['hardware'])}")
     cells = [row.model, row.protocol, f"{published:.2f}",
-             f"**{run['test_nll']:.2f}** ± {run['test_nll_stderr']:.2f}", _ais(folder),
-             f"{run['test_nll'] - published:+.2f}", _against(row), epochs, time,
+             f"**{run['test_nll']:.2f}** ± {run['test_nll_stderr']:.2f}", _ais(folder, binarization),
+             f"{run['test_nll'] - published:+.2f}", _against(row), epochs,
+             " + ".join(map(str, run["active_units_per_layer"])), time,
              f"[{row.name}](experiments/checkpoints/{row.name})"]
   return "| " + " | ".join(cells) + " |"
 
