@@ -8,8 +8,8 @@ Evaluates every checkpoint it finds, the literature card's shipped ones
 (experiments/checkpoints/<row>/) and bench/backend_check/gated_vampprior (a small gated
 VampPrior VAE trained for this check), on the binary images of
 bench/backend_check/images.npz (drawn once from that model: no dataset needed), in
-batches of BATCH images with fixed keys: each image's log p(x) by importance sampling
-with K samples from q(z|x), and the prior's log p(z) at fixed points z ~ N(0, I) (the
+batches of BATCH images with fixed keys and a fixed chunk of samples: each image's
+log p(x) by importance sampling with K samples from q(z|x), and the prior's log p(z) at fixed points z ~ N(0, I) (the
 VampPrior's mixture is the density most sensitive to reduced precision). Compares them
 with the CPU values in bench/backend_check/reference.json (goal: every per-image
 difference within TOLERANCE nats), then times the training step of a 784-500-500-50 VAE
@@ -33,7 +33,7 @@ import common  # bench/common.py, beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from vbayes import config as config_lib  # pylint: disable=wrong-import-position
+from vbayes import config as config_lib, precision  # pylint: disable=wrong-import-position
 from vbayes.evaluation import importance_sampling as is_lib  # pylint: disable=wrong-import-position
 from vbayes.models import build  # pylint: disable=wrong-import-position
 from vbayes.training import params_npz  # pylint: disable=wrong-import-position
@@ -68,9 +68,8 @@ def load_images() -> np.ndarray:
 def values(folder: Path, images_NxD: np.ndarray, batches: int) -> dict:
   """Per image: log p(x) by IS (k=K, batch i's key fold_in(key(SEED), i)) and log p(z)
   at the i-th fixed z ~ N(0, I) (key(SEED + 1))."""
-  config = config_lib.TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
+  config, params = params_npz.load_shipped(folder)
   model = build(config.model)
-  params = params_npz.load(folder / params_npz.PARAMS_FILE, like=model.init(jax.random.key(0)))
   key = jax.random.key(SEED)
   log_px = []
   for i in range(batches):
@@ -82,7 +81,7 @@ def values(folder: Path, images_NxD: np.ndarray, batches: int) -> dict:
         chunk=min(K, 200), proposal=q)
     log_px.append(np.asarray(lp))
   z = jax.random.normal(jax.random.key(SEED + 1), (batches * BATCH, model.latent_dim))
-  log_prior = jax.jit(lambda p, z: model.log_prior(p, z))(params, z)
+  log_prior = jax.jit(precision.estimates(model.log_prior))(params, z)
   return {"log_px": np.concatenate(log_px).tolist(), "log_prior": np.asarray(log_prior).tolist()}
 
 
@@ -111,6 +110,7 @@ def throughput(smoke: bool) -> dict:
 
 def main(argv):
   del argv
+  jax.config.update("jax_default_matmul_precision", "highest")  # the peak and the step alike
   images = load_images()
   batches = 1 if FLAGS.smoke else len(images) // BATCH
   reference = json.loads(REFERENCE_FILE.read_text()) if REFERENCE_FILE.is_file() else {}

@@ -94,11 +94,13 @@ def load_run(workdir: Path, which: str = "evaluated"):
   if not path.is_file():
     raise workdir_lib.WorkdirError(f"{workdir} holds no {workdir_lib.CONFIG_FILE}: give the "
                                    "--workdir of a run trained by experiments.train")
+  if (workdir / params_npz.PARAMS_FILE).is_file() and not (workdir / "checkpoints").is_dir():
+    if which != "evaluated":
+      raise workdir_lib.WorkdirError(
+          f"{workdir} is a shipped checkpoint: it holds the parameters the run was evaluated "
+          f"at, no {which} checkpoint; leave out --checkpoint")
+    return params_npz.load_shipped(workdir)
   config = config_lib.TrainConfig.from_dict(json.loads(path.read_text()))
-  shipped = workdir / params_npz.PARAMS_FILE
-  if shipped.is_file() and not (workdir / "checkpoints").is_dir():  # a shipped checkpoint
-    like = model_init_params(config)
-    return config, params_npz.load(shipped, like)
   checkpoints = {"latest": "checkpoints", "best": held_out.BEST_DIR}.get(
       which, training_loop.evaluated_checkpoints(config))
   folder = workdir / checkpoints
@@ -109,11 +111,6 @@ def load_run(workdir: Path, which: str = "evaluated"):
         "(--validation) or was trained before vbayes kept the best checkpoint; use "
         "--checkpoint=latest")
   return config, training_loop.restore_params(workdir, config, checkpoints)
-
-
-def model_init_params(config: config_lib.TrainConfig):
-  """The structure (and shapes) of the model's parameters: its init."""
-  return build(config.model).init(jax.random.key(0))
 
 
 def start_distribution(params, key, x, model, config, method: str):

@@ -39,6 +39,20 @@ RUN_FIELDS = ("step", "epoch", "evaluated_step", "stopped_early", "test_nll", "t
               "active_units_per_layer", "eval_seconds")
 
 
+def run_summary(records: list[dict]) -> dict:
+  """What the card and the study pages quote from a run's metrics.jsonl besides its test
+  numbers: training time, the last training loss, the best validation ELBO and its epoch."""
+  losses = [r for r in records if "train_loss" in r]
+  summary = {"train_seconds": max(r.get("train_seconds", 0.0) for r in records),
+             "final_train_loss": losses[-1]["train_loss"] if losses else None}
+  held = [r for r in records if r.get("validation_elbo") is not None]
+  if held:
+    best = max(held, key=lambda r: (r["validation_elbo"], -r["step"]))
+    summary.update(best_validation_elbo=best["validation_elbo"],
+                   best_validation_epoch=best["epoch"])
+  return summary
+
+
 def machine() -> dict:
   """What the run was trained and evaluated on, as far as this process can tell (the
   export runs where the run did): processor, cores, JAX's backend and version."""
@@ -74,7 +88,7 @@ def main(argv):
   check = params_npz.reference_check(params, config, data.test, data.binarization)
   final = records[-1]
   run = {name: final[name] for name in RUN_FIELDS if name in final}
-  run["train_seconds"] = max(r.get("train_seconds", 0.0) for r in records)
+  run.update(run_summary(records))
   hardware = machine()
   out.mkdir(parents=True, exist_ok=True)
   try:

@@ -4,6 +4,7 @@ IS bound every few, the best checkpoint kept, overfitting visible."""
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -164,6 +165,39 @@ def test_a_stopped_run_is_not_trained_again(stopped_run):
   assert lines and lines[0].startswith("loading the trained model")
   best = loop.restore_params(workdir, stopping_config(), held_out.BEST_DIR)
   jax.tree.map(np.testing.assert_array_equal, params, best)
+
+
+def test_the_stopping_rule_counts_from_the_later_of_best_and_start(tmp_path):
+  """should_stop(step): True once more than `patience` epochs have passed since the later
+  of the best validation ELBO's epoch and early_stopping_from_epoch (2 steps per epoch
+  here); never with patience 0."""
+  def rule(patience, from_epoch, best_step):
+    held = held_out.HeldOut(
+        dataclasses.replace(config(), early_stopping_patience=patience,
+                            early_stopping_from_epoch=from_epoch),
+        memorizable().validation, "fixed", jax.random.key(0), tmp_path / f"{patience}_{from_epoch}",
+        start_step=0, steps_per_epoch=2, total_steps=80, log=lambda line: None)
+    held._best_step = best_step  # pylint: disable=protected-access
+    stops = [step for step in range(0, 81, 2) if held.should_stop(step)]
+    held.close()
+    return stops[0] if stops else None
+
+  assert rule(3, 0, best_step=10) == 2 * (5 + 4)  # best at epoch 5: stop at epoch 9
+  assert rule(3, 10, best_step=10) == 2 * (10 + 4)  # counted from epoch 10
+  assert rule(3, 2, best_step=10) == 2 * (5 + 4)
+  assert rule(0, 0, best_step=10) is None
+
+
+def test_a_resume_without_the_best_checkpoint_is_refused_under_early_stopping(stopped_run,
+                                                                          tmp_path):
+  """A run copied without checkpoints_best/ cannot tell its best so far: one error, not
+  a silent restart of the count."""
+  workdir, data, _ = stopped_run
+  copy = tmp_path / "copy"
+  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns(held_out.BEST_DIR))
+  with pytest.raises(checkpoint_lib.CheckpointError, match="holds no checkpoint"):
+    loop.run(dataclasses.replace(stopping_config(), epochs=80), copy, data=data,
+             log=lambda line: None)
 
 
 def test_early_stopping_needs_validation_images(tmp_path):

@@ -22,11 +22,15 @@ IAF = config_lib.ModelConfig(data_dim=DATA, latent_dim=3, hidden_sizes=(8,), flo
 
 def iaf_posterior(config=IAF, seed=0, scale_weights=1.0):
   """q(z | x) of one image under a freshly initialized model, with the MADE weights
-  multiplied by scale_weights (larger: a flow further from the identity)."""
+  multiplied by scale_weights (larger: a flow further from the identity) and each step's
+  map from the context to its outputs (zero at init) random."""
   model = build(config)
   params = model.init(jax.random.key(seed))
   params["encoder"]["steps"] = jax.tree.map(lambda w: w * scale_weights,
                                             params["encoder"]["steps"])
+  for t, step in enumerate(params["encoder"]["steps"].values()):  # zero at init
+    step["context"] = 0.3 * jax.random.normal(jax.random.fold_in(jax.random.key(seed), 100 + t),
+                                              step["context"].shape)
   x = jax.random.bernoulli(jax.random.key(seed + 1), 0.4, (DATA,)).astype(jnp.float32)
   return model, params, model.proposal_distribution(params, x)
 

@@ -73,7 +73,7 @@ def estimator_programs(name: str):
   if model.has_encoder:
     programs["posterior_mean"] = is_lib.posterior_mean.lower(q, key, 8)
   if model.has_proposal_density and model.has_encoder:
-    programs["kl"] = is_lib._kl.lower(q, model.prior_distribution(params), key, 8)  # pylint: disable=protected-access
+    programs["kl"] = is_lib._kl.lower(q, params, key, model=model, samples=8)  # pylint: disable=protected-access
   if model.latent_dim == 2:
     programs["quadrature"] = grid.log_joint_on_grid.lower(params, x, model=model, limit=3.0,
                                                           points=8)

@@ -92,6 +92,9 @@ def test_an_exported_run_evaluates_like_its_workdir(tmp_path):
   assert reference["check"]["images"] == 4 and reference["check"]["k"] == 100
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
   assert reference["run"]["test_nll"] == final["test_nll"]
+  losses = [json.loads(l)["train_loss"] for l in (workdir / "metrics.jsonl").read_text()
+            .splitlines() if "train_loss" in l]
+  assert reference["run"]["final_train_loss"] == losses[-1]
   log_px = np.load(out / "test_log_px.npy")  # the run's per-image values, copied
   np.testing.assert_array_equal(log_px, np.load(workdir / "test_log_px.npy"))
   assert log_px.shape == (4,) and float(-log_px.mean()) == pytest.approx(final["test_nll"],
@@ -113,17 +116,26 @@ def test_an_exported_run_evaluates_like_its_workdir(tmp_path):
   assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_every_shipped_checkpoint_has_a_backend_reference():
+  """bench/backend_check.py compares every shipped checkpoint with CPU values recorded in
+  bench/backend_check/reference.json: one without them would fail the check."""
+  reference = json.loads((REPO / "bench" / "backend_check" / "reference.json").read_text())
+  assert {p.name for p in SHIPPED} <= set(reference["checkpoints"])
+  assert reference["backend"] == "cpu"
+
+
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_every_shipped_checkpoint_gives_its_recorded_nll(folder, tfds_prepared_from_original_files):
   """Each shipped checkpoint, loaded by numpy and the model its config.json names, gives
   the NLL recorded beside it on the first 100 test images (IS, k=100, fixed keys) within
   0.01 nats (float32 sums in another order on another machine), and its recorded test
-  NLL is the card's number (finite, with its standard error)."""
-  config = config_lib.TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
-  params = params_npz.load(folder / params_npz.PARAMS_FILE,
-                           like=build(config.model).init(jax.random.key(0)))
+  NLL (the card's number) is the mean of the per-image values shipped beside it."""
+  config, params = params_npz.load_shipped(folder)
   data = data_lib.load(config.data, data_dir=tfds_prepared_from_original_files)
   reference = params_npz.read_reference(folder)
   got = params_npz.reference_check(params, config, data.test, data.binarization)
   assert got["nll"] == pytest.approx(reference["check"]["nll"], abs=0.01)
-  assert np.isfinite(reference["run"]["test_nll"]) and reference["run"]["test_nll_stderr"] > 0
+  log_px = np.load(folder / "test_log_px.npy")  # the card's number is their mean
+  assert log_px.shape == (len(data.test),)
+  assert float(-log_px.mean()) == pytest.approx(reference["run"]["test_nll"], rel=1e-6)
+  assert reference["run"]["test_nll_stderr"] > 0

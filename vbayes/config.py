@@ -295,9 +295,9 @@ class TrainConfig:
   Gaussian proposal of the test log-likelihood. At every checkpoint a run with
   validation images (data.validation) records their ELBO and every
   validation_is_every_epochs epochs (0: never) their IS bound with validation_is_k
-  samples. early_stopping_patience > 0 stops training once that many epochs in a row
-  (from epoch early_stopping_from_epoch on: Tomczak & Welling count none during their KL
-  warm-up) end without a new best validation ELBO, and the run is then evaluated at its
+  samples. early_stopping_patience > 0 stops training once more than that many epochs
+  in a row (from epoch early_stopping_from_epoch on: Tomczak & Welling count none during
+  their KL warm-up) end without a new best validation ELBO, and the run is then evaluated at its
   best checkpoint (checkpoints_best/); 0 trains all `epochs`. matmul_precision: the
   training step's matrix products ("highest": float32 on every backend; "default"
   lets TPUs use bfloat16 passes and GPUs TF32; vbayes/precision.py). Evaluation always

@@ -29,6 +29,7 @@ def top_half_mask(image_shape: tuple[int, int]) -> jax.Array:
   return (jnp.arange(h * w) < (h // 2) * w).astype(jnp.float32)
 
 
+@precision.estimates
 def masked_elbo(q_params, params, key, x_D, mask_D, *, model: Model | ModelConfig,
                 num_samples: int):
   """Monte Carlo ELBO of q = N(m, diag exp(v)) for the observed pixels of one image:

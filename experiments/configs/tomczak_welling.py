@@ -12,8 +12,8 @@ then a linear mean and a log-variance clipped to [-6, 2]; the decoder two gated 
 at 0.05 + 0.01 eps and clipped to [0, 1]. Training: the ELBO with the Monte Carlo KL
 (log q(z|x) - log p(z) at the sampled z, as the paper), its KL weight rising linearly
 to 1 over the first 100 epochs, batch 100, Adam at 5e-4, up to 2000 epochs, stopped
-after 50 epochs (counted from epoch 100, the end of the warm-up) without a better
-validation ELBO; the best checkpoint by validation ELBO is evaluated. Evaluation: test
+once more than 50 epochs (counted from epoch 100, the end of the warm-up) pass without a
+better validation ELBO; the best checkpoint by validation ELBO is evaluated. Evaluation: test
 NLL by importance sampling with k = 5000 from q(z|x), and active units.
 
 Where this differs from the authors' code (read, not run): their Adam divides each

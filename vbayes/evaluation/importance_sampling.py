@@ -172,8 +172,7 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
                     wait_for=lp)
     if not implicit:  # q's KL; the moment-matched proposal of an implicit q is not q
       per_batch["kl"].append(jnp.zeros(batch_size) if q is None else
-                             _kl(q, model.prior_distribution(params),
-                                 jax.random.fold_in(kl_key, i)))
+                             _kl(q, params, jax.random.fold_in(kl_key, i), model=model))
   if with_quadrature:
     xs = per_batch.pop("x")
     grid_B = (grid.quadrature_log_likelihood(params, jnp.concatenate(xs), model=model, log=log,
@@ -245,11 +244,13 @@ def held_out_bounds(params, key, images_NxD: np.ndarray, *, model: Model | Model
   return out
 
 
-@functools.partial(jax.jit, static_argnames=("samples",))
+@functools.partial(jax.jit, static_argnames=("model", "samples"))
 @precision.estimates
-def _kl(q, prior, key, samples: int = 1000):
+def _kl(q, params, key, *, model: Model, samples: int = 1000):
   """KL(q || p) per image: the closed form where there is one, else the mean of
-  log q(z) - log p(z) over `samples` draws z ~ q (a Monte Carlo estimate)."""
+  log q(z) - log p(z) over `samples` draws z ~ q (a Monte Carlo estimate). The prior is
+  built here, at full precision (the VampPrior's encodes its pseudo-inputs)."""
+  prior = model.prior_distribution(params)
   return distributions.kl_or_monte_carlo(q, prior, lambda: q.sample_and_log_prob(key, samples))
 
 

@@ -48,8 +48,15 @@ class HeldOut:
     self._best.drop_after(start_step)
     earlier = [(r["validation_elbo"], r["step"]) for r in metrics_io.read_metrics(workdir)
                if r.get("validation_elbo") is not None and r["step"] <= start_step]
-    best, best_step = (max(earlier) if earlier and self._best.latest_step() is not None
-                       else (math.nan, 0))
+    if earlier and self._best.latest_step() is None and config.early_stopping_patience:
+      raise checkpoint_lib.CheckpointError(
+          f"{workdir / BEST_DIR} holds no checkpoint, though metrics.jsonl records "
+          f"{len(earlier)} validation ELBOs: early stopping cannot tell the best so far. "
+          f"Restore {BEST_DIR}/ beside checkpoints/ (a copied run needs both), or use a "
+          "fresh --workdir")
+    # The best, the earliest of equal ones (as the running comparison, a strict >, keeps).
+    best, best_step = (max(earlier, key=lambda e: (e[0], -e[1]))
+                       if earlier and self._best.latest_step() is not None else (math.nan, 0))
     # Every process must take the same save decisions (an Orbax save is collective):
     # process 0's reading of metrics.jsonl decides.
     best, best_step = distributed.broadcast(best), int(distributed.broadcast(best_step))

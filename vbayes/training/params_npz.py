@@ -17,9 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vbayes.config import TrainConfig
 from vbayes.errors import UserError
 from vbayes.evaluation import importance_sampling as evaluate_lib
+from vbayes.models import build
 from vbayes.training import workdir as workdir_lib
+from vbayes.training.workdir import CONFIG_FILE
 
 PARAMS_FILE = "params.npz"
 REFERENCE_FILE = "reference.json"
@@ -85,15 +88,27 @@ def load(path: str | Path, like):
   return jax.tree_util.tree_unflatten(treedef, out)
 
 
+def load_shipped(folder: str | Path):
+  """(config, params) of a shipped checkpoint: its config.json and PARAMS_FILE, read
+  against the structure of the model the config describes."""
+  folder = Path(folder)
+  config = TrainConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
+  like = build(config.model).init(jax.random.key(0))
+  return config, load(folder / PARAMS_FILE, like)
+
+
 def reference_check(params, config, test_images_NxD: np.ndarray, binarization: str) -> dict:
   """The quick check of a shipped checkpoint: -log p(x) by importance sampling with
   k = REFERENCE_K on the first REFERENCE_IMAGES test images, mean and standard error,
-  with fixed keys (binarization and samples from jax.random.key(REFERENCE_SEED))."""
+  with fixed keys (binarization and samples from jax.random.key(REFERENCE_SEED)) and a
+  fixed chunk of samples (the draws depend on it; the default follows the device's
+  memory)."""
   key = jax.random.key(REFERENCE_SEED)
   images = np.asarray(test_images_NxD[:REFERENCE_IMAGES])
   results = evaluate_lib.evaluate(params, key, images, model=config.model,
                                   binarization=binarization, k=REFERENCE_K,
-                                  batch_size=REFERENCE_IMAGES)
+                                  batch_size=REFERENCE_IMAGES,
+                                  rows_per_chunk=evaluate_lib.MAX_ROWS_PER_CHUNK)
   return {"images": len(images), "k": REFERENCE_K, "seed": REFERENCE_SEED,
           "nll": results["test_nll"], "nll_stderr": results["test_nll_stderr"]}
 
