@@ -5,6 +5,7 @@ import gzip
 import math
 import os
 import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -165,10 +166,10 @@ def test_a_stale_unpacked_file_is_unpacked_again(tmp_path):
 @pytest.mark.slow
 @pytest.mark.integration
 def test_tfds_prepares_both_datasets_offline_from_the_original_files(
-    tfds_prepared_from_original_files, monkeypatch):
+    tfds_prepared_from_original_files, monkeypatch, tmp_path):
   """tests/prepare_tfds.py, started in the background by conftest.py, had tfds prepare
   both datasets from the original files with the network refused; vbayes cached them."""
-  tmp_path = tfds_prepared_from_original_files
+  own_tmp_path, tmp_path = tmp_path, tfds_prepared_from_original_files
   for name, version in (("binarized_mnist", "1.0.0"), ("mnist", "3.0.1")):
     assert (tmp_path / name / version / "dataset_info.json").is_file()
   bm = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
@@ -192,11 +193,13 @@ def test_tfds_prepares_both_datasets_offline_from_the_original_files(
   monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: pytest.fail("tfds was called"))
   again = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
   np.testing.assert_array_equal(again.test, bm.test)
-  # A damaged array_record file of a prepared dataset is refused with what to do.
-  (data_lib.cache_path("binarized_mnist", tmp_path)).unlink()
-  records = sorted((tmp_path / "binarized_mnist").rglob("*test.array_record*"))
+  # A damaged array_record file of a prepared dataset is refused with what to do (on a
+  # copy: the prepared data dir is the session's, read by other tests after this one).
+  damaged = own_tmp_path / "data"
+  shutil.copytree(tmp_path / "binarized_mnist", damaged / "binarized_mnist")
+  records = sorted((damaged / "binarized_mnist").rglob("*test.array_record*"))
   assert records
   records[0].write_bytes(records[0].read_bytes()[:1000])
   monkeypatch.undo()
   with pytest.raises(data_lib.DataError, match="cannot be read.*delete .*binarized_mnist"):
-    data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
+    data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=damaged)
