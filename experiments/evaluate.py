@@ -76,8 +76,11 @@ flags.DEFINE_float("initial_step_size", 0.01, "ais, bdmc: the HMC step size tuni
 flags.DEFINE_enum("ais_start", "proposal", ("proposal", "prior"), "ais, bdmc: anneal from the "
                   "model's proposal q(z|x), or from the prior p(z) (broad: it covers modes an "
                   "encoder misses, at the price of a longer path).")
-flags.DEFINE_integer("quadrature_points", 512, "quadrature: grid points per axis.")
-flags.DEFINE_integer("seed", 0, "Seed of the binarization, samples and chains.")
+flags.DEFINE_integer("quadrature_points", 512, "quadrature: grid points per axis (at least "
+                     f"{config_lib.MIN_QUADRATURE_POINTS}: coarser grids misstate log p(x) by "
+                     "nats).", lower_bound=config_lib.MIN_QUADRATURE_POINTS)
+flags.DEFINE_integer("seed", 0, "Seed of the binarization, samples and chains (a JAX key "
+                     "holds 32 bits).", lower_bound=0, upper_bound=2**32 - 1)
 flags.DEFINE_enum("checkpoint", "evaluated", ("evaluated", "latest", "best"), "The checkpoint "
                   "the run's own test evaluation used (best under early stopping, else latest), "
                   "the run's latest, or the one of its best validation ELBO "
@@ -87,9 +90,10 @@ common.define_process_flags()
 
 
 def load_run(workdir: Path, which: str = "evaluated"):
-  """(config, params) of the run in `workdir`: its checkpoint `which` (evaluated, latest or
-  best: the --checkpoint flag), or a shipped checkpoint's params.npz; a clear error when
-  there is none."""
+  """(config, params, step) of the run in `workdir`: its checkpoint `which` (evaluated,
+  latest or best: the --checkpoint flag) and that checkpoint's step, or a shipped
+  checkpoint's params.npz and the step it was exported at; a clear error when there is
+  none."""
   path = workdir / workdir_lib.CONFIG_FILE
   if not path.is_file():
     raise workdir_lib.WorkdirError(f"{workdir} holds no {workdir_lib.CONFIG_FILE}: give the "
@@ -99,7 +103,9 @@ def load_run(workdir: Path, which: str = "evaluated"):
       raise workdir_lib.WorkdirError(
           f"{workdir} is a shipped checkpoint: it holds the parameters the run was evaluated "
           f"at, no {which} checkpoint; leave out --checkpoint")
-    return params_npz.load_shipped(workdir)
+    config, params = params_npz.load_shipped(workdir)
+    run = params_npz.read_reference(workdir)["run"]
+    return config, params, run.get("evaluated_step", run.get("step"))
   config = config_lib.TrainConfig.from_dict(json.loads(path.read_text()))
   checkpoints = {"latest": "checkpoints", "best": held_out.BEST_DIR}.get(
       which, training_loop.evaluated_checkpoints(config))
@@ -110,7 +116,8 @@ def load_run(workdir: Path, which: str = "evaluated"):
         else f"{workdir} holds no {checkpoints}/: the run had no validation images "
         "(--validation) or was trained before vbayes kept the best checkpoint; use "
         "--checkpoint=latest")
-  return config, training_loop.restore_params(workdir, config, checkpoints)
+  params = training_loop.restore_params(workdir, config, checkpoints)
+  return config, params, training_loop.latest_step(folder)
 
 
 def start_distribution(params, key, x, model, config, method: str):
@@ -153,13 +160,14 @@ def evaluate(argv):
   del argv
   common.start_processes()
   workdir = Path(FLAGS.workdir)
-  config, params = load_run(workdir, FLAGS.checkpoint)
+  config, params, step = load_run(workdir, FLAGS.checkpoint)
   model = build(config.model)
   key = jax.random.key(FLAGS.seed)
   settings = ais.HMCSettings(leapfrog_steps=FLAGS.leapfrog_steps,
                              initial_step_size=FLAGS.initial_step_size,
                              tuning=FLAGS.step_tuning, pilot_chains=FLAGS.pilot_chains)
-  out = {"method": FLAGS.method, "workdir": str(workdir), "checkpoint": FLAGS.checkpoint}
+  out = {"method": FLAGS.method, "workdir": str(workdir), "checkpoint": FLAGS.checkpoint,
+         "step": step}
   log = ((lambda line: print(line, flush=True)) if distributed.is_primary()
          else (lambda line: None))
   start_time = time.perf_counter()

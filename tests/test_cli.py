@@ -470,16 +470,27 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
               for name, args in commands.items()}
   commands["missing"] = [f"--workdir={tmp_path / 'empty'}", "--method=is"]
   commands["no_best"] = [f"--workdir={workdir}", "--method=is", "--checkpoint=best"]
+  # Bounded as training bounds them: a 1-point grid gave NLL -0.009 on 4frames (true
+  # about 2.5) and overwrote the good evaluation_quadrature.json; a seed past 32 bits
+  # raised an OverflowError.
+  commands["one_point"] = [f"--workdir={workdir}", "--method=quadrature",
+                           "--quadrature_points=1"]
+  commands["huge_seed"] = [f"--workdir={workdir}", "--method=is", "--seed=99999999999999999999"]
   out = dict(zip(commands, run_cases(list(commands.values()), module="evaluate")))
+  for name, flag in (("one_point", "quadrature_points"), ("huge_seed", "seed")):
+    assert out[name]["code"] == 1
+    assert_one_error_line(out[name]["stderr"], flag)
   assert out["missing"]["code"] == 1
   assert_one_error_line(out["missing"]["stderr"], "holds no config.json")
   assert out["no_best"]["code"] == 1  # 4frames has no validation images
   assert_one_error_line(out["no_best"]["stderr"], "holds no checkpoints_best/")
   lines = {}
+  last_step = max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
   for name in ("quadrature", "ais", "bdmc"):
     assert out[name]["code"] == 0, out[name]["stderr"][-3000:]
     lines[name] = json.loads(out[name]["stdout"].strip().splitlines()[-1])
     assert lines[name] == json.loads((workdir / f"evaluation_{name}.json").read_text())
+    assert lines[name]["step"] == last_step  # which checkpoint the numbers score
   assert abs(lines["ais"]["nll"] - lines["quadrature"]["nll"]) < 0.1
   for name in ("ais", "bdmc"):  # step sizes tuned on a pilot, then frozen, by default
     assert lines[name]["step_tuning"] == "pilot" and lines[name]["pilot_chains"] == 4

@@ -195,7 +195,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
         held_out.close()
         held_out = None
       params = restore_params(workdir, config, held_out_lib.BEST_DIR)
-      evaluated = {"evaluated_step": _latest_step(workdir / held_out_lib.BEST_DIR),
+      evaluated = {"evaluated_step": latest_step(workdir / held_out_lib.BEST_DIR),
                    "stopped_early": step < total_steps}
       log(f"evaluating the best checkpoint by validation ELBO, step "
           f"{evaluated['evaluated_step']}" + (" (stopped early)" if step < total_steps else ""))
@@ -222,7 +222,8 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
         held_out.close()
 
 
-def _latest_step(folder: Path) -> int:
+def latest_step(folder: Path) -> int | None:
+  """The step of the newest checkpoint in `folder` (None without one)."""
   checkpointer = checkpoint_lib.Checkpointer(folder)
   try:
     return checkpointer.latest_step()
