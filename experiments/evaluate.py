@@ -98,6 +98,12 @@ def load_run(workdir: Path, which: str = "evaluated"):
   if not path.is_file():
     raise workdir_lib.WorkdirError(f"{workdir} holds no {workdir_lib.CONFIG_FILE}: give the "
                                    "--workdir of a run trained by experiments.train")
+  try:
+    config = config_lib.TrainConfig.from_dict(json.loads(path.read_text()))
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    raise workdir_lib.WorkdirError(
+        f"{path} is not a vbayes config ({type(e).__name__}: {e}); restore the run's "
+        "config.json or give another --workdir") from None
   if (workdir / params_npz.PARAMS_FILE).is_file() and not (workdir / "checkpoints").is_dir():
     if which != "evaluated":
       raise workdir_lib.WorkdirError(
@@ -106,7 +112,6 @@ def load_run(workdir: Path, which: str = "evaluated"):
     config, params = params_npz.load_shipped(workdir)
     run = params_npz.read_reference(workdir)["run"]
     return config, params, run.get("evaluated_step", run.get("step"))
-  config = config_lib.TrainConfig.from_dict(json.loads(path.read_text()))
   checkpoints = {"latest": "checkpoints", "best": held_out.BEST_DIR}.get(
       which, training_loop.evaluated_checkpoints(config))
   folder = workdir / checkpoints

@@ -476,8 +476,17 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
   commands["one_point"] = [f"--workdir={workdir}", "--method=quadrature",
                            "--quadrature_points=1"]
   commands["huge_seed"] = [f"--workdir={workdir}", "--method=is", "--seed=99999999999999999999"]
+  # A config.json that is valid JSON but no config, or no JSON at all: one line naming it
+  # (a KeyError, TypeError or JSONDecodeError without the file's name before).
+  for name, text in (("empty_config", "{}"), ("list_config", "[]"), ("cut_config", '{"mod')):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "config.json").write_text(text)
+    commands[name] = [f"--workdir={tmp_path / name}", "--method=is"]
   out = dict(zip(commands, run_cases(list(commands.values()), module="evaluate")))
-  for name, flag in (("one_point", "quadrature_points"), ("huge_seed", "seed")):
+  for name, flag in (("one_point", "quadrature_points"), ("huge_seed", "seed"),
+                     ("empty_config", "config.json is not a vbayes config"),
+                     ("list_config", "config.json is not a vbayes config"),
+                     ("cut_config", "config.json is not a vbayes config")):
     assert out[name]["code"] == 1
     assert_one_error_line(out[name]["stderr"], flag)
   assert out["missing"]["code"] == 1
