@@ -99,9 +99,8 @@ def define_process_flags():
                       "the same --coordinator_address; or auto, where JAX finds them on a "
                       "cluster it knows (Cloud TPU, SLURM, Open MPI). Default "
                       "$JAX_NUM_PROCESSES or 1.")
-  flags.DEFINE_integer("process_id", int(os.environ.get("JAX_PROCESS_ID", "0")),
-                       "This process's index, 0 .. num_processes - 1 (default $JAX_PROCESS_ID "
-                       "or 0).", lower_bound=0)
+  flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1 "
+                       "(default $JAX_PROCESS_ID or 0).", lower_bound=0)
   flags.DEFINE_string("coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS"),
                       "host:port of process 0, the same for every process (default "
                       "$JAX_COORDINATOR_ADDRESS).")
@@ -120,7 +119,17 @@ def start_processes():
   if count < 1:
     raise ValueError(f"--num_processes={flags.FLAGS.num_processes} is neither a positive "
                      "integer nor auto")
-  distributed.initialize(flags.FLAGS.coordinator_address, count, flags.FLAGS.process_id)
+  process_id = flags.FLAGS.process_id
+  if process_id is None:  # read here, not at import, so that a bad value is one error line
+    text = os.environ.get("JAX_PROCESS_ID", "0")
+    if not text.strip().isdigit():
+      raise ValueError(f"JAX_PROCESS_ID={text!r} is not a process index: set it to 0 .. "
+                       f"{count - 1}, or pass --process_id")
+    process_id = int(text)
+  if process_id >= count:
+    raise ValueError(f"--process_id={process_id} (or $JAX_PROCESS_ID) is outside 0 .. "
+                     f"{count - 1} for --num_processes={count}")
+  distributed.initialize(flags.FLAGS.coordinator_address, count, process_id)
 
 
 def define_config_flags(default: str | None):

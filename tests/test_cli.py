@@ -271,12 +271,14 @@ BAD_FLAGS = [
 ]
 
 
-def run_cases(cases: list[list[str]], module: str = "train") -> list[dict]:
+def run_cases(cases: list[list[str]], module: str = "train",
+              environment: dict | None = None) -> list[dict]:
   """Each argument list through experiments.<module>'s command line, all in one process
-  (tests/cli_cases.py), without the session's compilation cache (see `cli`). What the
-  process itself writes to stderr outside the cases (at exit, say) must be no traceback
-  and no closed event loop's complaint."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+  (tests/cli_cases.py, with `environment` added to its environment), without the
+  session's compilation cache (see `cli`). What the process itself writes to stderr
+  outside the cases (at exit, say) must be no traceback and no closed event loop's
+  complaint."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO), **(environment or {})}
   env.pop(data_lib.MANUAL_DIR_ENV, None)
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
   out = subprocess.run([sys.executable, str(REPO / "tests" / "cli_cases.py"), module],
@@ -315,6 +317,22 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(tmp_path):
       run = tmp_path / f"run{i}"
       assert not run.exists() or not any(run.iterdir())
   assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_process_settings_that_cannot_work_are_one_error_line(tmp_path):
+  """A process id outside 0 .. N-1 (it was accepted with one process), and a
+  JAX_PROCESS_ID that is no integer (a ValueError traceback at import before): one
+  error line each, before anything is written."""
+  for module in ("train", "evaluate"):
+    cases = [[f"--workdir={tmp_path / module}", "--num_processes=1", "--process_id=3"]]
+    result, = run_cases(cases, module=module)
+    assert result["code"] == 1, result
+    assert_one_error_line(result["stderr"], "--process_id=3 (or $JAX_PROCESS_ID) is outside")
+    result, = run_cases([[f"--workdir={tmp_path / module}"]], module=module,
+                        environment={"JAX_PROCESS_ID": "abc"})
+    assert result["code"] == 1, result
+    assert_one_error_line(result["stderr"], "JAX_PROCESS_ID='abc' is not a process index")
+    assert not (tmp_path / module).exists()
 
 
 def test_a_read_only_workdir_gives_one_error_line(tmp_path):
