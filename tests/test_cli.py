@@ -335,6 +335,26 @@ def test_process_settings_that_cannot_work_are_one_error_line(tmp_path):
     assert not (tmp_path / module).exists()
 
 
+def test_a_config_file_that_fails_is_one_error_line_naming_it(tmp_path):
+  """A --config .py with a syntax error, one whose get_config() returns a dict or None,
+  and one whose get_config() raises: one error line naming the file (tracebacks before),
+  nothing written."""
+  files = {"syntax.py": "def get_config(:\n", "a_dict.py": "def get_config():\n  return {}\n",
+           "none.py": "def get_config():\n  pass\n",
+           "raises.py": "def get_config():\n  return 1 / 0\n"}
+  for name, text in files.items():
+    (tmp_path / name).write_text(text)
+  results = run_cases([[f"--workdir={tmp_path / 'run'}", f"--config={tmp_path / name}"]
+                       for name in files])
+  for (name, _), result, message in zip(files.items(), results, (
+      "cannot be loaded (line 1): SyntaxError", "returned dict", "returned NoneType",
+      "get_config() failed (ZeroDivisionError")):
+    assert result["code"] == 1, result
+    assert_one_error_line(result["stderr"], message)
+    assert name in result["stderr"]
+  assert not (tmp_path / "run").exists()
+
+
 def test_a_read_only_workdir_gives_one_error_line(tmp_path):
   """A folder without write permission; as root (who may write anywhere), a folder on a
   file system mounted read-only."""

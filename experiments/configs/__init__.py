@@ -13,7 +13,7 @@ import importlib.util
 import pkgutil
 from pathlib import Path
 
-from vbayes.config import ConfigError
+from vbayes.config import ConfigError, Study, TrainConfig
 
 
 def names() -> list[str]:
@@ -22,8 +22,21 @@ def names() -> list[str]:
 
 
 def load(name: str):
-  """get_config() of the config `name` (a module here) or of the .py file at `name`."""
-  return module(name).get_config()
+  """get_config() of the config `name` (a module here) or of the .py file at `name`: a
+  TrainConfig or a Study; a ConfigError naming the file for anything else, or for a
+  get_config() that fails."""
+  found = module(name)
+  try:
+    config = found.get_config()
+  except ConfigError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConfigError(f"--config={name}: its get_config() failed ({type(e).__name__}: "
+                      f"{e})") from None
+  if not isinstance(config, (TrainConfig, Study)):
+    raise ConfigError(f"--config={name}: get_config() returned {type(config).__name__}, "
+                      "not a vbayes.config.TrainConfig or Study")
+  return config
 
 
 def module(name: str):
@@ -35,7 +48,12 @@ def module(name: str):
       raise ConfigError(f"--config={name}: no such file")
     spec = importlib.util.spec_from_file_location(f"vbayes_config_{path.stem}", path)
     found = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(found)
+    try:
+      spec.loader.exec_module(found)
+    except Exception as e:  # pylint: disable=broad-except
+      where = f" (line {e.lineno})" if isinstance(e, SyntaxError) else ""
+      raise ConfigError(f"--config={name} cannot be loaded{where}: {type(e).__name__}: "
+                        f"{e}") from None
   elif name in names():
     found = importlib.import_module(f"{__name__}.{name}")
   else:
