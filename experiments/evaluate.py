@@ -29,6 +29,7 @@ the mean HMC acceptance.
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from vbayes.training import held_out, params_npz
 from vbayes.training import workdir as workdir_lib
 
 METHODS = ("is", "ais", "bdmc", "quadrature")
+LOW_ACCEPTANCE = 0.05  # mean HMC acceptance below which ais and bdmc warn
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained experiments.train workdir.", required=True)
 flags.DEFINE_enum("method", "ais", METHODS, "How to estimate log p(x).")
@@ -257,6 +259,11 @@ def evaluate(argv):
                seed=FLAGS.seed, acceptance=round(float(np.mean(acceptance)), 3))
     if FLAGS.step_tuning == "pilot":
       out["pilot_chains"] = FLAGS.pilot_chains
+    if out["acceptance"] < LOW_ACCEPTANCE and distributed.is_primary():
+      print(f"warning: the HMC transitions accepted {out['acceptance']:.3f} of their "
+            "proposals: the chains barely moved, so this is close to importance sampling "
+            "from the start distribution, not AIS; lower --initial_step_size or use "
+            "--step_tuning=pilot", file=sys.stderr, flush=True)
   if FLAGS.method == "quadrature":
     out.update(quadrature_points=FLAGS.quadrature_points, limit=5.0)
   if jax.process_count() > 1:

@@ -514,6 +514,12 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
   commands["one_point"] = [f"--workdir={workdir}", "--method=quadrature",
                            "--quadrature_points=1"]
   commands["huge_seed"] = [f"--workdir={workdir}", "--method=is", "--seed=99999999999999999999"]
+  # Steps far too large for every proposal to be refused: a warning says so (it said
+  # nothing at acceptance 0.0), on a copy of the run.
+  stuck = tmp_path / "stuck"
+  shutil.copytree(runs["iaf"][1], stuck)
+  commands["stuck"] = [f"--workdir={stuck}", "--method=ais", "--images=2", "--chains=2",
+                       "--ais_steps=5", "--step_tuning=fixed", "--initial_step_size=50"]
   # A config.json that is valid JSON but no config, or no JSON at all: one line naming it
   # (a KeyError, TypeError or JSONDecodeError without the file's name before).
   for name, text in (("empty_config", "{}"), ("list_config", "[]"), ("cut_config", '{"mod')):
@@ -521,6 +527,10 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
     (tmp_path / name / "config.json").write_text(text)
     commands[name] = [f"--workdir={tmp_path / name}", "--method=is"]
   out = dict(zip(commands, run_cases(list(commands.values()), module="evaluate")))
+  assert out["stuck"]["code"] == 0, out["stuck"]["stderr"][-2000:]
+  warnings = [l for l in out["stuck"]["stderr"].splitlines() if l.startswith("warning:")]
+  assert len(warnings) == 1 and "barely moved" in warnings[0]
+  assert json.loads((stuck / "evaluation_ais.json").read_text())["acceptance"] < 0.05
   for name, flag in (("one_point", "quadrature_points"), ("huge_seed", "seed"),
                      ("empty_config", "config.json is not a vbayes config"),
                      ("list_config", "config.json is not a vbayes config"),
