@@ -27,6 +27,7 @@ bdmc lower and upper (means of the bounds on log p(x)) and gap; ais and bdmc als
 the mean HMC acceptance.
 """
 
+import contextlib
 import json
 import math
 import sys
@@ -106,7 +107,7 @@ def load_run(workdir: Path, which: str = "evaluated"):
     raise workdir_lib.WorkdirError(
         f"{path} is not a vbayes config ({type(e).__name__}: {e}); restore the run's "
         "config.json or give another --workdir") from None
-  if (workdir / params_npz.PARAMS_FILE).is_file() and not (workdir / "checkpoints").is_dir():
+  if is_shipped(workdir):
     if which != "evaluated":
       raise workdir_lib.WorkdirError(
           f"{workdir} is a shipped checkpoint: it holds the parameters the run was evaluated "
@@ -158,15 +159,32 @@ def per_image(n: int, size: int, names: tuple[str, ...], evaluate_batch,
   return out
 
 
+def is_shipped(workdir: Path) -> bool:
+  """A shipped checkpoint (params.npz and config.json), not a training run's workdir."""
+  return (workdir / params_npz.PARAMS_FILE).is_file() and not (workdir / "checkpoints").is_dir()
+
+
+def locked(workdir: Path):
+  """The workdir's lock while a run in it is evaluated: a training run there would change
+  its checkpoints underneath, and a folder that cannot be written fails here, not after
+  minutes of work. None for a shipped checkpoint, or a folder without a run (load_run
+  says what is wrong)."""
+  if is_shipped(workdir) or not (workdir / workdir_lib.CONFIG_FILE).is_file():
+    return contextlib.nullcontext()
+  return workdir_lib.open_locked(workdir)
+
+
 def main(argv):
-  with jax.default_matmul_precision(precision.ESTIMATES):  # also the eager parts: q0, priors
-    evaluate(argv)
-
-
-def evaluate(argv):
   del argv
   common.start_processes()
   workdir = Path(FLAGS.workdir)
+  # Full float32 for the eager parts too (q0, priors); the lock on process 0.
+  with jax.default_matmul_precision(precision.ESTIMATES), distributed.on_primary(
+      lambda: locked(workdir)):
+    evaluate(workdir)
+
+
+def evaluate(workdir: Path):
   config, params, step = load_run(workdir, FLAGS.checkpoint)
   model = build(config.model)
   key = jax.random.key(FLAGS.seed)

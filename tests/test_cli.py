@@ -20,6 +20,7 @@ from vbayes import config as config_lib, data as data_lib
 from vbayes.training import checkpoint
 from vbayes.training import loop as training_loop
 from vbayes.training import step as training_step
+from vbayes.training import workdir as workdir_lib
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--hidden_sizes=32", "--eval_k=10", "--quadrature_points=64", "--steps_per_call=5"]
@@ -527,6 +528,11 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
     (tmp_path / name / "config.json").write_text(text)
     commands[name] = [f"--workdir={tmp_path / name}", "--method=is"]
   out = dict(zip(commands, run_cases(list(commands.values()), module="evaluate")))
+  # A run whose workdir is locked (training in it) is not evaluated under it.
+  with workdir_lib.open_locked(stuck):
+    busy, = run_cases([[f"--workdir={stuck}", "--method=is", "--k=2"]], module="evaluate")
+  assert busy["code"] == 1
+  assert_one_error_line(busy["stderr"], f"workdir {stuck} is in use by another run")
   assert out["stuck"]["code"] == 0, out["stuck"]["stderr"][-2000:]
   warnings = [l for l in out["stuck"]["stderr"].splitlines() if l.startswith("warning:")]
   assert len(warnings) == 1 and "barely moved" in warnings[0]
