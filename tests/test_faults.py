@@ -288,3 +288,20 @@ def test_leftovers_of_a_run_that_failed_before_its_config_do_not_block_the_next(
   (workdir / "notes.txt").write_text("mine")
   with pytest.raises(workdir_lib.WorkdirError, match="not empty"):
     workdir_lib.check(tiny_config(), workdir)
+
+
+def test_a_folder_with_only_an_unfinished_checkpoint_is_one_clear_error(tmp_path):
+  """A save that was cut off leaves only Orbax's temporary folder: reading the latest
+  checkpoint says so, instead of 'checkpoints/None cannot be read'."""
+  folder = tmp_path / "checkpoints"
+  (folder / "40.orbax-checkpoint-tmp-1234567890").mkdir(parents=True)
+  reader = checkpoint.Checkpointer(folder)
+  try:
+    assert reader.latest_step() is None
+    like = training_step.init_state(jax.random.key(0), config_lib.TrainConfig(
+        model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(4,)),
+        data=config_lib.DataConfig(dataset="4frames")))
+    with pytest.raises(checkpoint.CheckpointError, match="holds no finished checkpoint"):
+      reader.restore(like, jax.random.key(0))
+  finally:
+    reader.close()

@@ -49,6 +49,10 @@ class Checkpointer:
   def restore(self, like_state, like_key: jax.Array):
     """Restores the latest checkpoint into the structure, shapes and shardings of the `like_*`."""
     step = self.latest_step()
+    if step is None:
+      raise CheckpointError(
+          f"{self.directory} holds no finished checkpoint (a save that was interrupted leaves "
+          "only a partial one): train the run until it writes one, or use a fresh --workdir")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct,
                             {"state": like_state, "train_key": jax.random.key_data(like_key)})
     try:
