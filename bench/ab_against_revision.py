@@ -18,6 +18,7 @@ Last line: one JSON object {case: {"new", "old", "ratio", "max_abs_diff",
 of new to old rate below 0.97 is a slowdown beyond this machine's noise.
 """
 
+import dataclasses
 import importlib
 import json
 import re
@@ -75,10 +76,25 @@ def modules(package: str) -> dict:
   return out
 
 
+def model_config(config_lib, shapes, proposal: str = "gaussian"):
+  """The MLP model of `shapes` in the revision's ModelConfig: one config per part (the
+  registries), or the flat fields before them."""
+  fields = {f.name for f in dataclasses.fields(config_lib.ModelConfig)}
+  if "hidden_sizes" in fields:  # the flat ModelConfig
+    return config_lib.ModelConfig(latent_dim=shapes.latent_dim, hidden_sizes=shapes.hidden_sizes,
+                                  encoder=proposal)
+  package = config_lib.__name__.rpartition(".")[0]
+  parts = importlib.import_module(f"{package}.parts")
+  hidden = {"hidden_sizes": shapes.hidden_sizes}
+  return config_lib.ModelConfig(
+      latent_dim=shapes.latent_dim, network=parts.part_config("network", "mlp", **hidden),
+      proposal=parts.part_config("proposal", proposal,
+                                 **(hidden if proposal == "implicit" else {})))
+
+
 def configs(config_lib, shapes, steps):
-  model = config_lib.ModelConfig(latent_dim=shapes.latent_dim, hidden_sizes=shapes.hidden_sizes)
-  implicit = config_lib.ModelConfig(latent_dim=shapes.latent_dim,
-                                    hidden_sizes=shapes.hidden_sizes, encoder="implicit")
+  model = model_config(config_lib, shapes)
+  implicit = model_config(config_lib, shapes, "implicit")
   if hasattr(config_lib, "objective_config"):  # each objective its own settings
     iwae = {"objective": config_lib.objective_config("iwae", k=50)}
     avb = {"objective": config_lib.objective_config("avb", adaptive_contrast=True)}
@@ -115,8 +131,7 @@ def train_hlo(config, images, training_step) -> str:
 
 def eval_timer(lib, shapes, images, k):
   """log p(x) of one batch by k-sample importance sampling; work in images."""
-  model = lib["config"].ModelConfig(latent_dim=shapes.latent_dim,
-                                    hidden_sizes=shapes.hidden_sizes)
+  model = model_config(lib["config"], shapes)
   init = (lib["models"].build(model).init if hasattr(lib["models"], "build")
           else lambda key: lib["models"].init(key, model))
   params = init(jax.random.key(0))

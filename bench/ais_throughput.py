@@ -26,6 +26,7 @@ import common  # bench/common.py, beside this script
 from vbayes import config as config_lib, distributions
 from vbayes.evaluation import ais
 from vbayes.models import build
+from vbayes.models.networks import mlp
 
 flags.DEFINE_integer("images", 50, "Images per call.")
 flags.DEFINE_integer("chains", 16, "AIS chains per image.")
@@ -58,7 +59,8 @@ def main(argv):
   shapes = common.SMOKE if FLAGS.smoke else common.VAE
   images, chains = (2, 2) if FLAGS.smoke else (FLAGS.images, FLAGS.chains)
   num_steps = 2 if FLAGS.smoke else FLAGS.ais_steps
-  model = config_lib.ModelConfig(latent_dim=shapes.latent_dim, hidden_sizes=shapes.hidden_sizes)
+  model = config_lib.ModelConfig(latent_dim=shapes.latent_dim,
+                                 network=mlp.Config(hidden_sizes=shapes.hidden_sizes))
   params = build(model).init(jax.random.key(0))
   x = jnp.asarray((np.random.default_rng(0).random((images, 784)) < 0.13), jnp.float32)
   latent = shapes.latent_dim

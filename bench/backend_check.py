@@ -37,6 +37,7 @@ from vbayes import config as config_lib, precision  # pylint: disable=wrong-impo
 from vbayes.evaluation import importance_sampling as is_lib  # pylint: disable=wrong-import-position
 from vbayes.models import build  # pylint: disable=wrong-import-position
 from vbayes.training import params_npz  # pylint: disable=wrong-import-position
+from vbayes.models.networks import mlp
 
 HERE = Path(__file__).resolve().parent / "backend_check"
 IMAGES_FILE, REFERENCE_FILE = HERE / "images.npz", HERE / "reference.json"
@@ -90,7 +91,8 @@ def throughput(smoke: bool) -> dict:
   matmul peak timed in turn with it (bench/common.py)."""
   sizes = (784, 32, 4) if smoke else (784, 500, 500, 50)
   config = config_lib.TrainConfig(
-      model=config_lib.ModelConfig(latent_dim=sizes[-1], hidden_sizes=sizes[1:-1]),
+      model=config_lib.ModelConfig(latent_dim=sizes[-1],
+                                   network=mlp.Config(hidden_sizes=sizes[1:-1])),
       batch_size=10 if smoke else 100, steps_per_call=10 if smoke else 500)
   images = jnp.asarray((np.random.default_rng(0).random((500 * config.batch_size, 784)) < 0.13)
                        .astype(np.uint8))

@@ -32,6 +32,7 @@ import common  # bench/common.py, beside this script
 from vbayes import config as config_lib, numerics
 from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.models import build
+from vbayes.models.networks import mlp
 
 flags.DEFINE_integer("calls", 3, "Timed calls of each timer (the best is reported).")
 flags.DEFINE_list("ks", ["5", "50"], "Numbers of samples k for which IWAE training is timed.")
@@ -41,7 +42,8 @@ FLAGS = flags.FLAGS
 
 
 def model_config(shapes: common.Shapes) -> config_lib.ModelConfig:
-  return config_lib.ModelConfig(latent_dim=shapes.latent_dim, hidden_sizes=shapes.hidden_sizes)
+  return config_lib.ModelConfig(latent_dim=shapes.latent_dim,
+                                network=mlp.Config(hidden_sizes=shapes.hidden_sizes))
 
 
 def train_timer(shapes: common.Shapes, k: int, images, steps: int) -> common.Timer:

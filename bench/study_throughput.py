@@ -51,8 +51,12 @@ TRAIN_IMAGES = {"mnist": 60_000, "binarized_mnist": 50_000}  # the training spli
 
 def shrink(config):
   """The --smoke version of a run: 16-unit layers, 4 + 2 latent units, 10 samples."""
-  model = dataclasses.replace(config.model, hidden_sizes=(16,), hidden_sizes_2=(16,),
-                              latent_dim=4, latent_dim_2=2 if config.model.latent_dim_2 else 0)
+  model = config.model
+  model = dataclasses.replace(model, latent_dim=4,
+                              network=model.network.replace(hidden_sizes=(16,)))
+  if model.prior.name == "two_layer":
+    model = dataclasses.replace(model, prior=model.prior.replace(latent_dim_2=2,
+                                                                 hidden_sizes_2=(16,)))
   objective = config.objective
   if hasattr(objective, "k"):
     objective = objective.replace(k=min(objective.k, 10))

@@ -26,6 +26,8 @@ from absl import app, flags
 
 import common  # bench/common.py, beside this script
 from vbayes import config as config_lib
+from vbayes.models.networks import conv
+from vbayes.models.networks import mlp
 
 flags.DEFINE_integer("steps_per_call", 500, "Steps fused per jitted call.")
 flags.DEFINE_integer("calls", 5, "Timed calls of each timer (the best is reported).")
@@ -43,9 +45,10 @@ def conv_main():
   count of its update (convolutions, matmuls and elementwise work alike)."""
   steps = 10 if FLAGS.smoke else FLAGS.steps_per_call
   config = config_lib.TrainConfig(
-      model=config_lib.ModelConfig(latent_dim=4 if FLAGS.smoke else 50, hidden_sizes=(),
-                                   network="conv",
-                                   conv_channels=(4, 8) if FLAGS.smoke else (32, 64)),
+      model=config_lib.ModelConfig(
+          latent_dim=4 if FLAGS.smoke else 50,
+          network=conv.Config(hidden_sizes=(),
+                              conv_channels=(4, 8) if FLAGS.smoke else (32, 64))),
       batch_size=10 if FLAGS.smoke else 100, steps_per_call=steps)
   images = jnp.asarray((np.random.default_rng(0).random((500 * config.batch_size, 784)) < 0.13)
                        .astype(np.uint8))
@@ -73,7 +76,7 @@ def main(argv):
   steps, ceiling_steps = (10, 10) if FLAGS.smoke else (FLAGS.steps_per_call, 200)
   config = config_lib.TrainConfig(
       model=config_lib.ModelConfig(latent_dim=shapes.latent_dim,
-                                   hidden_sizes=shapes.hidden_sizes),
+                                   network=mlp.Config(hidden_sizes=shapes.hidden_sizes)),
       batch_size=shapes.batch, steps_per_call=steps)
   images = jnp.asarray((np.random.default_rng(0).random((500 * shapes.batch, 784)) < 0.13)
                        .astype(np.uint8))

@@ -136,12 +136,12 @@ def first_images_nll(configs, params, data, num: int) -> dict[str, float]:
   out = {}
   for name, config in configs.items():
     log_px = []
-    proposal = "kernel density" if config.model.encoder == "implicit" else "encoder"
+    proposal = "kernel density" if not config.model.proposal.offers >= {"density"} else "encoder"
     progress = Progress(f"[{name}] importance sampling, k={k}, {proposal} proposal", total=num,
                         unit="images", log=lambda line: print(line, flush=True))
     for start in range(0, num, 100):
       batch, batch_key = x[start:start + 100], jax.random.fold_in(key, start)
-      if config.model.encoder == "implicit":
+      if not config.model.proposal.offers >= {"density"}:
         log_px.append(avb.kde_log_likelihood(
             params[name], batch_key, batch, model=config.model, k=k, num_centres=1000,
             bandwidth=FLAGS.kde_bandwidth, chunk=numerics.largest_divisor_at_most(k, 100)))

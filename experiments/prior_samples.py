@@ -29,7 +29,7 @@ def main(argv):
                                            num=FLAGS.rows * FLAGS.cols)
   path = figures / "prior_samples.png"
   image_plots.save_prior_samples(np.asarray(means), np.asarray(samples), data.image_shape,
-                                  FLAGS.rows, FLAGS.cols, path, config.model.likelihood)
+                                  FLAGS.rows, FLAGS.cols, path, config.model.likelihood.pixels)
   print(f"wrote {path}")
 
 

@@ -34,7 +34,8 @@ import typing
 
 from experiments import common, configs
 from vbayes import config as config_lib
-from vbayes import objectives, overrides
+from vbayes import objectives, overrides, parts
+from vbayes.models import ModelConfig
 from vbayes.training import loop as training_loop
 from vbayes.objectives import elbo, iwae
 
@@ -46,8 +47,9 @@ flags.DEFINE_string("workdir", None, "Folder for config, metrics, checkpoints an
 flags.DEFINE_enum("dataset", "binarized_mnist", config_lib.DATASETS, "Dataset.")
 flags.DEFINE_enum("binarization", "auto", ("auto", *config_lib.BINARIZATIONS),
                   "auto: fixed for binarized_mnist and 4frames, dynamic for mnist.")
-flags.DEFINE_enum("decoder", "auto", ("auto", *config_lib.LIKELIHOODS),
-                  "Decoder p(x|z). auto: gaussian for --binarization=none, else bernoulli.")
+flags.DEFINE_enum("decoder", "auto", ("auto", *parts.registry("likelihood")),
+                  "The likelihood p(x|z) on the decoder's output (vbayes/models/likelihoods/). "
+                  "auto: gaussian for --binarization=none, else bernoulli.")
 flags.DEFINE_enum("objective", "elbo", tuple(objectives.REGISTRY),
                   "The training objective (vbayes/objectives/); its settings are the flags "
                   "below of their names.")
@@ -71,24 +73,21 @@ FLAG_FOR_SETTING = {"samples": "avb_samples", "moment_samples": "avb_moment_samp
 OBJECTIVE_FLAGS = ("k", "estimator", "kl_estimator", "adaptive_contrast", "avb_samples",
                    "avb_moment_samples", "adversary_hidden_sizes", "adversary_learning_rate",
                    "adversary_steps", "kl_warmup_steps")
-flags.DEFINE_integer("noise_dim", 0, "avb: noise inputs of the implicit encoder (0: latent_dim).")
 flags.DEFINE_float("grad_clip", 0.0, "Clip gradients to this global norm (0: no clipping).")
-flags.DEFINE_integer("latent_dim", 2, "Latent dimension L.")
-flags.DEFINE_enum("prior", "standard_normal", config_lib.PRIORS, "p(z): N(0, I) or vamp, the "
-                  "VampPrior (a mixture of the encoder's q(z|u_k) at learned pseudo-inputs u_k).")
-flags.DEFINE_integer("num_pseudo_inputs", 500, "The VampPrior's pseudo-inputs K.")
-flags.DEFINE_enum("network", "mlp", config_lib.NETWORKS, "Encoder and decoder: MLPs, or conv "
-                  "nets for square images (strided 3x3 convolutions, then --hidden_sizes).")
-flags.DEFINE_list("conv_channels", ["32", "64"], "conv: channels of each stride-2 convolution.")
-flags.DEFINE_list("hidden_sizes", ["500", "500"], "Encoder hidden sizes; the decoder mirrors them.")
+flags.DEFINE_integer("latent_dim", ModelConfig().latent_dim, "Latent dimension L (of z1, "
+                     "under a prior of several stochastic layers).")
+flags.DEFINE_enum("network", ModelConfig().network.name, tuple(parts.registry("network")),
+                  "Encoder and decoder networks (vbayes/models/networks/): MLPs, Tomczak & "
+                  "Welling's gated layers, or conv nets for square images.")
+flags.DEFINE_enum("prior", ModelConfig().prior.name, tuple(parts.registry("prior")),
+                  "p(z) (vbayes/models/priors/): N(0, I), the VampPrior, a learned mixture of "
+                  "Gaussians, or two stochastic layers.")
+flags.DEFINE_enum("proposal", ModelConfig().proposal.name, tuple(parts.registry("proposal")),
+                  "q(z|x) (vbayes/models/proposals/); by default the one the objective trains.")
+flags.DEFINE_enum("flow", "none", ("none", "iaf"), "iaf: --proposal=iaf, the inverse "
+                  "autoregressive flow after the Gaussian encoder (Kingma et al. 2016).")
 flags.DEFINE_integer("latent_dim_2", 0, "Units of a second stochastic layer z2 above z1 "
-                     "(0: one layer): p(z2) p(z1|z2) p(x|z1), q(z1|x) q(z2|z1).")
-flags.DEFINE_list("hidden_sizes_2", ["100", "100"], "Hidden sizes of the MLPs between z1 and z2.")
-flags.DEFINE_enum("flow", "none", config_lib.FLOWS, "Posterior flow after the Gaussian "
-                  "encoder: iaf, inverse autoregressive flow (Kingma et al. 2016).")
-flags.DEFINE_integer("flow_steps", 2, "iaf: flow steps T.")
-flags.DEFINE_list("flow_hidden_sizes", ["200", "200"], "iaf: hidden sizes of each step's MADE.")
-flags.DEFINE_enum("activation", "relu", config_lib.ACTIVATIONS, "Hidden activation.")
+                     "(0: one layer): --prior=two_layer with that latent_dim_2.")
 flags.DEFINE_integer("epochs", 10, "Passes over the training split.")
 flags.DEFINE_integer("batch_size", 100, "Images per step (divisible by the device count).")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
@@ -111,13 +110,9 @@ common.define_data_flags()
 SHORTHANDS = {
     "dataset": ("data.dataset",), "binarization": ("data.binarization",),
     "decoder": ("model.likelihood",), "objective": ("objective",),
-    "latent_dim": ("model.latent_dim",), "hidden_sizes": ("model.hidden_sizes",),
-    "prior": ("model.prior",), "num_pseudo_inputs": ("model.num_pseudo_inputs",),
-    "network": ("model.network",), "conv_channels": ("model.conv_channels",),
-    "latent_dim_2": ("model.latent_dim_2",), "hidden_sizes_2": ("model.hidden_sizes_2",),
-    "flow": ("model.flow",), "flow_steps": ("model.flow_steps",),
-    "flow_hidden_sizes": ("model.flow_hidden_sizes",),
-    "activation": ("model.activation",), "noise_dim": ("model.noise_dim",),
+    "latent_dim": ("model.latent_dim",), "network": ("model.network",),
+    "prior": ("model.prior",), "proposal": ("model.proposal",), "flow": ("model.flow",),
+    "latent_dim_2": ("model.latent_dim_2",),
     "epochs": ("epochs",), "batch_size": ("batch_size",), "learning_rate": ("learning_rate",),
     "seed": ("seed",), "steps_per_call": ("steps_per_call",), "eval_k": ("eval_k",),
     "quadrature_points": ("quadrature_points",), "grad_clip": ("grad_clip",),
@@ -128,7 +123,7 @@ SHORTHANDS = {
 def build_config() -> config_lib.TrainConfig:
   """--config (or TrainConfig's defaults), the flags given, then --set; raises
   ConfigError naming the bad value."""
-  shorthands = {flag: paths for flag, paths in SHORTHANDS.items()
+  shorthands = {flag: paths for flag, paths in {**SHORTHANDS, **PART_SETTING_FLAGS}.items()
                 if FLAGS[flag].value != "auto"}  # auto: follow the dataset / binarization
   start = configs.load(FLAGS.config) if FLAGS.config else config_lib.TrainConfig()
   if isinstance(start, config_lib.Study):
@@ -189,7 +184,8 @@ def _define_remaining_objective_flags():
                            f"--{flag}; map it to another flag name in FLAG_FOR_SETTING")
         continue
       help_text = f"{name}: the {field.name} setting (default {field.default})."
-      kind = typing.get_origin(field.type) or field.type
+      kind = parts.field_type(module.Config, field.name)
+      kind = typing.get_origin(kind) or kind
       if kind is tuple:
         flags.DEFINE_list(flag, [str(v) for v in field.default], help_text)
       else:
@@ -199,6 +195,41 @@ def _define_remaining_objective_flags():
 
 
 _define_remaining_objective_flags()
+
+
+def _define_part_setting_flags() -> dict[str, tuple[str]]:
+  """A flag, named after the setting and typed by its field, for every setting of every
+  registered part (vbayes.parts): --hidden_sizes sets model.hidden_sizes, the setting of
+  each of the model's parts that has it (an error if none does). Returns flag -> path."""
+  owners = {}
+  for family in parts.FAMILIES:
+    for name, cls in parts.registry(family).items():
+      for field in parts.settings_of(cls).values():
+        owners.setdefault(field.name, []).append((f"{family} {name}", field))
+  paths = {}
+  for setting, having in owners.items():
+    if setting in FLAGS:  # a flag of its own above (--latent_dim_2)
+      continue
+    owner, field = having[0]
+    help_text = (f"Model part setting: the {setting} of the model's "
+                 + ", ".join(owner for owner, _ in having) + " (whichever it has).")
+    kind = parts.field_type(parts.registry(owner.split()[0])[owner.split()[1]], setting)
+    kind = typing.get_origin(kind) or kind
+    if kind is tuple:
+      flags.DEFINE_list(setting, [str(v) for v in field.default], help_text)
+    else:
+      define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
+                float: flags.DEFINE_float, str: flags.DEFINE_string}[kind]
+      define(setting, field.default, help_text)
+    paths[setting] = (f"model.{setting}",)
+  return paths
+
+
+def _text(value) -> str:
+  return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+PART_SETTING_FLAGS = _define_part_setting_flags()
 
 
 def main(argv):

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes.config import ModelConfig
+from vbayes.models.likelihoods import gaussian
+from vbayes.models.networks import mlp
 
 
 @dataclasses.dataclass
@@ -48,7 +50,7 @@ class LinearGaussian:
 
   def params(self, encoder=None):
     """vbayes params for this model, with the exact encoder unless one is given."""
-    raw_scale = np.log(np.expm1(self.scale - self.config.min_scale))  # inverse softplus
+    raw_scale = np.log(np.expm1(self.scale - self.config.likelihood.min_scale))  # inverse softplus
     return {
         "encoder": self.exact_encoder() if encoder is None else encoder,
         "decoder": {"layer_0": {"w": jnp.asarray(self.w_DxL.T, jnp.float32),
@@ -66,8 +68,9 @@ def make(data_dim: int = 6, latent_dim: int = 2, scale: float = 0.5, seed: int =
   rng = np.random.default_rng(seed)
   q, _ = np.linalg.qr(rng.normal(size=(data_dim, latent_dim)))
   w = q * np.linspace(1.5, 0.8, latent_dim)  # orthogonal columns, distinct lengths
-  config = ModelConfig(data_dim=data_dim, latent_dim=latent_dim, hidden_sizes=(),
-                       likelihood="gaussian", gaussian_mean="identity", min_scale=1e-3)
+  config = ModelConfig(data_dim=data_dim, latent_dim=latent_dim,
+                       network=mlp.Config(hidden_sizes=()),
+                       likelihood=gaussian.Config(gaussian_mean="identity", min_scale=1e-3))
   return LinearGaussian(config=config, w_DxL=w, b_D=rng.normal(size=data_dim) * 0.3, scale=scale)
 
 

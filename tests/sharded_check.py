@@ -12,6 +12,10 @@ import numpy as np
 
 from vbayes import config as config_lib
 from vbayes.training import step as training_step
+from vbayes.models.networks import conv as conv_net
+from vbayes.models.networks import mlp
+from vbayes.models.priors import two_layer, vamp
+from vbayes.models.proposals import iaf, implicit
 from vbayes.objectives import avb, iwae, prior_is
 
 
@@ -25,19 +29,19 @@ def main(objective: str):
            "iwae_iaf": {"objective": iwae.Config(k=4, estimator="stl")},
            "avb": {"objective": avb.Config(kl_warmup_steps=3, adaptive_contrast=True, samples=4,
                                            adversary_hidden_sizes=(16,))}}[objective]
-  encoder = "implicit" if objective == "avb" else "gaussian"
   conv = objective.endswith("conv_net")
   data_dim = 16 if conv else 20  # 4x4 images for the conv net
+  network = (conv_net.Config(hidden_sizes=(32,), conv_channels=(2,)) if conv
+             else mlp.Config(hidden_sizes=(32,)))
+  prior = (vamp.Config(num_pseudo_inputs=5) if objective.endswith("vamp_prior")
+           else two_layer.Config(latent_dim_2=2, hidden_sizes_2=(8,))
+           if objective.endswith("two_layers") else "standard_normal")
+  proposal = (implicit.Config(hidden_sizes=(32,)) if objective == "avb"
+              else iaf.Config(flow_hidden_sizes=(8,)) if objective.endswith("iaf")
+              else "gaussian")
   config = config_lib.TrainConfig(**extra,
-      model=config_lib.ModelConfig(data_dim=data_dim, latent_dim=3, hidden_sizes=(32,),
-                                   encoder=encoder, num_pseudo_inputs=5,
-                                   network="conv" if conv else "mlp", conv_channels=(2,),
-                                   prior="vamp" if objective.endswith("vamp_prior")
-                                   else "standard_normal",
-                                   latent_dim_2=2 if objective.endswith("two_layers") else 0,
-                                   hidden_sizes_2=(8,),
-                                   flow="iaf" if objective.endswith("iaf") else "none",
-                                   flow_hidden_sizes=(8,)),
+      model=config_lib.ModelConfig(data_dim=data_dim, latent_dim=3, network=network,
+                                   prior=prior, proposal=proposal),
       data=config_lib.DataConfig(dataset="mnist", binarization="dynamic"), batch_size=16,
       steps_per_call=5, learning_rate=1e-3)
   rng = np.random.default_rng(0)

@@ -14,6 +14,7 @@ from vbayes import config as config_lib, data as data_lib
 from vbayes.evaluation import ais, grid
 from vbayes.models import build
 from vbayes.numerics import logmeanexp
+from vbayes.models.networks import mlp
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,8 @@ def test_ais_agrees_with_grid_quadrature_on_a_trained_2d_model():
   """A 2-D VAE trained for 500 steps on 4Frames: AIS from the encoder (32 chains, 200
   steps) is within 0.1 nats of 512^2-point quadrature on average over the four images."""
   config = config_lib.TrainConfig(
-      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(32,)),
+      model=config_lib.ModelConfig(data_dim=4, latent_dim=2,
+                                   network=mlp.Config(hidden_sizes=(32,))),
       data=config_lib.DataConfig(dataset="4frames"), batch_size=20, learning_rate=1e-2)
   images = jnp.asarray(data_lib.four_frames())
   state, _, _ = model_checks.train_two_calls(config, images, steps=250)

@@ -20,11 +20,14 @@ from vbayes import data as data_lib
 from vbayes.training import step as training_step
 from vbayes.models import build
 from vbayes.objectives import avb
+from vbayes.models.networks import mlp
+from vbayes.models.proposals import implicit
 
 
 def avb_config(adaptive_contrast=False, data_dim=3, hidden=(), adversary=(64, 64), samples=8):
-  model = config_lib.ModelConfig(data_dim=data_dim, latent_dim=2, hidden_sizes=hidden,
-                                 encoder="implicit")
+  model = config_lib.ModelConfig(data_dim=data_dim, latent_dim=2,
+                                 network=mlp.Config(hidden_sizes=hidden),
+                                 proposal=implicit.Config(hidden_sizes=hidden))
   return config_lib.TrainConfig(
       model=model, data=config_lib.DataConfig(dataset="4frames"),
       batch_size=20, steps_per_call=10, learning_rate=3e-3,
@@ -176,7 +179,7 @@ def test_kernel_density_proposal_recovers_the_exact_log_marginal(lg_model):
   """With an implicit encoder whose q(z|x) is the exact posterior of the linear-Gaussian
   model, importance sampling from the kernel density of its samples gives log p(x)."""
   latent = lg_model.config.latent_dim
-  model = dataclasses.replace(lg_model.config, encoder="implicit")
+  model = dataclasses.replace(lg_model.config, proposal=implicit.Config(hidden_sizes=()))
   exact = lg_model.exact_encoder()["layer_0"]
   _, var_L = lg_model.posterior(np.zeros((1, len(lg_model.b_D))))
   w = jnp.concatenate([exact["w"][:, :latent], jnp.diag(jnp.sqrt(jnp.asarray(var_L)))])

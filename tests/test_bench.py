@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from vbayes.models.networks import mlp
 
 pytestmark = pytest.mark.slow  # the edit loop runs -m "not slow"
 
@@ -98,8 +99,10 @@ def test_xla_update_flops_is_the_matmul_count_plus_a_little_elementwise_work():
   import common  # pylint: disable=g-import-not-at-top
   from vbayes import config as config_lib  # pylint: disable=g-import-not-at-top
   encoder, decoder, batch = common.VAE
-  config = config_lib.TrainConfig(model=config_lib.ModelConfig(
-      latent_dim=common.VAE.latent_dim, hidden_sizes=common.VAE.hidden_sizes), batch_size=batch)
+  config = config_lib.TrainConfig(
+      model=config_lib.ModelConfig(latent_dim=common.VAE.latent_dim,
+                                   network=mlp.Config(hidden_sizes=common.VAE.hidden_sizes)),
+      batch_size=batch)
   matmuls = (common.mlp_train_flops(encoder, batch)
              + common.mlp_train_flops(decoder, batch, input_gradient=True))
   assert 1.0 <= common.xla_update_flops(config) / matmuls <= 1.05

@@ -48,7 +48,7 @@ def test_the_ten_rows_follow_the_paper():
     np.testing.assert_allclose([m for _, m in run.learning_rate_stages],
                                [10 ** (-i / 7) for i in range(8)])
     assert (run.data.dataset, run.data.binarization) == ("mnist", "dynamic")
-    assert run.eval_k == 5000 and run.model.activation == "tanh"
+    assert run.eval_k == 5000 and run.model.network.activation == "tanh"
     k = int(name.rsplit("_k", 1)[1])
     objective = run.objective
     assert objective.k == k

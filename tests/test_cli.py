@@ -82,6 +82,10 @@ RUNS = {  # name: (data, arguments) of the runs that must succeed
                       *TINY]),
     "grey_dynamic": ("grey", [*GREY, "--binarization=dynamic"]),
     "grey_none": ("grey", [*GREY, "--binarization=none"]),
+    "continuous_bernoulli": ("grey", [*GREY, "--binarization=none",
+                                      "--decoder=continuous_bernoulli"]),
+    "mixture_prior": (None, [*IW, "--objective=iwae", "--k=4", "--prior=mixture",
+                             "--num_components=3"]),
     "four_frames": (None, [*FOUR_FRAMES, "--epochs=6", "--hidden_sizes=32", "--eval_k=200",
                            "--learning_rate=0.01", "--steps_per_call=25",
                            "--quadrature_points=128"]),
@@ -163,9 +167,33 @@ def test_grey_mnist_with_dynamic_binarization_or_gaussian_decoder(runs, binariza
   result, workdir = runs[f"grey_{binarization}"]
   succeeded(result)
   config = json.loads((workdir / "config.json").read_text())
-  assert config["model"]["likelihood"] == ("gaussian" if binarization == "none" else "bernoulli")
+  assert config["model"]["likelihood"]["name"] == ("gaussian" if binarization == "none"
+                                                   else "bernoulli")
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
   assert np.isfinite(final["test_nll"]) and "test_nll_quadrature" not in final
+
+
+@pytest.mark.slow
+def test_the_parts_added_as_one_file_each_train_and_evaluate_from_the_command_line(runs):
+  """--decoder=continuous_bernoulli on grey pixels and --prior=mixture: config.json holds
+  the part and its settings, the test NLL is finite, and the mixture's parameters were
+  trained (its weights moved from equal)."""
+  for name, family, want in (("continuous_bernoulli", "likelihood", {"name":
+                                                                     "continuous_bernoulli"}),
+                             ("mixture_prior", "prior", {"name": "mixture", "num_components": 3,
+                                                         "component_init_sd": 1.0})):
+    result, workdir = runs[name]
+    succeeded(result)
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["model"][family] == want
+    final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(final["test_nll"]), name
+  config = config_lib.TrainConfig.from_dict(
+      json.loads((runs["mixture_prior"][1] / "config.json").read_text()))
+  logits = training_loop.restore_params(runs["mixture_prior"][1], config)["prior"]["logits"]
+  assert float(np.ptp(np.asarray(logits))) > 0
+  final = json.loads((runs["mixture_prior"][1] / "metrics.jsonl").read_text().splitlines()[-1])
+  assert np.isfinite(final["test_nll_quadrature"])  # a 2-D latent: exact quadrature too
 
 
 @pytest.mark.slow
@@ -197,8 +225,8 @@ def test_a_run_from_a_study_config_with_flags_and_overrides(runs):
   result, workdir = runs["from_config"]
   succeeded(result)
   config = config_lib.TrainConfig.from_dict(json.loads((workdir / "config.json").read_text()))
-  assert config.model.latent_dim == 50 and config.model.activation == "tanh"
-  assert config.model.data_dim == 4 and config.model.hidden_sizes == (16,)
+  assert config.model.latent_dim == 50 and config.model.network.activation == "tanh"
+  assert config.model.data_dim == 4 and config.model.network.hidden_sizes == (16,)
   assert config.epochs == 2 and config.eval_k == 20
   assert json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 100
 
@@ -234,7 +262,8 @@ BAD_FLAGS = [
     ("--dataset=cifar", "flag --dataset=cifar: value should be one of "
      "<binarized_mnist|mnist|4frames>"),
     ("--objective=vi", "value should be one of <elbo|iwae|renyi|prior_is|avb>"),
-    ("--activation=sin", "value should be one of <relu|tanh|softplus|elu|gelu>"),
+    ("--activation=sin", "activation must be one of ('relu', 'tanh', 'softplus', 'elu', "
+     "'gelu'), got 'sin'"),
     ("--batch_size=-5", "batch_size must be positive"),
     ("--latent_dim=0", "latent_dim must be positive"),
     ("--binarization=dynamic", "binarization 'dynamic' does not apply"),

@@ -20,6 +20,7 @@ from vbayes import config as config_lib, progress
 from vbayes.evaluation import grid
 from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes.models import build
+from vbayes.models.networks import mlp
 
 N_IMAGES, BATCH = 7, 3  # 7 = 2 * 3 + 1: the last batch has 2 padding rows
 
@@ -185,7 +186,7 @@ def test_evaluation_and_quadrature_log_progress_between_calls(monkeypatch):
   its count, rate and ETA; with no log nothing is written."""
   monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
   monkeypatch.setattr(grid, "MAX_CHUNK_ENTRIES", 7 * 256)  # 16 chunks of the 64^2 grid
-  model = config_lib.ModelConfig(data_dim=6, latent_dim=2, hidden_sizes=(8,))
+  model = config_lib.ModelConfig(data_dim=6, latent_dim=2, network=mlp.Config(hidden_sizes=(8,)))
   params = build(model).init(jax.random.key(0))
   images = (np.random.default_rng(0).random((7, 6)) < 0.5).astype(np.uint8)
   lines = []

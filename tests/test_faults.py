@@ -26,12 +26,14 @@ from vbayes.training import step as training_step
 from vbayes.training import loop as training_loop
 from vbayes.training import workdir as workdir_lib
 from vbayes.objectives import avb
+from vbayes.models.networks import mlp
+from vbayes.models.proposals import implicit
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def tiny_config(**overrides) -> config_lib.TrainConfig:
-  model = config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(8,))
+  model = config_lib.ModelConfig(data_dim=4, latent_dim=2, network=mlp.Config(hidden_sizes=(8,)))
   defaults = dict(model=model, data=config_lib.DataConfig(dataset="4frames"), batch_size=100,
                   epochs=2, steps_per_call=5, eval_k=8, quadrature_points=64)
   return config_lib.TrainConfig(**{**defaults, **overrides})
@@ -192,7 +194,7 @@ def test_a_full_disk_stops_the_run_at_that_checkpoint_and_keeps_the_previous(tmp
   try:
     workdir = disk / "run"
     config = tiny_config(epochs=4, model=config_lib.ModelConfig(
-        data_dim=4, latent_dim=2, hidden_sizes=(256, 256)))
+        data_dim=4, latent_dim=2, network=mlp.Config(hidden_sizes=(256, 256))))
 
     def fill_disk_after_first_checkpoint(step, params):
       del params
@@ -269,8 +271,8 @@ def test_a_config_json_from_before_moment_samples_and_coarse_grids_still_resumes
   # An AVB+AC run from then took its moments from the scored samples: not resumed with
   # the new estimator, and the message says which setting differs.
   ac = config_lib.TrainConfig(
-      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(8,),
-                                   encoder="implicit"),
+      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, network=mlp.Config(hidden_sizes=(8,)),
+                                   proposal=implicit.Config(hidden_sizes=(8,))),
       data=config_lib.DataConfig(dataset="4frames"), objective=avb.Config(adaptive_contrast=True))
   (workdir / "config.json").write_text(json.dumps(flat_config_json(ac)))
   with pytest.raises(workdir_lib.WorkdirError,
@@ -299,7 +301,8 @@ def test_a_folder_with_only_an_unfinished_checkpoint_is_one_clear_error(tmp_path
   try:
     assert reader.latest_step() is None
     like = training_step.init_state(jax.random.key(0), config_lib.TrainConfig(
-        model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(4,)),
+        model=config_lib.ModelConfig(data_dim=4, latent_dim=2,
+                                     network=mlp.Config(hidden_sizes=(4,))),
         data=config_lib.DataConfig(dataset="4frames")))
     with pytest.raises(checkpoint.CheckpointError, match="holds no finished checkpoint"):
       reader.restore(like, jax.random.key(0))

@@ -17,6 +17,7 @@ from vbayes import config as config_lib, data as data_lib
 from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes.training import checkpoint as checkpoint_lib, held_out, loop, metrics_io
 from vbayes.training import step as training_step
+from vbayes.models.networks import mlp
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,8 @@ def memorizable(seed=0, train=20, validation=100, pixels=16):
 
 def config(epochs=40):
   return config_lib.TrainConfig(
-      model=config_lib.ModelConfig(data_dim=16, latent_dim=4, hidden_sizes=(128, 128)),
+      model=config_lib.ModelConfig(data_dim=16, latent_dim=4,
+                                   network=mlp.Config(hidden_sizes=(128, 128))),
       data=config_lib.DataConfig(dataset="4frames"), batch_size=10, steps_per_call=2,
       learning_rate=3e-3, epochs=epochs, eval_k=10, validation_is_k=10,
       validation_is_every_epochs=20, quadrature_points=64)

@@ -14,10 +14,14 @@ from vbayes.config import ConfigError
 from vbayes.evaluation import grid
 from vbayes.models import build, flows
 from vbayes.overrides import with_overrides
+from vbayes.models.networks import mlp
+from vbayes.models.proposals import iaf
 
 DATA = 6
-IAF = config_lib.ModelConfig(data_dim=DATA, latent_dim=3, hidden_sizes=(8,), flow="iaf",
-                             flow_steps=3, flow_hidden_sizes=(7, 5), activation="tanh")
+IAF = config_lib.ModelConfig(data_dim=DATA, latent_dim=3,
+                             network=mlp.Config(hidden_sizes=(8,), activation="tanh"),
+                             proposal=iaf.Config(flow_steps=3, flow_hidden_sizes=(7, 5),
+                                                 activation="tanh"))
 
 
 def iaf_posterior(config=IAF, seed=0, scale_weights=1.0):
@@ -133,7 +137,8 @@ def test_every_objective_that_applies_trains_an_iaf_model(objective):
   """Two jitted calls of 50 steps on 4Frames-sized binary data, traced once; the loss
   falls from the first 10 steps to the last 10 and the flow's weights move."""
   config = config_lib.TrainConfig(
-      model=dataclasses.replace(IAF, data_dim=4, latent_dim=2, flow_steps=2),
+      model=dataclasses.replace(IAF, data_dim=4, latent_dim=2,
+                                proposal=IAF.proposal.replace(flow_steps=2)),
       data=config_lib.DataConfig(dataset="4frames"), objective=objective, batch_size=20,
       learning_rate=1e-2)
   x = jnp.asarray(np.eye(4, dtype=np.uint8)[np.arange(1000) % 4])
@@ -146,11 +151,15 @@ def test_every_objective_that_applies_trains_an_iaf_model(objective):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"objective.kl_estimator": "analytic"}, "no closed form for the iaf posterior"),
-    ({"model.prior": "vamp"}, "a flow posterior is built here for one stochastic layer"),
+    ({"objective.kl_estimator": "analytic"}, "no closed form for the standard_normal prior "
+     "with the iaf proposal"),
+    ({"model.prior": "vamp"}, "the vamp prior is made of the Gaussian encoder's posteriors; "
+     "it needs proposal gaussian, got 'iaf'"),
     ({"model.latent_dim_2": "2"}, "a flow posterior is built here for one stochastic layer"),
-    ({"objective": "avb"}, "a flow transforms the Gaussian encoder's samples"),
-    ({"objective": "prior_is"}, "a flow transforms the Gaussian encoder's samples"),
+    ({"objective": "avb", "model.proposal": "iaf"}, "objective 'avb' needs a proposal that "
+     "offers implicit; proposal 'iaf' offers density, reparameterized"),
+    ({"objective": "prior_is", "model.flow": "iaf"}, "objective 'prior_is' needs a proposal "
+     "that offers prior"),
 ])
 def test_an_iaf_model_the_objective_cannot_train_is_one_clear_error(settings, message):
   start = config_lib.TrainConfig(model=dataclasses.replace(IAF, data_dim=4),

@@ -23,24 +23,26 @@ from vbayes import distributions, svi
 from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.evaluation import grid
 from vbayes.objectives import elbo, iwae as iw, prior_is
-from vbayes.models import Model, likelihoods, nets, priors, proposals
+from vbayes.models import Model, interfaces, nets
+from vbayes.models.networks import mlp
+from vbayes.models.proposals import gaussian, implicit
 
 DATA, LATENT, SIGMA = 5, 2, 0.5
 PRIOR_MEAN, PRIOR_SD = np.array([0.5, -0.3]), np.array([0.8, 1.2])
 
 
-def shifted_normal_prior(mean_L, sd_L) -> priors.Prior:
+def shifted_normal_prior(mean_L, sd_L) -> interfaces.Prior:
   """p(z) = N(m, diag s^2), fixed."""
   dist = distributions.DiagNormal(jnp.asarray(mean_L, jnp.float32),
                                   jnp.asarray(2 * np.log(sd_L), jnp.float32))
-  return priors.Prior(init=lambda key: None, distribution=lambda params: dist)
+  return interfaces.Prior(init=lambda key: None, distribution=lambda params: dist)
 
 
-def fixed_scale_gaussian(scale: float) -> likelihoods.Likelihood:
+def fixed_scale_gaussian(scale: float) -> interfaces.Likelihood:
   """p(x | z) = N(x; f(z), scale^2 I): one density, its batched forms derived by vmap."""
   log_prob = lambda lp, out_D, x_D, mask_D=None: distributions.gaussian_log_prob(
       out_D, jnp.full_like(out_D, math.log(scale)), x_D, mask_D)
-  return likelihoods.from_log_prob(
+  return interfaces.from_log_prob(
       log_prob, mean=lambda lp, out: out,
       sample=lambda lp, key, out: out + scale * jax.random.normal(key, out.shape))
 
@@ -50,7 +52,7 @@ def toy_model(encoder: bool = True) -> Model:
   return Model(data_dim=DATA, latent_dim=LATENT,
                prior=shifted_normal_prior(PRIOR_MEAN, PRIOR_SD), decoder=linear,
                likelihood=fixed_scale_gaussian(SIGMA),
-               proposal=proposals.gaussian_encoder(linear, DATA, LATENT) if encoder else None)
+               proposal=gaussian.encoder(linear, DATA, LATENT) if encoder else None)
 
 
 @pytest.fixture(scope="module")
@@ -203,14 +205,14 @@ def test_every_registered_objective_trains_the_toy_model(toy):
 
   x = jnp.tile(toy["x"], (250, 1))  # 1000 images: 100 steps of 10 per epoch
   for name, module in objectives.REGISTRY.items():
-    encoder = module.Config.encoder
-    proposal = {"gaussian": proposals.gaussian_encoder(nets.mlp((), "relu"), DATA, LATENT),
-                "implicit": proposals.implicit_encoder((8,), "relu", DATA, LATENT, 2),
-                "none": None}[encoder]
+    proposal_name = module.Config.proposal
+    proposal = {"gaussian": gaussian.encoder(nets.mlp((), "relu"), DATA, LATENT),
+                "implicit": implicit.encoder((8,), "relu", DATA, LATENT, 2),
+                "prior": None}[proposal_name]
     model = dataclasses.replace(toy_model(), proposal=proposal)
     config = config_lib.TrainConfig(
-        model=config_lib.ModelConfig(data_dim=DATA, latent_dim=LATENT, hidden_sizes=(),
-                                     likelihood="gaussian", encoder=encoder),
+        model=config_lib.ModelConfig(data_dim=DATA, latent_dim=LATENT, likelihood="gaussian",
+                                     network=mlp.Config(hidden_sizes=()), proposal=proposal_name),
         data=config_lib.DataConfig(dataset="mnist", binarization="none"), objective=name,
         batch_size=10, learning_rate=1e-2)
     chunk = training_step.make_train_chunk(training_step.make_update(config, model), batch_size=10,
@@ -244,7 +246,7 @@ def test_evaluation_falls_back_to_a_monte_carlo_kl_without_a_closed_form(toy):
   image, within 5 standard errors of the closed form of the unwrapped prior."""
   closed = toy_model()
   dist = closed.prior.distribution(None)
-  opaque = dataclasses.replace(closed, prior=priors.Prior(
+  opaque = dataclasses.replace(closed, prior=interfaces.Prior(
       init=lambda key: None, distribution=lambda params: distributions.Broadcast(dist, ())))
   params, x = toy["perturbed"], np.asarray(toy["x"])
   got = evaluate.evaluate(params, jax.random.key(11), x, model=opaque, binarization="fixed",

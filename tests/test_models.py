@@ -9,13 +9,17 @@ from vbayes import distributions
 from vbayes.evaluation import grid
 from vbayes.config import ModelConfig
 from vbayes.models import build, nets
+from vbayes.models.likelihoods import gaussian
+from vbayes.models.networks import mlp
+from vbayes.models.proposals import implicit
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "continuous_bernoulli"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_matrix_form_equals_elementwise_form(likelihood, masked):
-  config = ModelConfig(data_dim=12, latent_dim=2, hidden_sizes=(8,), likelihood=likelihood)
+  config = ModelConfig(data_dim=12, latent_dim=2, network=mlp.Config(hidden_sizes=(8,)),
+                       likelihood=likelihood)
   model = build(config)
   params = model.init(jax.random.key(0))
   if likelihood == "gaussian":
@@ -32,7 +36,7 @@ def test_matrix_form_equals_elementwise_form(likelihood, masked):
 
 
 def test_log_likelihood_is_the_bernoulli_density():
-  config = ModelConfig(data_dim=12, latent_dim=2, hidden_sizes=(8,))
+  config = ModelConfig(data_dim=12, latent_dim=2, network=mlp.Config(hidden_sizes=(8,)))
   model = build(config)
   params = model.init(jax.random.key(0))
   z, x = jnp.array([0.3, -1.0]), (jnp.arange(12) % 3 == 0).astype(jnp.float32)
@@ -45,9 +49,10 @@ def test_log_likelihood_is_the_bernoulli_density():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "continuous_bernoulli"])
 def test_log_likelihood_of_samples_is_log_likelihood_per_image_and_sample(likelihood):
-  config = ModelConfig(data_dim=12, latent_dim=3, hidden_sizes=(8,), likelihood=likelihood)
+  config = ModelConfig(data_dim=12, latent_dim=3, network=mlp.Config(hidden_sizes=(8,)),
+                       likelihood=likelihood)
   model = build(config)
   params = model.init(jax.random.key(0))
   x = jax.random.uniform(jax.random.key(2), (4, 12))
@@ -58,7 +63,9 @@ def test_log_likelihood_of_samples_is_log_likelihood_per_image_and_sample(likeli
   assert got.shape == (4, 5)
   one_at_a_time = jax.jit(lambda p, z: jnp.stack([jnp.stack([
       model.log_likelihood(p, z[b, k], x[b]) for k in range(5)]) for b in range(4)]))
-  np.testing.assert_allclose(got, one_at_a_time(params, z), rtol=1e-6)
+  # The continuous Bernoulli sums log C(l) apart: float32 rounding of D = 12 terms of ~1.
+  atol = 12 * 2.0**-23 * 4 if likelihood == "continuous_bernoulli" else 0
+  np.testing.assert_allclose(got, one_at_a_time(params, z), rtol=1e-6, atol=atol)
   # The same gradient (training differentiates it) with respect to parameters and samples.
   per_pair = lambda p, z: sum(model.log_likelihood(p, z[b, k], x[b])
                               for b in range(4) for k in range(5))
@@ -77,12 +84,12 @@ def test_gaussian_matrix_form_is_accurate_near_the_mode_at_a_small_scale(masked)
   sum of |terms|: 2^-24 * log2(D) per unit of sum_d |term_d| (pairwise summation),
   times a safety factor 8; near the mode that is ~0.02 nats of ~2.5e3."""
   dim = 784
-  config = ModelConfig(data_dim=dim, latent_dim=2, hidden_sizes=(16,), likelihood="gaussian",
-                       min_scale=0.001)
+  config = ModelConfig(data_dim=dim, latent_dim=2, network=mlp.Config(hidden_sizes=(16,)),
+                       likelihood=gaussian.Config(min_scale=0.001))
   model = build(config)
   params = model.init(jax.random.key(0))
   params["decoder_raw_scale"] = jnp.full((dim,), np.log(np.expm1(0.009)), jnp.float32)
-  scale_D = np.asarray(config.min_scale + jax.nn.softplus(params["decoder_raw_scale"]),
+  scale_D = np.asarray(config.likelihood.min_scale + jax.nn.softplus(params["decoder_raw_scale"]),
                        np.float64)
   np.testing.assert_allclose(scale_D, 0.01, rtol=1e-5)
   z_GxL = jax.random.normal(jax.random.key(3), (16, 2)) * 2
@@ -132,8 +139,8 @@ def test_grid_chunks_bound_the_likelihood_matrix_block(likelihood, batch):
 def test_implicit_encoder_samples_equal_one_draw_at_a_time(hidden):
   """The implicit encoder's k draws (the image's first-layer product computed once)
   equal the MLP applied to [x, eps_k] for each draw, in value and in gradient."""
-  config = ModelConfig(data_dim=12, latent_dim=3, hidden_sizes=hidden, encoder="implicit",
-                       noise_dim=4)
+  config = ModelConfig(data_dim=12, latent_dim=3, network=mlp.Config(hidden_sizes=hidden),
+                       proposal=implicit.Config(noise_dim=4, hidden_sizes=hidden))
   model = build(config)
   params = model.init(jax.random.key(0))["encoder"]
   x = jax.random.bernoulli(jax.random.key(1), 0.3, (12,)).astype(jnp.float32)
@@ -141,7 +148,7 @@ def test_implicit_encoder_samples_equal_one_draw_at_a_time(hidden):
   eps = jax.random.normal(key, (5, 4))
   samples = lambda p: model.proposal.sample(p, key, x, 5)
   one_at_a_time = lambda p: jax.vmap(
-      lambda e: nets.mlp_apply(p, jnp.concatenate([x, e]), config.activation))(eps)
+      lambda e: nets.mlp_apply(p, jnp.concatenate([x, e]), config.proposal.activation))(eps)
   np.testing.assert_allclose(samples(params), one_at_a_time(params), rtol=1e-5, atol=1e-6)
   loss = lambda f: lambda p: jnp.sum(jnp.sin(f(p)))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),

@@ -22,24 +22,38 @@ from vbayes.evaluation import importance_sampling as is_lib
 from vbayes.models import build
 from vbayes.objectives import avb
 from vbayes.training import step as training_step
+from vbayes.models.networks import conv
+from vbayes.models.networks import gated
+from vbayes.models.networks import mlp
+from vbayes.models.priors import two_layer
+from vbayes.models.priors import vamp
+from vbayes.models.proposals import gaussian
+from vbayes.models.proposals import iaf
+from vbayes.models.proposals import implicit
 
 MODELS = {
-    "mlp": config_lib.ModelConfig(data_dim=16, latent_dim=2, hidden_sizes=(8,)),
-    "gated_vampprior": config_lib.ModelConfig(
-        data_dim=16, latent_dim=3, hidden_sizes=(8,), network="gated", prior="vamp",
-        num_pseudo_inputs=5, log_var_limits=(-6.0, 2.0), pseudo_input_limits=(0.0, 1.0)),
-    "conv": config_lib.ModelConfig(data_dim=16, latent_dim=2, hidden_sizes=(8,),
-                                   network="conv", conv_channels=(2,)),
-    "two_layers": config_lib.ModelConfig(data_dim=16, latent_dim=3, latent_dim_2=2,
-                                         hidden_sizes=(8,), hidden_sizes_2=(4,)),
-    "iaf": config_lib.ModelConfig(data_dim=16, latent_dim=3, hidden_sizes=(8,), flow="iaf",
-                                  flow_steps=1, flow_hidden_sizes=(8,)),
-    "gaussian_likelihood": config_lib.ModelConfig(data_dim=16, latent_dim=2, hidden_sizes=(8,),
+    "mlp": config_lib.ModelConfig(data_dim=16, latent_dim=2, network=mlp.Config(hidden_sizes=(8,))),
+    "gated_vampprior": config_lib.ModelConfig(data_dim=16, latent_dim=3,
+                                              network=gated.Config(hidden_sizes=(8,)),
+                                              prior=vamp.Config(num_pseudo_inputs=5,
+                                                                pseudo_input_limits=(0.0, 1.0)),
+                                              proposal=gaussian.Config(log_var_limits=(-6.0, 2.0))),
+    "conv": config_lib.ModelConfig(data_dim=16, latent_dim=2,
+                                   network=conv.Config(hidden_sizes=(8,), conv_channels=(2,))),
+    "two_layers": config_lib.ModelConfig(data_dim=16, latent_dim=3,
+                                         network=mlp.Config(hidden_sizes=(8,)),
+                                         prior=two_layer.Config(latent_dim_2=2,
+                                                                hidden_sizes_2=(4,))),
+    "iaf": config_lib.ModelConfig(data_dim=16, latent_dim=3, network=mlp.Config(hidden_sizes=(8,)),
+                                  proposal=iaf.Config(flow_steps=1, flow_hidden_sizes=(8,))),
+    "gaussian_likelihood": config_lib.ModelConfig(data_dim=16, latent_dim=2,
+                                                  network=mlp.Config(hidden_sizes=(8,)),
                                                   likelihood="gaussian"),
-    "implicit": config_lib.ModelConfig(data_dim=16, latent_dim=2, hidden_sizes=(8,),
-                                       encoder="implicit"),
-    "no_encoder": config_lib.ModelConfig(data_dim=16, latent_dim=2, hidden_sizes=(8,),
-                                         encoder="none"),
+    "implicit": config_lib.ModelConfig(data_dim=16, latent_dim=2,
+                                       network=mlp.Config(hidden_sizes=(8,)),
+                                       proposal=implicit.Config(hidden_sizes=(8,))),
+    "no_encoder": config_lib.ModelConfig(data_dim=16, latent_dim=2,
+                                         network=mlp.Config(hidden_sizes=(8,)), proposal="prior"),
 }
 PRODUCT = re.compile(r"stablehlo\.(dot_general|convolution)\b")
 HIGHEST = re.compile(r"precision = \[HIGHEST, HIGHEST\]|precision_config = \["
@@ -77,7 +91,7 @@ def estimator_programs(name: str):
   if model.latent_dim == 2:
     programs["quadrature"] = grid.log_joint_on_grid.lower(params, x, model=model, limit=3.0,
                                                           points=8)
-  if MODELS[name].encoder == "implicit":
+  if MODELS[name].proposal.name == "implicit":
     programs["kernel density"] = avb.kde_log_likelihood.lower(
         params, key, x, model=model, k=4, num_centres=4, bandwidth=0.5, chunk=2)
   if name == "mlp":

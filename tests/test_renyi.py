@@ -12,6 +12,7 @@ from vbayes import data as data_lib
 from vbayes.training import step as training_step
 from vbayes.models import build
 from vbayes.objectives import elbo, iwae, renyi
+from vbayes.models.networks import mlp
 
 ALPHAS = (-1.0, 0.0, 0.5, 0.9, 0.99, 1.0)
 
@@ -75,7 +76,8 @@ def test_the_gradient_weights_each_sample_by_the_tempered_softmax(setup):
 def test_renyi_trains_through_the_registry():
   """TrainConfig(objective=renyi.Config(...)) runs in the training loop unchanged."""
   config = config_lib.TrainConfig(
-      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(16,)),
+      model=config_lib.ModelConfig(data_dim=4, latent_dim=2,
+                                   network=mlp.Config(hidden_sizes=(16,))),
       data=config_lib.DataConfig(dataset="4frames"), objective=renyi.Config(k=5, alpha=0.5),
       batch_size=20, steps_per_call=50, learning_rate=3e-3)
   assert config_lib.TrainConfig.from_dict(config.to_dict()) == config

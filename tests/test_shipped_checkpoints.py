@@ -18,12 +18,14 @@ from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes.models import build
 from vbayes.training import loop, params_npz
+from vbayes.models.networks import mlp
+from vbayes.models.priors import vamp
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p for p in (REPO / "experiments" / "checkpoints").glob("*")
                  if (p / params_npz.PARAMS_FILE).is_file())
 TINY = config_lib.TrainConfig(
-    model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(8,)),
+    model=config_lib.ModelConfig(data_dim=4, latent_dim=2, network=mlp.Config(hidden_sizes=(8,))),
     data=config_lib.DataConfig(dataset="4frames"), batch_size=4, epochs=2, steps_per_call=5,
     eval_k=10, quadrature_points=64)
 
@@ -31,8 +33,9 @@ TINY = config_lib.TrainConfig(
 def test_parameters_round_trip_through_numpy_alone(tmp_path):
   """Saved, every leaf is an array named by its path that np.load reads; loaded against
   the model's structure, the pytree is equal to the one saved."""
-  model = build(config_lib.ModelConfig(data_dim=6, latent_dim=2, hidden_sizes=(5,),
-                                       prior="vamp", num_pseudo_inputs=3))
+  model = build(config_lib.ModelConfig(data_dim=6, latent_dim=2,
+                                       network=mlp.Config(hidden_sizes=(5,)),
+                                       prior=vamp.Config(num_pseudo_inputs=3)))
   params = model.init(jax.random.key(0))
   path = tmp_path / "params.npz"
   params_npz.save(params, path)
@@ -50,14 +53,17 @@ def test_a_parameters_file_that_does_not_fit_is_one_clear_error(tmp_path):
   """Another model's parameters (a missing leaf, an unknown one, another shape), a file
   that is not a .npz, non-finite parameters: a ParamsFileError naming the problem, and
   nothing written for the last."""
-  small = build(config_lib.ModelConfig(data_dim=6, latent_dim=2, hidden_sizes=(5,)))
+  small = build(config_lib.ModelConfig(data_dim=6, latent_dim=2,
+                                       network=mlp.Config(hidden_sizes=(5,))))
   path = tmp_path / "params.npz"
   params_npz.save(small.init(jax.random.key(0)), path)
-  vamp = build(config_lib.ModelConfig(data_dim=6, latent_dim=2, hidden_sizes=(5,),
-                                      prior="vamp", num_pseudo_inputs=3))
+  vamp_model = build(config_lib.ModelConfig(data_dim=6, latent_dim=2,
+                                      network=mlp.Config(hidden_sizes=(5,)),
+                                      prior=vamp.Config(num_pseudo_inputs=3)))
   with pytest.raises(params_npz.ParamsFileError, match="missing prior/pseudo_inputs"):
-    params_npz.load(path, like=vamp.init(jax.random.key(0)))
-  wider = build(config_lib.ModelConfig(data_dim=6, latent_dim=2, hidden_sizes=(7,)))
+    params_npz.load(path, like=vamp_model.init(jax.random.key(0)))
+  wider = build(config_lib.ModelConfig(data_dim=6, latent_dim=2,
+                                       network=mlp.Config(hidden_sizes=(7,))))
   with pytest.raises(params_npz.ParamsFileError, match="layer_0/b has shape"):
     params_npz.load(path, like=wider.init(jax.random.key(0)))
   (tmp_path / "bad.npz").write_text("not an archive")

@@ -15,11 +15,13 @@ from vbayes.training import loop as training_loop
 from vbayes.training import step as training_step
 from tests.conftest import SHARDED_OBJECTIVES
 from vbayes.objectives import avb, gradient_step, prior_is
+from vbayes.models.networks import mlp
+from vbayes.models.proposals import implicit
 
 
 
 def small_config(**overrides) -> config_lib.TrainConfig:
-  model = config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(16,))
+  model = config_lib.ModelConfig(data_dim=4, latent_dim=2, network=mlp.Config(hidden_sizes=(16,)))
   defaults = dict(model=model, data=config_lib.DataConfig(dataset="4frames"), batch_size=20,
                   epochs=2, steps_per_call=10, eval_k=8, quadrature_points=64,
                   learning_rate=3e-3)
@@ -59,7 +61,8 @@ def test_each_epoch_visits_every_image_once():
     loss = jnp.sum(params["encoder"]["layer_0"]["b"] ** 2)
     return loss, {"rows": x_BxD}
 
-  config = small_config(model=config_lib.ModelConfig(data_dim=bits, hidden_sizes=()),
+  config = small_config(model=config_lib.ModelConfig(data_dim=bits,
+                                                     network=mlp.Config(hidden_sizes=())),
                         batch_size=6, steps_per_call=5)
   chunk, state = make_chunk(config, steps_per_epoch=10, objective=record_rows)
   seen = []
@@ -113,8 +116,8 @@ def test_a_nan_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpo
   logging point, naming the last good checkpoint (step 50), and writes none after."""
   config = small_config(
       epochs=3, steps_per_call=10,
-      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(16,),
-                                   encoder="implicit"),
+      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, network=mlp.Config(hidden_sizes=(16,)),
+                                   proposal=implicit.Config(hidden_sizes=(16,))),
       objective=avb.Config(adversary_hidden_sizes=(16,), samples=2))
   real_make_update = training_step.make_update
 
@@ -140,21 +143,25 @@ def test_a_nan_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpo
 
 
 def test_prior_is_configs_have_no_encoder_and_old_ones_read_the_same():
-  """prior_is trains the decoder alone: its model's encoder is "none" whether the config
-  says so, leaves the default, or was written before encoder "none" existed; the
+  """prior_is trains the decoder alone: its model's proposal is the prior whether the
+  config says so, leaves the default, or was written before encoder "none" existed; the
   parameters have no encoder either."""
   new = config_lib.TrainConfig(objective=prior_is.Config(k=4))
-  assert new.model.encoder == "none"
+  assert new.model.proposal.name == "prior"
   old_json = json.loads(new.to_json())
-  old_json["model"]["encoder"] = "gaussian"  # what config.json held before
+  old_json["model"] = {"data_dim": 784, "latent_dim": 2, "hidden_sizes": [500, 500],
+                       "activation": "relu", "likelihood": "bernoulli", "min_scale": 0.01,
+                       "encoder": "gaussian", "noise_dim": 0, "prior": "standard_normal",
+                       "num_pseudo_inputs": 500}  # the flat model config.json held before
   del old_json["objective"]
   old_json.update(objective="prior_is", k=4, estimator="reparam", kl_estimator="analytic",
                   kl_warmup_steps=0, avb={})
   assert config_lib.TrainConfig.from_dict(old_json) == new
   assert "encoder" not in training_step.init_state(jax.random.key(0), new)["params"]
-  with pytest.raises(config_lib.ConfigError, match="trains the 'none' encoder, got 'implicit'"):
+  with pytest.raises(config_lib.ConfigError, match="objective 'prior_is' needs a proposal that "
+                     "offers prior; proposal 'implicit' offers implicit, reparameterized"):
     config_lib.TrainConfig(objective="prior_is",
-                           model=config_lib.ModelConfig(encoder="implicit"))
+                           model=config_lib.ModelConfig(proposal="implicit"))
 
 
 def test_normalized_gradients_are_each_tensor_over_its_norm():

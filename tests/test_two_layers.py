@@ -26,13 +26,17 @@ from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.models import build
 from vbayes.objectives import iwae
 from vbayes.overrides import with_overrides
+from vbayes.models.likelihoods import gaussian
+from vbayes.models.networks import mlp
+from vbayes.models.priors import two_layer
 
 DATA, L1, L2, SCALE = 5, 2, 2, 0.5
 BETA, C, V = np.array([1.2, 0.7]), np.array([0.3, -0.4]), np.array([0.5, 0.8])
 
-LINEAR = config_lib.ModelConfig(data_dim=DATA, latent_dim=L1, latent_dim_2=L2, hidden_sizes=(),
-                                hidden_sizes_2=(), likelihood="gaussian",
-                                gaussian_mean="identity", min_scale=1e-3)
+LINEAR = config_lib.ModelConfig(data_dim=DATA, latent_dim=L1, network=mlp.Config(hidden_sizes=()),
+                                likelihood=gaussian.Config(gaussian_mean="identity",
+                                                           min_scale=1e-3),
+                                prior=two_layer.Config(latent_dim_2=L2, hidden_sizes_2=()))
 
 
 def linear(w, b):
@@ -75,24 +79,26 @@ def test_the_log_joint_and_log_q_term_by_term():
   """log p(x, z1, z2) = log N(z2; 0, I) + log N(z1; p-net(z2)) + log Bern(x; dec(z1)) and
   log q = log N(z1; q-net(x)) + log N(z2; q-net(z1)), each net and density written out
   here in numpy for one image."""
-  config = config_lib.ModelConfig(data_dim=7, latent_dim=3, latent_dim_2=2, hidden_sizes=(6,),
-                                  hidden_sizes_2=(4,), activation="tanh")
+  config = config_lib.ModelConfig(data_dim=7, latent_dim=3,
+                                  network=mlp.Config(hidden_sizes=(6,), activation="tanh"),
+                                  prior=two_layer.Config(latent_dim_2=2, hidden_sizes_2=(4,),
+                                                         activation="tanh"))
   model = build(config)
   params = jax.tree.map(np.asarray, model.init(jax.random.key(0)))
   rng = np.random.default_rng(1)
   x = (rng.random(7) < 0.4).astype(np.float32)
   z1, z2 = rng.normal(size=3), rng.normal(size=2)
-  mlp = lambda p, h: np.tanh(h @ p["layer_0"]["w"] + p["layer_0"]["b"]) @ p["layer_1"]["w"] \
+  mlp_of = lambda p, h: np.tanh(h @ p["layer_0"]["w"] + p["layer_0"]["b"]) @ p["layer_1"]["w"] \
       + p["layer_1"]["b"]
-  m1, lv1 = np.split(mlp(params["prior"], z2), 2)
-  logits = mlp(params["decoder"], z1)
+  m1, lv1 = np.split(mlp_of(params["prior"], z2), 2)
+  logits = mlp_of(params["decoder"], z1)
   expected_joint = (normal_log_pdf(z2, 0.0, 1.0) + normal_log_pdf(z1, m1, np.exp(lv1))
                     + float(np.sum(x * logits - np.log1p(np.exp(logits)))))
   z = jnp.asarray(np.concatenate([z1, z2]), jnp.float32)
   np.testing.assert_allclose(model.log_joint(params, jnp.asarray(x), z), expected_joint,
                              rtol=1e-5)
-  qm1, qlv1 = np.split(mlp(params["encoder"]["bottom"], x), 2)
-  qm2, qlv2 = np.split(mlp(params["encoder"]["top"], z1), 2)
+  qm1, qlv1 = np.split(mlp_of(params["encoder"]["bottom"], x), 2)
+  qm2, qlv2 = np.split(mlp_of(params["encoder"]["top"], z1), 2)
   expected_q = normal_log_pdf(z1, qm1, np.exp(qlv1)) + normal_log_pdf(z2, qm2, np.exp(qlv2))
   q = model.proposal_distribution(params, jnp.asarray(x))
   np.testing.assert_allclose(q.log_prob(z), expected_q, rtol=1e-5)
@@ -102,7 +108,8 @@ def test_draws_carry_their_log_density_and_split_into_layers():
   """draw_and_log_prob's log q (from the noise) equals log_prob at the drawn z; z1 is
   the encoder's Gaussian draw from the first L1 noise coordinates, and prior samples
   have the layers' moments (z2 ~ N(0, I))."""
-  model = build(dataclasses.replace(LINEAR, hidden_sizes=(6,), hidden_sizes_2=(4,)))
+  model = build(dataclasses.replace(LINEAR, network=mlp.Config(hidden_sizes=(6,)),
+                                    prior=LINEAR.prior.replace(hidden_sizes_2=(4,))))
   params = model.init(jax.random.key(2))
   x = jax.random.normal(jax.random.key(3), (3, DATA))
   q = model.proposal_distribution(params, x)
@@ -165,7 +172,8 @@ def test_stl_and_dreg_stop_the_gradient_into_every_parameter_of_q(linear_model):
 
 
 def test_iwae_with_one_sample_is_the_monte_carlo_elbo():
-  model = build(dataclasses.replace(LINEAR, hidden_sizes=(6,), hidden_sizes_2=(4,),
+  model = build(dataclasses.replace(LINEAR, network=mlp.Config(hidden_sizes=(6,)),
+                                    prior=LINEAR.prior.replace(hidden_sizes_2=(4,)),
                                     likelihood="bernoulli"))
   params = model.init(jax.random.key(11))
   x = jax.random.bernoulli(jax.random.key(12), 0.3, (4, DATA)).astype(jnp.float32)
@@ -197,8 +205,8 @@ def test_every_objective_that_applies_trains_a_two_layer_model(objective):
   """Two jitted calls of 50 steps on 4Frames-sized binary data, traced once; the loss
   falls from the first 10 steps to the last 10 and p(z1|z2)'s weights move."""
   config = config_lib.TrainConfig(
-      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, latent_dim_2=2, hidden_sizes=(8,),
-                                   hidden_sizes_2=(8,)),
+      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, network=mlp.Config(hidden_sizes=(8,)),
+                                   prior=two_layer.Config(latent_dim_2=2, hidden_sizes_2=(8,))),
       data=config_lib.DataConfig(dataset="4frames"), objective=objective, batch_size=20,
       learning_rate=1e-2)
   x = jnp.asarray(np.eye(4, dtype=np.uint8)[np.arange(1000) % 4])
@@ -210,13 +218,16 @@ def test_every_objective_that_applies_trains_a_two_layer_model(objective):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"objective.kl_estimator": "analytic"}, "no closed form for two stochastic layers"),
-    ({"model.prior": "vamp"}, "two stochastic layers have their own prior"),
+    ({"objective.kl_estimator": "analytic"}, "no closed form for the two_layer prior with "
+     "the gaussian proposal"),
+    ({"model.proposal": "iaf"}, "a flow posterior is built here for one stochastic layer"),
+    ({"model.log_var_limits": "-6,2"}, "log_var_limits clip the one-layer Gaussian encoder"),
     ({"objective": "avb"}, "the implicit encoder has one stochastic layer"),
 ])
 def test_a_two_layer_model_the_objective_cannot_train_is_one_clear_error(settings, message):
   start = config_lib.TrainConfig(
-      model=config_lib.ModelConfig(data_dim=4, latent_dim=2, latent_dim_2=2),
+      model=config_lib.ModelConfig(data_dim=4, latent_dim=2,
+                                   prior=two_layer.Config(latent_dim_2=2)),
       data=config_lib.DataConfig(dataset="4frames"),
       objective=config_lib.objective_config("elbo", kl_estimator="mc"))
   with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

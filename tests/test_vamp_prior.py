@@ -16,14 +16,17 @@ from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.models import build
 from vbayes.overrides import with_overrides
 from vbayes.training import step as training_step
+from vbayes.models.networks import mlp
+from vbayes.models.priors import vamp
 from tests import model_checks
 
 DATA, LATENT, PSEUDO = 6, 2, 7
 
 
 def vamp_model(latent_dim: int = LATENT):
-  return config_lib.ModelConfig(data_dim=DATA, latent_dim=latent_dim, hidden_sizes=(8,),
-                                prior="vamp", num_pseudo_inputs=PSEUDO)
+  return config_lib.ModelConfig(data_dim=DATA, latent_dim=latent_dim,
+                                network=mlp.Config(hidden_sizes=(8,)),
+                                prior=vamp.Config(num_pseudo_inputs=PSEUDO))
 
 
 def test_the_mixture_density_is_the_explicit_mixture():
@@ -149,10 +152,10 @@ def test_evaluation_of_a_vamp_model_uses_the_monte_carlo_kl():
 
 @pytest.mark.parametrize("settings, message", [
     ({"objective.kl_estimator": "analytic"}, "KL(q(z|x) || p(z)) has no closed form for the "
-     "vamp prior: train the ELBO with the Monte Carlo KL"),
+     "vamp prior with the gaussian proposal: train the ELBO with the Monte Carlo KL"),
     (dict(objective="prior_is"), "the vamp prior is made of the Gaussian encoder's "
-     "posteriors; it needs encoder gaussian, got 'none'"),
-    (dict(objective="avb"), "it needs encoder gaussian, got 'implicit'"),
+     "posteriors; it needs proposal gaussian, got 'prior'"),
+    (dict(objective="avb"), "it needs proposal gaussian, got 'implicit'"),
 ])
 def test_a_vamp_prior_the_objective_cannot_train_is_one_clear_error(settings, message):
   start = config_lib.TrainConfig(model=dataclasses.replace(vamp_model(), data_dim=4),

@@ -4,7 +4,8 @@ The public API; each name imports its module on first use, so that
 `import vbayes.config` stays light.
 
     configs      TrainConfig, ModelConfig, DataConfig, Study, objective_config,
-                 with_overrides                      (vbayes.config, vbayes.overrides)
+                 part_config, with_overrides         (vbayes.config, vbayes.models.config,
+                                                      vbayes.parts, vbayes.overrides)
     models       Model, build                        the composed model (vbayes.models)
     objectives   objectives                          the registry (vbayes.objectives)
     data         load_data, to_float
@@ -20,7 +21,8 @@ __version__ = "0.1.0"
 
 _API = {
     "TrainConfig": ("vbayes.config", "TrainConfig"),
-    "ModelConfig": ("vbayes.config", "ModelConfig"),
+    "ModelConfig": ("vbayes.models.config", "ModelConfig"),
+    "part_config": ("vbayes.parts", "part_config"),
     "DataConfig": ("vbayes.config", "DataConfig"),
     "Study": ("vbayes.config", "Study"),
     "objective_config": ("vbayes.config", "objective_config"),

@@ -9,17 +9,13 @@ import json
 import math
 from typing import Any, ClassVar
 
-from vbayes import datasets
-from vbayes.errors import UserError
+from vbayes import datasets, objectives
+from vbayes.errors import ConfigError, positive_finite, require
+from vbayes.models.config import ModelConfig
+from vbayes.objectives.base import ObjectiveConfig
 
 DATASETS = tuple(datasets.DATASETS)
 BINARIZATIONS = ("fixed", "dynamic", "threshold", "none")
-LIKELIHOODS = ("bernoulli", "gaussian")
-ACTIVATIONS = ("relu", "tanh", "softplus", "elu", "gelu")
-ENCODERS = ("gaussian", "implicit", "none")
-PRIORS = ("standard_normal", "vamp")
-NETWORKS = ("mlp", "conv", "gated")
-FLOWS = ("none", "iaf")
 
 # Which binarizations each dataset allows; the first is its default.
 DATASET_BINARIZATIONS = {name: d.binarizations for name, d in datasets.DATASETS.items()}
@@ -27,170 +23,11 @@ VALIDATIONS = ("auto", "split", "holdout", "none")
 HOLDOUT_IMAGES = 10_000  # validation=holdout: the last this many training images
 
 
-class ConfigError(UserError, ValueError):
-  """A config value that cannot work; the message names the field."""
-
-
-def require(condition: bool, message: str):
-  """ConfigError(message) unless `condition`: the check every config field makes."""
-  if not condition:
-    raise ConfigError(message)
-
-
-def positive_finite(value: float) -> bool:
-  return value > 0 and math.isfinite(value)
-
-
 # Fewest grid points per axis for 2-D quadrature (a cell 0.16 wide on [-5, 5]^2). The
 # midpoint rule on much coarser grids misstates log p(x) badly: one point gives the
 # prior's whole area times one value, a negative NLL on 4frames.
 MIN_QUADRATURE_POINTS = 64
 MATMUL_PRECISIONS = ("default", "high", "highest")  # jax.default_matmul_precision's names
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ModelConfig:
-  """Encoder q(z|x) = N(mu(x), diag sigma^2(x)), prior N(0, I), decoder p(x|z).
-
-  Defaults: a 784-500-500-L MLP encoder and its mirror as decoder, ReLU.
-  likelihood: "bernoulli" (binary pixels, logits out) or "gaussian" (grey pixels:
-  mean sigmoid(h), or h itself with gaussian_mean="identity"; one learned scale
-  per pixel, at least `min_scale`). hidden_sizes=() makes both networks linear.
-  encoder: "gaussian" (the above), "implicit" for AVB: z = g(x, eps) with
-  eps ~ N(0, I) of noise_dim dimensions (0: latent_dim) as an extra input, or
-  "none" (the decoder alone, the prior as proposal: prior importance sampling).
-  prior: "standard_normal" (N(0, I)) or "vamp", the VampPrior (Tomczak & Welling
-  2018): the mixture of the Gaussian encoder's q(z | u_k) at num_pseudo_inputs
-  learned pseudo-inputs u_k; it has no closed-form KL with q. They start at
-  pseudo_input_init = (mean, sd): mean + sd * eps, eps ~ N(0, I); with
-  pseudo_input_limits = (lo, hi) the prior sees them clipped to [lo, hi] (hardtanh, as
-  Tomczak & Welling keep theirs in [0, 1]); () leaves them free.
-  log_var_limits = (lo, hi) clips the Gaussian encoder's log-variance to [lo, hi]
-  (Tomczak & Welling's [-6, 2]); () leaves it free.
-  network: "mlp", "gated" (Tomczak & Welling's gated dense layers,
-  h = (W1 x + b1) * sigmoid(W2 x + b2), He-normal weights; `activation` unused), or
-  "conv" for square images (vbayes/models/conv_nets.py): a 3x3
-  convolution of stride 2 per entry of conv_channels, then dense layers of
-  hidden_sizes, in the encoder; the mirror, with transposed convolutions, in the
-  decoder.
-  latent_dim_2 > 0 adds a second stochastic layer z2 above z1 (latent_dim units)
-  (vbayes/models/hierarchical.py): p(z2) p(z1|z2) p(x|z1) and q(z1|x) q(z2|z1), the
-  conditionals between z1 and z2 MLPs of hidden_sizes_2. Burda et al.'s (2016) two-layer
-  model: hidden_sizes (200, 200), latent_dim 100, hidden_sizes_2 (100, 100),
-  latent_dim_2 50, tanh.
-  flow: "iaf" puts flow_steps inverse autoregressive flow steps (MADEs of
-  flow_hidden_sizes, vbayes/models/flows.py) after the Gaussian encoder.
-  """
-  data_dim: int = 784
-  latent_dim: int = 2
-  hidden_sizes: tuple[int, ...] = (500, 500)
-  activation: str = "relu"
-  likelihood: str = "bernoulli"
-  min_scale: float = 0.01
-  gaussian_mean: str = "sigmoid"
-  encoder: str = "gaussian"
-  noise_dim: int = 0
-  prior: str = "standard_normal"
-  num_pseudo_inputs: int = 500
-  pseudo_input_init: tuple[float, float] = (0.5, 0.1)
-  pseudo_input_limits: tuple[float, ...] = ()
-  log_var_limits: tuple[float, ...] = ()
-  network: str = "mlp"
-  conv_channels: tuple[int, ...] = (32, 64)
-  latent_dim_2: int = 0
-  hidden_sizes_2: tuple[int, ...] = (100, 100)
-  flow: str = "none"
-  flow_steps: int = 2
-  flow_hidden_sizes: tuple[int, ...] = (200, 200)
-
-  @property
-  def closed_form_kl(self) -> bool:
-    """Whether KL(q(z|x) || p(z)) has a closed form (vbayes.distributions.kl_divergence)."""
-    return self.without_closed_form_kl is None
-
-  @property
-  def without_closed_form_kl(self) -> str | None:
-    """What makes KL(q(z|x) || p(z)) lack a closed form, in words; None if it has one."""
-    if self.prior != "standard_normal":
-      return f"the {self.prior} prior"
-    if self.latent_dim_2:
-      return "two stochastic layers"
-    if self.flow != "none":
-      return f"the {self.flow} posterior"
-    return None
-
-  @property
-  def latent_layers(self) -> tuple[int, ...]:
-    """The units of each stochastic layer, z1 first: z = [z1, z2] has their sum."""
-    return (self.latent_dim, self.latent_dim_2) if self.latent_dim_2 else (self.latent_dim,)
-
-  @property
-  def noise_dim_or_latent(self) -> int:
-    return self.noise_dim or self.latent_dim
-
-  def __post_init__(self):
-    require(self.data_dim > 0, f"data_dim must be positive, got {self.data_dim}")
-    require(self.latent_dim > 0, f"latent_dim must be positive, got {self.latent_dim}")
-    require(all(h > 0 for h in self.hidden_sizes),
-             f"hidden_sizes must all be positive, got {self.hidden_sizes}")
-    require(self.activation in ACTIVATIONS,
-             f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-    require(self.likelihood in LIKELIHOODS,
-             f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-    require(self.min_scale > 0, f"min_scale must be positive, got {self.min_scale}")
-    require(self.encoder in ENCODERS,
-             f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-    require(self.noise_dim >= 0, f"noise_dim must be >= 0, got {self.noise_dim}")
-    require(self.prior in PRIORS, f"prior must be one of {PRIORS}, got {self.prior!r}")
-    require(self.num_pseudo_inputs > 0,
-            f"num_pseudo_inputs must be positive, got {self.num_pseudo_inputs}")
-    require(len(self.pseudo_input_init) == 2 and self.pseudo_input_init[1] >= 0
-            and all(math.isfinite(v) for v in self.pseudo_input_init),
-            f"pseudo_input_init is (mean, sd >= 0), got {self.pseudo_input_init}")
-    for name in ("pseudo_input_limits", "log_var_limits"):
-      limits = getattr(self, name)
-      require(limits == () or (len(limits) == 2 and limits[0] < limits[1]),
-              f"{name} is () or (lo, hi) with lo < hi, got {limits}")
-    require(not self.log_var_limits or (self.encoder == "gaussian" and not self.latent_dim_2
-                                        and self.flow == "none"),
-            "log_var_limits clip the one-layer Gaussian encoder's log-variance; use "
-            "log_var_limits () with another encoder, two layers or a flow")
-    require(self.prior == "standard_normal" or self.encoder == "gaussian",
-            f"the {self.prior} prior is made of the Gaussian encoder's posteriors; it needs "
-            f"encoder gaussian, got {self.encoder!r}")
-    require(self.network in NETWORKS, f"network must be one of {NETWORKS}, got {self.network!r}")
-    if self.network == "conv":
-      side = math.isqrt(self.data_dim)
-      halvings = len(self.conv_channels)
-      require(halvings > 0 and all(c > 0 for c in self.conv_channels),
-              f"conv_channels must be positive and at least one, got {self.conv_channels}")
-      require(side * side == self.data_dim and side % 2**halvings == 0,
-              f"a conv network takes square images whose side halves {halvings} times "
-              f"(one per conv_channels entry); data_dim {self.data_dim} is not one")
-      require(self.encoder != "implicit", "the implicit encoder is an MLP; use network mlp")
-    require(self.latent_dim_2 >= 0, f"latent_dim_2 must be >= 0, got {self.latent_dim_2}")
-    require(all(h > 0 for h in self.hidden_sizes_2),
-            f"hidden_sizes_2 must all be positive, got {self.hidden_sizes_2}")
-    if self.latent_dim_2:
-      require(self.prior == "standard_normal",
-              f"two stochastic layers have their own prior p(z2) p(z1|z2); prior "
-              f"{self.prior!r} is for one layer (use prior standard_normal)")
-      require(self.encoder != "implicit",
-              "the implicit encoder has one stochastic layer; use latent_dim_2 0")
-    require(self.flow in FLOWS, f"flow must be one of {FLOWS}, got {self.flow!r}")
-    require(self.flow_steps > 0, f"flow_steps must be positive, got {self.flow_steps}")
-    require(bool(self.flow_hidden_sizes) and all(h > 0 for h in self.flow_hidden_sizes),
-            f"flow_hidden_sizes must be positive and at least one, got "
-            f"{self.flow_hidden_sizes}")
-    if self.flow != "none":
-      require(self.encoder == "gaussian",
-              f"a flow transforms the Gaussian encoder's samples; it needs encoder gaussian, "
-              f"got {self.encoder!r}")
-      require(not self.latent_dim_2 and self.prior == "standard_normal",
-              "a flow posterior is built here for one stochastic layer under the N(0, I) "
-              "prior: use latent_dim_2 0 and prior standard_normal")
-    require(self.gaussian_mean in ("sigmoid", "identity"),
-             f"gaussian_mean must be sigmoid or identity, got {self.gaussian_mean!r}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -232,43 +69,9 @@ class DataConfig:
     return "split" if datasets.DATASETS[self.dataset].validation_split else "none"
 
 
-class ObjectiveConfig:
-  """The base of every objective's settings: a frozen, kw_only dataclass in the
-  objective's module (vbayes/objectives/), with class attributes `name` (its key in
-  the registry and in config.json) and `encoder` (the ModelConfig.encoder it trains).
-  Subclasses register themselves by name when their module is imported."""
-  name: ClassVar[str]
-  encoder: ClassVar[str]
-  by_name: ClassVar[dict[str, type]] = {}
-
-  def __init_subclass__(cls, **kwargs):
-    super().__init_subclass__(**kwargs)
-    if "name" not in cls.__dict__:  # a subclass of an objective's Config is not another one
-      return
-    known = ObjectiveConfig.by_name.get(cls.name)
-    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__,
-                                                                       cls.__qualname__):
-      raise ValueError(f"objective name {cls.name!r} is taken by {known.__module__}")
-    ObjectiveConfig.by_name[cls.name] = cls
-
-  def to_dict(self) -> dict[str, Any]:
-    return {"name": self.name, **dataclasses.asdict(self)}
-
-  def replace(self, **settings) -> "ObjectiveConfig":
-    return dataclasses.replace(self, **settings)
-
-  def trajectory_dict(self) -> dict[str, Any]:
-    """The settings that shape a run's steps (all, unless an objective says otherwise)."""
-    return self.to_dict()
-
-  def check_model(self, model: "ModelConfig"):
-    """ConfigError if this objective cannot train `model` (by default it can)."""
-
-
 def objective_configs() -> dict[str, type]:
   """Every registered objective's config class, by name."""
-  import vbayes.objectives  # pylint: disable=import-outside-toplevel,unused-import
-  return ObjectiveConfig.by_name
+  return {name: module.Config for name, module in objectives.REGISTRY.items()}
 
 
 def objective_config(name: str, **settings) -> ObjectiveConfig:
@@ -370,31 +173,32 @@ class TrainConfig:
       require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
     require(self.grad_clip >= 0 and math.isfinite(self.grad_clip),
             f"grad_clip must be >= 0 and finite, got {self.grad_clip}")
-    encoder = self.objective.encoder
-    if encoder == "none" and self.model.encoder == "gaussian":  # the default: an objective
-      # that trains the decoder alone has no encoder (configs written before encoder
-      # "none" existed said so implicitly)
-      object.__setattr__(self, "model", dataclasses.replace(self.model, encoder="none"))
-    require(self.model.encoder == encoder,
-            f"objective {self.objective.name!r} trains the {encoder!r} encoder, got "
-            f"{self.model.encoder!r}")
+    if not self.objective.fits(self.model) and self.model.proposal == ModelConfig().proposal:
+      # the default proposal: the one this objective trains instead (prior_is: the prior)
+      object.__setattr__(self, "model", dataclasses.replace(
+          self.model, proposal=self.objective.proposal))
+    self.objective.check_needs(self.model)
     self.objective.check_model(self.model)
     binary = self.data.binarization != "none"
-    require(binary == (self.model.likelihood == "bernoulli"),
-             f"likelihood {self.model.likelihood!r} does not fit binarization "
-             f"{self.data.binarization!r}: use bernoulli for binary pixels and "
-             "gaussian for grey ones (binarization none)")
+    require(binary == (self.model.likelihood.pixels == "binary"),
+            f"likelihood {self.model.likelihood.name!r} models {self.model.likelihood.pixels} "
+            f"pixels, which do not fit binarization {self.data.binarization!r}: use bernoulli "
+            "for binary pixels and gaussian or continuous_bernoulli for grey ones "
+            "(binarization none)")
 
   def replace_objective(self, objective: "ObjectiveConfig | str") -> "TrainConfig":
-    """This config trained by another objective, with the encoder that objective trains."""
+    """This config trained by another objective, with the proposal that objective trains
+    (the model's own where it fits the objective)."""
     if isinstance(objective, str):
       objective = objective_config(objective)
-    return dataclasses.replace(self, objective=objective,
-                               model=dataclasses.replace(self.model, encoder=objective.encoder))
+    model = self.model
+    if not objective.fits(model):
+      model = dataclasses.replace(model, proposal=objective.proposal)
+    return dataclasses.replace(self, objective=objective, model=model)
 
   def to_dict(self) -> dict[str, Any]:
     d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-    d.update(model=dataclasses.asdict(self.model), data=dataclasses.asdict(self.data),
+    d.update(model=self.model.to_dict(), data=dataclasses.asdict(self.data),
              objective=self.objective.to_dict())
     return d
 
@@ -404,8 +208,7 @@ class TrainConfig:
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
     d = dict(d)
-    model = {name: tuple(value) if isinstance(value, list) else value  # JSON has no tuples
-             for name, value in d.pop("model").items()}
+    model = d.pop("model")
     d["learning_rate_stages"] = tuple(tuple(s) for s in d.get("learning_rate_stages", ()))
     objective = d.pop("objective", "elbo")
     if isinstance(objective, str):  # written before each objective had its own config
@@ -416,7 +219,9 @@ class TrainConfig:
     for field in dataclasses.fields(settings_cls) if settings_cls else ():
       if isinstance(objective.get(field.name), list):  # JSON has no tuples
         objective[field.name] = tuple(objective[field.name])
-    return cls(model=ModelConfig(**model), data=DataConfig(**d.pop("data")),
+    if name == "avb" and "activation" in model:  # the flat model's activation was T(x, z)'s
+      objective.setdefault("adversary_activation", model["activation"])
+    return cls(model=ModelConfig.from_dict(model), data=DataConfig(**d.pop("data")),
                objective=objective_config(name, **objective), **d)
 
 

@@ -3,16 +3,25 @@
     with_overrides(config, {"model.latent_dim": "50", "objective": "iwae",
                             "objective.k": "5"})
 
-A path names a field of TrainConfig, of its model (ModelConfig), data (DataConfig)
-or objective (the objective's Config); the text is parsed as the field's type
-(a tuple from comma-separated items, a bool from true/false). All overrides are
-applied, then the config is built and checked once, so that fields that must agree
-can change together. Fields that follow others unless set too:
-  objective (a name)  -> that objective's defaults, and model.encoder its encoder
-                         (the config's own objective keeps its settings);
+A path names a field of TrainConfig, of its data (DataConfig) or objective (the
+objective's Config), or of its model (ModelConfig): model.latent_dim; model.prior=vamp
+chooses a part (vbayes.parts: network, likelihood, prior, proposal) with its defaults,
+keeping the settings it shares with the part it replaces; model.prior.num_pseudo_inputs
+sets a setting of the chosen part, and model.<setting> (model.hidden_sizes) that
+setting of every chosen part that has it. The text is parsed as the field's type (a
+tuple from comma-separated items, a bool from true/false). All overrides are applied,
+then the config is built and checked once, so that fields that must agree can change
+together. Fields that follow others unless set too:
+  objective (a name)  -> that objective's defaults, and model.proposal the one it trains
+                         where the model's does not fit it (the config's own objective
+                         keeps its settings);
   data.dataset        -> model.data_dim, and data.binarization the dataset's default
                          (unless it is the config's dataset already);
-  data.binarization   -> model.likelihood: gaussian for "none", else bernoulli.
+  data.binarization   -> model.likelihood: bernoulli for binary pixels, gaussian for
+                         "none" (unless the model's likelihood fits them already).
+Paths of the flat model of earlier versions still work: model.encoder (gaussian,
+implicit or none: the proposal), model.flow (iaf or none) and model.latent_dim_2 (> 0:
+the two_layer prior with that many units in z2; 0: one layer).
 
 For a Study (several runs), a path is `seeds`, `<run>.<path>` (one run; it wins over
 a plain path) or a plain `<path>` (every run that has the field, an error if none
@@ -25,12 +34,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from vbayes import config as config_lib
-from vbayes import datasets
+from vbayes import datasets, parts
 from vbayes.config import ConfigError, Study, TrainConfig, require
 
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 PLURALS = {int: "integers", float: "numbers", str: "strings"}
-PARTS = {"model": config_lib.ModelConfig, "data": config_lib.DataConfig}
+MODEL_FIELDS = ("data_dim", "latent_dim")
 
 
 def with_overrides(config, overrides: Mapping[str, str]):
@@ -39,8 +48,9 @@ def with_overrides(config, overrides: Mapping[str, str]):
     return _study_with_overrides(config, overrides)
   require(isinstance(config, TrainConfig), f"cannot override fields of {type(config).__name__}")
   d = config.to_dict()
-  first = ("objective", "data.dataset")  # they reset fields that later paths may set
-  for path in sorted(overrides, key=lambda p: p not in first):
+  first = ("objective", "data.dataset", "data.binarization",
+           *(f"model.{name}" for name in (*parts.FAMILIES, *LEGACY_SWITCHES)))
+  for path in sorted(overrides, key=lambda p: p not in first):  # they reset later paths
     _set(d, path, overrides[path], set(overrides))
   return TrainConfig.from_dict(d)
 
@@ -58,23 +68,28 @@ def _set(d: dict[str, Any], path: str, text: str, given: set[str]):
   names = path.split(".")
   if names[0] == "objective":
     objective_cls = config_lib.objective_configs()[d["objective"]["name"]]
-    if len(names) == 1:  # a new objective: its defaults and its encoder
+    if len(names) == 1:  # a new objective: its defaults, and a proposal that fits it
       if text == d["objective"]["name"]:
         return  # the same objective keeps its settings
       objective = config_lib.objective_config(text)
       d["objective"] = objective.to_dict()
-      if "model.encoder" not in given:
-        d["model"]["encoder"] = objective.encoder
+      proposal = parts.registry("proposal")[d["model"]["proposal"]["name"]]
+      if not given & PROPOSAL_PATHS and not objective.needs <= proposal.offers:
+        _choose(d["model"], "proposal", objective.proposal)
       return
     _require_path(len(names) == 2, path)
     d["objective"][names[1]] = _parse(objective_cls, names[1], text, path,
                                       owner=f"objective {objective_cls.name}")
     return
-  if names[0] in PARTS:
+  if names[0] == "model":
+    _require_path(len(names) in (2, 3), path)
+    _set_model(d["model"], names[1:], text, path)
+    return
+  if names[0] == "data":
     _require_path(len(names) == 2, path)
     if path == "data.dataset" and text == d["data"]["dataset"]:
       return  # the same dataset keeps its binarization and the model's likelihood
-    d[names[0]][names[1]] = _parse(PARTS[names[0]], names[1], text, path)
+    d["data"][names[1]] = _parse(config_lib.DataConfig, names[1], text, path)
     if path == "data.dataset":
       dataset = datasets.DATASETS.get(d["data"]["dataset"])
       if dataset is not None:
@@ -82,10 +97,83 @@ def _set(d: dict[str, Any], path: str, text: str, given: set[str]):
         if "data.binarization" not in given:
           d["data"]["binarization"] = dataset.binarizations[0]
     if path in ("data.dataset", "data.binarization") and "model.likelihood" not in given:
-      d["model"]["likelihood"] = "gaussian" if d["data"]["binarization"] == "none" else "bernoulli"
+      pixels = "grey" if d["data"]["binarization"] == "none" else "binary"
+      if parts.registry("likelihood")[d["model"]["likelihood"]["name"]].pixels != pixels:
+        _choose(d["model"], "likelihood", "gaussian" if pixels == "grey" else "bernoulli")
     return
   _require_path(len(names) == 1, path)
   d[names[0]] = _parse(TrainConfig, names[0], text, path)
+
+
+def _choose(model: dict[str, Any], family: str, name: str):
+  """model[family] becomes the part `name` with its defaults, keeping the settings it
+  shares with the part it replaces (all of them when it is the same part)."""
+  cls = parts.registry(family).get(name)
+  require(cls is not None, f"unknown {family} {name!r}: choose one of "
+          f"{tuple(parts.registry(family))}")
+  old = model[family]
+  model[family] = {"name": name, **{key: value for key, value in old.items()
+                                    if key in parts.settings_of(cls)}}
+
+
+def _legacy_encoder(model, text):
+  _choose(model, "proposal", {"none": "prior"}.get(text, text))
+
+
+def _legacy_flow(model, text):
+  if text == "iaf" or model["proposal"]["name"] == "iaf":
+    _choose(model, "proposal", "gaussian" if text == "none" else text)
+
+
+def _legacy_latent_dim_2(model, text):
+  units = _parse_text(int, text, "model.latent_dim_2")
+  if units > 0:
+    _choose(model, "prior", "two_layer")
+    model["prior"]["latent_dim_2"] = units
+  elif model["prior"]["name"] == "two_layer":
+    _choose(model, "prior", "standard_normal")
+
+
+# Paths of the flat ModelConfig of earlier versions that chose parts.
+LEGACY_SWITCHES = {"encoder": _legacy_encoder, "flow": _legacy_flow,
+                   "latent_dim_2": _legacy_latent_dim_2}
+PROPOSAL_PATHS = {"model.proposal", "model.encoder", "model.flow"}
+
+
+def _set_model(model: dict[str, Any], names: list[str], text: str, path: str):
+  """model.<field>, model.<family>, model.<family>.<setting> or model.<setting>."""
+  head = names[0]
+  if len(names) == 2:
+    require(head in parts.FAMILIES, f"no config field {path!r}: a model path of three "
+            f"names is model.<family>.<setting>, the families {', '.join(parts.FAMILIES)}")
+    cls = parts.registry(head)[model[head]["name"]]
+    model[head][names[1]] = _parse(cls, names[1], text, path, owner=f"{head} {cls.name}")
+  elif head in MODEL_FIELDS:
+    model[head] = _parse(config_lib.ModelConfig, head, text, path)
+  elif head in parts.FAMILIES:
+    _choose(model, head, text)
+  elif head in LEGACY_SWITCHES:
+    LEGACY_SWITCHES[head](model, text)
+  else:
+    having = _parts_with_setting(model, head)
+    require(bool(having), f"no config field {path!r}: no part of this model has the setting "
+            f"{head!r}" + _who_has(head))
+    for family, cls in having:
+      model[family][head] = _parse(cls, head, text, path)
+
+
+def _parts_with_setting(model: dict[str, Any], setting: str) -> list[tuple[str, type]]:
+  """(family, Config class) of each of the model's parts that has `setting`."""
+  chosen = [(family, parts.registry(family)[model[family]["name"]]) for family in parts.FAMILIES]
+  return [(family, cls) for family, cls in chosen if setting in parts.settings_of(cls)]
+
+
+def _who_has(setting: str) -> str:
+  owners = [f"the {cls.name} {family}" for family in parts.FAMILIES
+            for cls in parts.registry(family).values() if setting in parts.settings_of(cls)]
+  return (f" ({' and '.join(owners)} {'has' if len(owners) == 1 else 'have'} it; choose one "
+          "with model.<family>=<name>)" if owners else f"; the model's fields are "
+          f"{', '.join(MODEL_FIELDS)}, its parts {', '.join(parts.FAMILIES)}")
 
 
 def _require_path(condition: bool, path: str):
@@ -98,7 +186,10 @@ def _parse(cls: type, name: str, text: str, path: str, owner: str = ""):
   fields = {f.name: f for f in dataclasses.fields(cls)}
   require(name in fields, f"no config field {path!r}: {owner or cls.__name__}'s fields are "
           f"{', '.join(sorted(fields)) or 'none'}")
-  kind = typing.get_type_hints(cls).get(name, str)
+  return _parse_text(typing.get_type_hints(cls).get(name, str), text, path)
+
+
+def _parse_text(kind, text: str, path: str):
   try:
     return _parse_as(kind, text)
   except ValueError as e:
@@ -134,8 +225,14 @@ def _has_field(config: TrainConfig, path: str) -> bool:
   names = path.split(".")
   if names[0] == "objective" and len(names) == 2:
     return names[1] in {f.name for f in dataclasses.fields(config.objective)}
-  if names[0] in PARTS and len(names) == 2:
-    return names[1] in {f.name for f in dataclasses.fields(PARTS[names[0]])}
+  if names[0] == "data" and len(names) == 2:
+    return names[1] in {f.name for f in dataclasses.fields(config_lib.DataConfig)}
+  if names[0] == "model" and len(names) == 3:
+    return names[1] in parts.FAMILIES and names[2] in parts.settings_of(
+        type(getattr(config.model, names[1])))
+  if names[0] == "model" and len(names) == 2:
+    return (names[1] in (*MODEL_FIELDS, *parts.FAMILIES, *LEGACY_SWITCHES)
+            or bool(_parts_with_setting(config.model.to_dict(), names[1])))
   return len(names) == 1 and names[0] in {f.name for f in dataclasses.fields(TrainConfig)}
 
 

@@ -18,10 +18,12 @@ images 98.15 and 96.72 (kernel density).
 
 from vbayes.config import ModelConfig, Study, TrainConfig
 from vbayes.objectives import avb
+from vbayes.models.networks import mlp
 
 
 def get_config() -> Study:
-  vae = TrainConfig(model=ModelConfig(latent_dim=8, hidden_sizes=(500, 500)), epochs=100)
+  vae = TrainConfig(model=ModelConfig(latent_dim=8,
+                                      network=mlp.Config(hidden_sizes=(500, 500))), epochs=100)
   return Study(runs=(
       ("vae", vae),
       ("avb_ac", vae.replace_objective(avb.Config(adaptive_contrast=True,

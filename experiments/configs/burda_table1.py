@@ -23,13 +23,16 @@ on 60000 images; its code (yburda/iwae) held out the last 400 for validation.
 import dataclasses
 
 from vbayes.config import DataConfig, ModelConfig, Study, TrainConfig, objective_config
+from vbayes.models.networks import mlp
+from vbayes.models.priors import two_layer
 
 # (epochs, learning-rate multiplier) of each stage: 3^i epochs at 10^(-i/7), i = 0..7.
 STAGES = tuple((3**i, 10 ** (-i / 7)) for i in range(8))
 
-ONE_LAYER = ModelConfig(data_dim=784, latent_dim=50, hidden_sizes=(200, 200), activation="tanh")
-TWO_LAYERS = dataclasses.replace(ONE_LAYER, latent_dim=100, latent_dim_2=50,
-                                 hidden_sizes_2=(100, 100))
+ONE_LAYER = ModelConfig(data_dim=784, latent_dim=50,
+                        network=mlp.Config(hidden_sizes=(200, 200), activation="tanh"))
+TWO_LAYERS = dataclasses.replace(ONE_LAYER, latent_dim=100, prior=two_layer.Config(
+    latent_dim_2=50, hidden_sizes_2=(100, 100), activation="tanh"))
 
 # Burda et al. (2016), Table 1 (MNIST, dynamic binarization): {run: (test NLL in nats,
 # what the paper reports beside it)}.

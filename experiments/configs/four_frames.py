@@ -16,11 +16,12 @@ Expected exact test NLL (mean ± sd over seeds): VAE 1.593 ± 0.033, AVB 1.404 �
 
 from vbayes.config import DataConfig, ModelConfig, Study, TrainConfig
 from vbayes.objectives import avb
+from vbayes.models.networks import mlp
 
 
 def get_config() -> Study:
   vae = TrainConfig(
-      model=ModelConfig(data_dim=4, latent_dim=2, hidden_sizes=(64, 64)),
+      model=ModelConfig(data_dim=4, latent_dim=2, network=mlp.Config(hidden_sizes=(64, 64))),
       data=DataConfig(dataset="4frames"), epochs=1000, eval_k=1000,
       checkpoint_every_epochs=100)
   adversary = avb.Config(adversary_hidden_sizes=(64, 64), adversary_steps=5, samples=8,

@@ -29,6 +29,9 @@ import dataclasses
 
 from experiments.configs import burda_table1
 from vbayes.config import DataConfig, Study, TrainConfig, objective_config
+from vbayes.models.networks import conv
+from vbayes.models.priors import vamp
+from vbayes.models.proposals import iaf
 
 ONE_LAYER, TWO_LAYERS = burda_table1.ONE_LAYER, burda_table1.TWO_LAYERS
 ELBO_MC = objective_config("elbo", kl_estimator="mc")
@@ -55,11 +58,10 @@ def get_config() -> Study:
       ("mlp_vae", run(ONE_LAYER)),
       ("two_layer_vae", run(TWO_LAYERS, ELBO_MC)),
       ("two_layer_iwae_k5", run(TWO_LAYERS, objective_config("iwae", k=5))),
-      ("vamp_prior_vae", run(dataclasses.replace(ONE_LAYER, prior="vamp",
-                                                 num_pseudo_inputs=500),
-                             ELBO_MC.replace(kl_warmup_steps=5000))),
-      ("iaf_vae", run(dataclasses.replace(ONE_LAYER, flow="iaf", flow_steps=2,
-                                          flow_hidden_sizes=(200, 200)), ELBO_MC)),
-      ("conv_vae", run(dataclasses.replace(ONE_LAYER, network="conv",
-                                           conv_channels=(32, 64)))),
+      ("vamp_prior_vae", run(dataclasses.replace(ONE_LAYER, prior=vamp.Config(
+          num_pseudo_inputs=500)), ELBO_MC.replace(kl_warmup_steps=5000))),
+      ("iaf_vae", run(dataclasses.replace(ONE_LAYER, proposal=iaf.Config(
+          flow_steps=2, flow_hidden_sizes=(200, 200), activation="tanh")), ELBO_MC)),
+      ("conv_vae", run(dataclasses.replace(ONE_LAYER, network=conv.Config(
+          conv_channels=(32, 64), hidden_sizes=(200, 200), activation="tanh")))),
   ))

@@ -30,14 +30,17 @@ Expected: the paper's Table 2 (`PUBLISHED` below).
 import dataclasses
 
 from vbayes.config import DataConfig, ModelConfig, Study, TrainConfig, objective_config
+from vbayes.models.networks import gated
+from vbayes.models.priors import vamp
+from vbayes.models.proposals import gaussian
 
 STEPS_PER_EPOCH = 500  # 50000 training images, batch 100
 WARMUP_EPOCHS = 100
 
-VAE = ModelConfig(data_dim=784, latent_dim=40, hidden_sizes=(300, 300), network="gated",
-                  log_var_limits=(-6.0, 2.0))
-VAMPPRIOR = dataclasses.replace(VAE, prior="vamp", num_pseudo_inputs=500,
-                                pseudo_input_init=(0.05, 0.01), pseudo_input_limits=(0.0, 1.0))
+VAE = ModelConfig(data_dim=784, latent_dim=40, network=gated.Config(hidden_sizes=(300, 300)),
+                  proposal=gaussian.Config(log_var_limits=(-6.0, 2.0)))
+VAMPPRIOR = dataclasses.replace(VAE, prior=vamp.Config(
+    num_pseudo_inputs=500, pseudo_input_init=(0.05, 0.01), pseudo_input_limits=(0.0, 1.0)))
 
 # Tomczak & Welling (2018), Table 2 (static MNIST, one stochastic layer): {run: (test NLL
 # in nats, where it was published)}.

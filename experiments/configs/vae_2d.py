@@ -12,7 +12,9 @@ evaluation. Expected: test NLL 127.7 nats by quadrature, 134.7 ± 0.5 by IS.
 """
 
 from vbayes.config import ModelConfig, TrainConfig
+from vbayes.models.networks import mlp
 
 
 def get_config() -> TrainConfig:
-  return TrainConfig(model=ModelConfig(latent_dim=2, hidden_sizes=(500, 500)), epochs=100)
+  return TrainConfig(model=ModelConfig(latent_dim=2,
+                                       network=mlp.Config(hidden_sizes=(500, 500))), epochs=100)

@@ -11,7 +11,9 @@ active.
 """
 
 from vbayes.config import ModelConfig, TrainConfig
+from vbayes.models.networks import mlp
 
 
 def get_config() -> TrainConfig:
-  return TrainConfig(model=ModelConfig(latent_dim=50, hidden_sizes=(500, 500)), epochs=100)
+  return TrainConfig(model=ModelConfig(latent_dim=50,
+                                       network=mlp.Config(hidden_sizes=(500, 500))), epochs=100)

@@ -14,10 +14,12 @@ Expected held-out NLL by quadrature: ELBO 142.80, IWAE-50 139.28, prior IS K=128
 
 from vbayes.config import ModelConfig, Study, TrainConfig
 from vbayes.objectives import iwae, prior_is
+from vbayes.models.networks import mlp
 
 
 def get_config() -> Study:
-  base = TrainConfig(model=ModelConfig(latent_dim=2, hidden_sizes=(200, 200)), epochs=10)
+  base = TrainConfig(model=ModelConfig(latent_dim=2,
+                                       network=mlp.Config(hidden_sizes=(200, 200))), epochs=10)
   return Study(runs=(
       ("elbo", base),
       ("iwae_k50", base.replace_objective(iwae.Config(k=50))),

@@ -32,6 +32,8 @@ import numpy as np
 from vbayes import precision
 from vbayes.objectives import iwae
 from vbayes.config import ModelConfig
+from vbayes.models.likelihoods import gaussian
+from vbayes.models.networks import mlp
 
 
 def gaussian_toy(key: jax.Array, *, dim: int = 20, num_points: int = 1024,
@@ -51,8 +53,8 @@ def gaussian_toy(key: jax.Array, *, dim: int = 20, num_points: int = 1024,
   theta = jax.random.normal(theta_key, (dim,))
   z = jax.random.normal(z_key, (num_points, dim))
   x = z + theta + jax.random.normal(noise_key, (num_points, dim))
-  model = ModelConfig(data_dim=dim, latent_dim=dim, hidden_sizes=(), likelihood="gaussian",
-                      gaussian_mean="identity", min_scale=1e-3)
+  model = ModelConfig(data_dim=dim, latent_dim=dim, network=mlp.Config(hidden_sizes=()),
+                      likelihood=gaussian.Config(gaussian_mean="identity", min_scale=1e-3))
   a_key, b_key = jax.random.split(pert_key)
   a = 0.5 * jnp.eye(dim) + perturbation * jax.random.normal(a_key, (dim, dim))
   b = -0.5 * theta + perturbation * jax.random.normal(b_key, (dim,))
@@ -61,7 +63,7 @@ def gaussian_toy(key: jax.Array, *, dim: int = 20, num_points: int = 1024,
   params = {
       "encoder": {"layer_0": {"w": encoder_w, "b": encoder_b}},
       "decoder": {"layer_0": {"w": jnp.eye(dim), "b": theta}},
-      "decoder_raw_scale": jnp.full((dim,), math.log(math.expm1(1.0 - model.min_scale))),
+      "decoder_raw_scale": jnp.full((dim,), math.log(math.expm1(1.0 - model.likelihood.min_scale))),
   }
   return model, params, x, theta
 

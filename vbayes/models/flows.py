@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from vbayes import distributions
-from vbayes.models import nets, proposals
+from vbayes.models import nets
+from vbayes.models.interfaces import Proposal
 
 # The gate's bias at initialization: g = sigmoid(1) = 0.73 keeps most of z_{t-1}.
 GATE_BIAS = 1.0
@@ -128,7 +129,7 @@ class IAFNormal(distributions.FromNoise):
 
 
 def iaf_encoder(net: nets.Net, data_dim: int, latent_dim: int, num_steps: int,
-                hidden_sizes: tuple[int, ...], activation: str) -> proposals.Proposal:
+                hidden_sizes: tuple[int, ...], activation: str) -> Proposal:
   """q(z | x): [mu, log sigma^2, h] = net(x) (2L + H outputs, H = hidden_sizes[0]),
   then `num_steps` IAF steps, each a MADE with `hidden_sizes` (its own weights).
   Parameters {"net", "steps"}; each step's gate bias starts at GATE_BIAS and its map
@@ -153,6 +154,6 @@ def iaf_encoder(net: nets.Net, data_dim: int, latent_dim: int, num_steps: int,
     return IAFNormal(distributions.DiagNormal(mean, log_var), context, params["steps"],
                      hidden_sizes=hidden_sizes, activation=activation)
 
-  return proposals.Proposal(
+  return Proposal(
       init=init, distribution=distribution,
       sample=lambda params, key, x_D, k: distribution(params, x_D).sample(key, k))

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from vbayes import distributions
-from vbayes.models import nets, priors, proposals
+from vbayes.models import nets
+from vbayes.models.interfaces import Prior, Proposal
 
 
 @jax.tree_util.register_dataclass
@@ -75,7 +76,7 @@ class GaussianChain(distributions.FromNoise):
     return self.first.log_prob(u) + self._conditional(u).log_prob(v)
 
 
-def two_layer_prior(net: nets.Net, dims: tuple[int, int]) -> priors.Prior:
+def two_layer_prior(net: nets.Net, dims: tuple[int, int]) -> Prior:
   """p(z1, z2) = N(z2; 0, I) N(z1; m(z2), diag exp(s(z2))), [m, s] = net(z2) (2 L1
   outputs), net's parameters under params["prior"]. dims = (L1, L2)."""
   l1, l2 = dims
@@ -84,11 +85,11 @@ def two_layer_prior(net: nets.Net, dims: tuple[int, int]) -> priors.Prior:
     top = distributions.DiagNormal(jnp.zeros((l2,), jnp.float32), jnp.zeros((l2,), jnp.float32))
     return GaussianChain(top, params["prior"], net.apply, second_dim=l1, first_is_last=True)
 
-  return priors.Prior(init=lambda key: net.init(key, l2, 2 * l1), distribution=distribution)
+  return Prior(init=lambda key: net.init(key, l2, 2 * l1), distribution=distribution)
 
 
 def two_layer_encoder(bottom: nets.Net, top: nets.Net, data_dim: int,
-                      dims: tuple[int, int]) -> proposals.Proposal:
+                      dims: tuple[int, int]) -> Proposal:
   """q(z1, z2 | x) = N(z1; mu(x), diag exp(lv(x))) N(z2; m(z1), diag exp(s(z1))):
   [mu, lv] = bottom(x), [m, s] = top(z1). Parameters {"bottom", "top"}. dims = (L1, L2)."""
   l1, l2 = dims
@@ -103,7 +104,7 @@ def two_layer_encoder(bottom: nets.Net, top: nets.Net, data_dim: int,
     return GaussianChain(distributions.DiagNormal(mean, log_var), params["top"], top.apply,
                          second_dim=l2, first_is_last=False)
 
-  return proposals.Proposal(
+  return Proposal(
       init=init, distribution=distribution,
       sample=lambda params, key, x_D, k: distribution(params, x_D).sample(key, k))
 

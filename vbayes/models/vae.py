@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 
 from vbayes import distributions
-from vbayes.config import ModelConfig
-from vbayes.models import conv_nets, flows, hierarchical, likelihoods, nets, priors, proposals
+from vbayes.models import hierarchical, nets
+from vbayes.models.config import ModelConfig
+from vbayes.models.interfaces import Likelihood, Prior, Proposal
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -34,10 +35,10 @@ class Model:
   """p(z) p(x | z) and q(z | x); hashed by identity, so it can be a static jit argument."""
   data_dim: int
   latent_dim: int
-  prior: priors.Prior
+  prior: Prior
   decoder: nets.Net
-  likelihood: likelihoods.Likelihood
-  proposal: proposals.Proposal | None = None  # None: the prior is the proposal
+  likelihood: Likelihood
+  proposal: Proposal | None = None  # None: the prior is the proposal
   latent_layers: tuple[int, ...] = ()  # units per stochastic layer; () for one of latent_dim
 
   @property
@@ -172,66 +173,20 @@ def _broadcast_prior(prior, batch_shape, latent_dim):
   return distributions.Broadcast(prior, tuple(batch_shape))
 
 
-def _mlp_nets(config: ModelConfig) -> tuple[nets.Net, nets.Net]:
-  hidden = tuple(config.hidden_sizes)
-  return nets.mlp(hidden, config.activation), nets.mlp(hidden[::-1], config.activation)
-
-
-def _gated_nets(config: ModelConfig) -> tuple[nets.Net, nets.Net]:
-  hidden = tuple(config.hidden_sizes)
-  return nets.gated_mlp(hidden), nets.gated_mlp(hidden[::-1])
-
-
-def _conv_nets(config: ModelConfig) -> tuple[nets.Net, nets.Net]:
-  hidden = tuple(config.hidden_sizes)
-  side = conv_nets.image_side(config.data_dim, len(config.conv_channels))
-  return (conv_nets.conv_encoder(side, config.conv_channels, hidden, config.activation),
-          conv_nets.conv_decoder(side, config.conv_channels, hidden[::-1], config.activation))
-
-
-# ModelConfig.network -> (encoder net, decoder net) of the config's sizes.
-NETWORKS = {"mlp": _mlp_nets, "gated": _gated_nets, "conv": _conv_nets}
-
-
 @functools.cache
 def build(config: ModelConfig) -> Model:
-  """The model `config` describes: its prior (N(0, I), the VampPrior, or p(z2) p(z1|z2) of
-  two stochastic layers), its networks (MLPs or conv nets), its likelihood, and a
-  Gaussian (optionally followed by an inverse autoregressive flow), implicit or no
-  encoder. Cached: one config, one Model (one jit trace)."""
-  hidden = tuple(config.hidden_sizes)
-  encoder_net, decoder_net = NETWORKS[config.network](config)
-  if config.likelihood == "bernoulli":
-    likelihood = likelihoods.bernoulli()
-  else:
-    likelihood = likelihoods.gaussian(config.min_scale, config.gaussian_mean)
+  """The model `config` describes, each part built by its own Config: the networks, the
+  likelihood on the decoder's output, the proposal on the encoder network and the prior
+  (which may be made of the proposal). Under a prior of several stochastic layers the
+  decoder reads z1 alone. Cached: one config, one Model (one jit trace)."""
+  encoder_net, decoder_net = config.network.build(config)
   layers = config.latent_layers
-  between = nets.mlp(tuple(config.hidden_sizes_2), config.activation)  # z1 <-> z2
   if len(layers) > 1:
     decoder_net = hierarchical.reading_first(decoder_net, layers[0])
-  if config.encoder == "gaussian" and len(layers) > 1:
-    proposal = hierarchical.two_layer_encoder(encoder_net, between, config.data_dim, layers)
-  elif config.encoder == "gaussian" and config.flow == "iaf":
-    proposal = flows.iaf_encoder(encoder_net, config.data_dim, config.latent_dim,
-                                 config.flow_steps, tuple(config.flow_hidden_sizes),
-                                 config.activation)
-  elif config.encoder == "gaussian":
-    proposal = proposals.gaussian_encoder(encoder_net, config.data_dim, config.latent_dim,
-                                          tuple(config.log_var_limits))
-  elif config.encoder == "implicit":
-    proposal = proposals.implicit_encoder(hidden, config.activation, config.data_dim,
-                                          config.latent_dim, config.noise_dim_or_latent)
-  else:
-    proposal = None
-  if config.prior == "vamp":
-    prior = priors.vamp(proposal, config.data_dim, config.num_pseudo_inputs,
-                        tuple(config.pseudo_input_init), tuple(config.pseudo_input_limits))
-  elif len(layers) > 1:
-    prior = hierarchical.two_layer_prior(between, layers)
-  else:
-    prior = priors.standard_normal(config.latent_dim)
-  return Model(data_dim=config.data_dim, latent_dim=sum(layers), prior=prior,
-               decoder=decoder_net, likelihood=likelihood, proposal=proposal,
+  proposal = config.proposal.build(config, encoder_net)
+  return Model(data_dim=config.data_dim, latent_dim=sum(layers),
+               prior=config.prior.build(config, proposal), decoder=decoder_net,
+               likelihood=config.likelihood.build(config), proposal=proposal,
                latent_layers=layers)
 
 

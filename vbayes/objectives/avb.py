@@ -38,6 +38,8 @@ All losses are per image and vmapped; logits go through log_sigmoid, so no
 probability is ever formed.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import functools
 from typing import Any, NamedTuple
@@ -47,9 +49,13 @@ import jax.numpy as jnp
 import optax
 
 from vbayes import distributions, numerics, optimizers, precision
-from vbayes.config import ModelConfig, ObjectiveConfig, TrainConfig, positive_finite, require
-from vbayes.models import Model, as_model, nets
+from vbayes.errors import positive_finite, require
+from vbayes.models import Model, ModelConfig, as_model, nets
 from vbayes.objectives import gradient_step
+from vbayes.objectives.base import ObjectiveConfig
+
+# `config: TrainConfig` below is the run's vbayes.config.TrainConfig, named in annotations
+# only (postponed, PEP 563): vbayes.config imports the objectives, not the other way.
 
 Params = dict
 MOMENT_STREAM = 7  # adaptive contrast's moment samples use fold_in(key, 7)
@@ -63,12 +69,15 @@ class Config(ObjectiveConfig):
   encoder samples per image for the moment-matched r(z|x) of adaptive contrast (0:
   the moments of the K scored samples, as before this option; biased, see
   contrast_moments); adversary_steps: adversary updates per model update;
-  kl_warmup_steps: the KL weight rises linearly to 1 over this many steps.
+  adversary_activation: T(x, z)'s hidden activation; kl_warmup_steps: the KL weight
+  rises linearly to 1 over this many steps.
   """
   name = "avb"
-  encoder = "implicit"
+  proposal = "implicit"
+  needs = frozenset({"implicit"})
   adaptive_contrast: bool = False
   adversary_hidden_sizes: tuple[int, ...] = (256, 256)
+  adversary_activation: str = "relu"
   adversary_learning_rate: float = 1e-3
   adversary_steps: int = 1
   samples: int = 8
@@ -90,6 +99,8 @@ class Config(ObjectiveConfig):
             f"adversary_hidden_sizes must all be positive, got {self.adversary_hidden_sizes}")
     require(self.kl_warmup_steps >= 0,
             f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
+    require(self.adversary_activation in nets.ACTIVATIONS, "adversary_activation must be one "
+            f"of {tuple(nets.ACTIVATIONS)}, got {self.adversary_activation!r}")
 
   def trajectory_dict(self) -> dict[str, Any]:
     d = self.to_dict()
@@ -116,7 +127,8 @@ def adversary_log_density(adv_params: Params, config: TrainConfig, x_D, z_L) -> 
   1 over z; how far the integral is from 1 measures how well T has converged.
   (With adaptive contrast T compares normalized z~ with N(0, I) instead.)
   """
-  return nets.mlp_apply(adv_params, jnp.concatenate([x_D, z_L]), config.model.activation)[0]
+  return nets.mlp_apply(adv_params, jnp.concatenate([x_D, z_L]),
+                        config.objective.adversary_activation)[0]
 
 
 def adversary_logit(adv_params: Params, config: TrainConfig, x_D, z_L, log_ref) -> jax.Array:

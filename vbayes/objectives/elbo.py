@@ -13,9 +13,10 @@ import jax
 import jax.numpy as jnp
 
 from vbayes import distributions
-from vbayes.config import ModelConfig, ObjectiveConfig, require
-from vbayes.models import Model, as_model
+from vbayes.errors import require
+from vbayes.models import Model, ModelConfig, as_model
 from vbayes.objectives import gradient_step
+from vbayes.objectives.base import ObjectiveConfig
 
 KL_ESTIMATORS = ("analytic", "mc")
 
@@ -27,7 +28,8 @@ class Config(ObjectiveConfig):
   linearly from 1/W to 1 over the first W steps (0: the ELBO from the start); the
   reported elbo is always the bound itself."""
   name = "elbo"
-  encoder = "gaussian"
+  proposal = "gaussian"
+  needs = frozenset({"density", "reparameterized"})
   kl_estimator: str = "analytic"
   kl_warmup_steps: int = 0
 

@@ -21,10 +21,11 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from vbayes.config import ModelConfig, ObjectiveConfig, require
-from vbayes.models import Model, as_model
+from vbayes.errors import require
+from vbayes.models import Model, ModelConfig, as_model
 from vbayes.numerics import logmeanexp
 from vbayes.objectives import gradient_step
+from vbayes.objectives.base import ObjectiveConfig
 
 ESTIMATORS = ("reparam", "stl", "dreg")
 sg = jax.lax.stop_gradient
@@ -34,7 +35,8 @@ sg = jax.lax.stop_gradient
 class Config(ObjectiveConfig):
   """k: samples per image; estimator: the encoder's gradient, reparam, stl or dreg."""
   name = "iwae"
-  encoder = "gaussian"
+  proposal = "gaussian"
+  needs = frozenset({"density", "reparameterized"})
   k: int = 50
   estimator: str = "reparam"
 

@@ -11,17 +11,19 @@ import functools
 
 import jax.numpy as jnp
 
-from vbayes.config import ModelConfig, ObjectiveConfig, require
-from vbayes.models import Model, as_model
+from vbayes.errors import require
+from vbayes.models import Model, ModelConfig, as_model
 from vbayes.numerics import logmeanexp
 from vbayes.objectives import gradient_step
+from vbayes.objectives.base import ObjectiveConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(ObjectiveConfig):
   """k: prior samples per image."""
   name = "prior_is"
-  encoder = "none"
+  proposal = "prior"
+  needs = frozenset({"prior"})
   k: int = 128
 
   def __post_init__(self):

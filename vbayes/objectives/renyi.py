@@ -19,17 +19,19 @@ import math
 import jax
 import jax.numpy as jnp
 
-from vbayes.config import ModelConfig, ObjectiveConfig, require
-from vbayes.models import Model, as_model
+from vbayes.errors import require
+from vbayes.models import Model, ModelConfig, as_model
 from vbayes.numerics import logmeanexp
 from vbayes.objectives import gradient_step
+from vbayes.objectives.base import ObjectiveConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(ObjectiveConfig):
   """k: samples per image; alpha: the Rényi order (0: IWAE, 1: ELBO)."""
   name = "renyi"
-  encoder = "gaussian"
+  proposal = "gaussian"
+  needs = frozenset({"density", "reparameterized"})
   k: int = 50
   alpha: float = 0.5
 

@@ -22,13 +22,13 @@ def save_reconstructions(x_NxD, mean_NxD, image_shape, path: str | Path, cols: i
 
 
 def save_prior_samples(means_NxD, samples_NxD, image_shape, rows: int, cols: int,
-                       path: str | Path, likelihood: str = "bernoulli"):
-  """Left: E[x | z] for z ~ p(z); right: one x ~ p(x | z) for the same z."""
+                       path: str | Path, pixels: str = "binary"):
+  """Left: E[x | z] for z ~ p(z); right: one x ~ p(x | z) for the same z (`pixels`: the
+  likelihood's, "binary" or "grey")."""
   fig, axes = figure.figure("prior_samples", ncols=2)
-  figure.show(axes[0], figure.tile(means_NxD, image_shape, rows, cols), "E[x | z],  z ~ N(0, I)")
-  kind = "binary" if likelihood == "bernoulli" else "Gaussian"
+  figure.show(axes[0], figure.tile(means_NxD, image_shape, rows, cols), "E[x | z],  z ~ p(z)")
   figure.show(axes[1], figure.tile(np.clip(samples_NxD, 0, 1), image_shape, rows, cols),
-        f"x ~ p(x | z) ({kind}), same z")
+        f"x ~ p(x | z) ({pixels} pixels), same z")
   fig.tight_layout()
   figure.save(fig, path)
 
