@@ -38,8 +38,9 @@ class HeldOut:
 
   def __init__(self, config: TrainConfig, images_NxD: np.ndarray, binarization: str,
                key: jax.Array, workdir: Path, *, start_step: int, steps_per_epoch: int,
-               total_steps: int, log: Callable[[str], None]):
+               total_steps: int, log: Callable[[str], None], model=None):
     self._config, self._images, self._binarization = config, images_NxD, binarization
+    self._model = config.model if model is None else model  # a Model, or its ModelConfig
     self._key, self._log = key, log
     self._steps_per_epoch, self._total_steps = steps_per_epoch, total_steps
     # Two kept: each is a new best, so after a resume drops a later one (a step the run
@@ -86,7 +87,7 @@ class HeldOut:
     ks = (1, self._config.validation_is_k) if with_is else (1,)
     bounds = evaluate_lib.held_out_bounds(
         state["params"], self._key, self._images,
-        model=self._config.model, binarization=self._binarization, ks=ks,
+        model=self._model, binarization=self._binarization, ks=ks,
         batch_size=self._config.eval_batch_size,
         proposal_samples=self._config.eval_proposal_samples)
     record = {"validation_elbo": bounds[1]}

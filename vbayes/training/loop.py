@@ -39,7 +39,7 @@ from vbayes.training import step as training_step
 from vbayes.training import workdir as workdir_lib
 from vbayes.config import ConfigError, TrainConfig
 from vbayes.errors import UserError
-from vbayes.models import as_model
+from vbayes.models import Model, ModelConfig, as_model
 from vbayes.training.workdir import CONFIG_FILE, WorkdirError  # pylint: disable=unused-import
 
 # Streams of randomness, each from fold_in(root, index): never reused across purposes.
@@ -75,11 +75,28 @@ def _kept_sentence(checkpointer) -> str:
   return f"the last good checkpoint (step {step}) is kept in {checkpointer.directory}"
 
 
+ModelOrBuilder = Model | Callable[[ModelConfig], Model] | None
+
+
+def model_for(config: TrainConfig, model: ModelOrBuilder = None) -> Model:
+  """The Model a run trains: build(config.model) by default; `model` itself; or, for a
+  function, model(config.model)."""
+  if model is None or isinstance(model, Model):
+    return as_model(config.model if model is None else model)
+  return model(config.model)
+
+
 def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | None = None,
         data_dir=None, manual_dir=None, log: Callable[[str], None] = print,
         mesh: jax.sharding.Mesh | None = None,
-        epoch_hook: Callable[[int, dict], dict] | None = None) -> dict:
+        epoch_hook: Callable[[int, dict], dict] | None = None,
+        model: ModelOrBuilder = None) -> dict:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint), then evaluates.
+
+  The model is the one config.model describes, or `model`: a Model composed of any
+  parts (a prior written in a notebook), or a function of config.model that builds one.
+  It trains, resumes, is checked and evaluated as a registered one; config.json records
+  config.model alone, so a resumed run must be given the same `model` again.
 
   One process at a time may run in a workdir (`workdir.open_locked`). A state
   (parameters and optimizer state) is checked to be finite before it is saved or
@@ -100,18 +117,19 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
 
   with distributed.on_primary(locked):
     return _run_locked(config, workdir, data=data, data_dir=data_dir, manual_dir=manual_dir,
-                       log=log, mesh=mesh, epoch_hook=epoch_hook)
+                       log=log, mesh=mesh, epoch_hook=epoch_hook,
+                       model=model_for(config, model))
 
 
 def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_dir, log, mesh,
-                epoch_hook) -> dict:
+                epoch_hook, model: Model) -> dict:
   primary = distributed.is_primary()
   if not primary:
     log = lambda line: None  # pylint: disable=unnecessary-lambda-assignment
   if data is None:
     data = data_lib.load(config.data, data_dir=data_dir, manual_dir=manual_dir)
-  if data.data_dim != config.model.data_dim:
-    raise WorkdirError(f"model data_dim {config.model.data_dim} does not match the "
+  if data.data_dim != model.data_dim:
+    raise WorkdirError(f"model data_dim {model.data_dim} does not match the "
                        f"dataset's {data.data_dim} pixels")
   if config.early_stopping_patience and data.validation is None:
     raise ConfigError(f"early stopping watches the validation ELBO, and {config.data.dataset} "
@@ -129,7 +147,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
   init_key, train_key, data_key, eval_key = (
       jax.random.fold_in(root, s) for s in (INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM))
   # Everything a jitted call or a checkpoint sees is replicated on the (global) mesh.
-  state = training_step.replicate(training_step.init_state(init_key, config), mesh)
+  state = training_step.replicate(training_step.init_state(init_key, config, model), mesh)
   train_key, data_key = training_step.replicate((train_key, data_key), mesh)
   checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints")
   writer, finished, held_out = None, False, None
@@ -160,7 +178,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
     if start_step < total_steps:
       images = training_step.replicate(jnp.asarray(data.train), mesh)
       train_chunk = training_step.make_train_chunk(
-          training_step.make_update(config, steps_per_epoch=steps_per_epoch),
+          training_step.make_update(config, model, steps_per_epoch=steps_per_epoch),
           batch_size=config.batch_size,
           steps_per_call=steps_per_call, steps_per_epoch=steps_per_epoch,
           binarization=data.binarization, mesh=mesh)
@@ -174,7 +192,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
         held_out = held_out_lib.HeldOut(
             config, data.validation, data.binarization,
             jax.random.fold_in(eval_key, VALIDATION_STREAM), workdir, start_step=start_step,
-            steps_per_epoch=steps_per_epoch, total_steps=total_steps, log=log)
+            steps_per_epoch=steps_per_epoch, total_steps=total_steps, log=log, model=model)
         hooks.append(held_out)
       if epoch_hook is not None:
         hooks.append(lambda step, state, key: epoch_hook(step, state["params"]))
@@ -194,12 +212,12 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
       if held_out is not None:  # its checkpoints are written: read them
         held_out.close()
         held_out = None
-      params = restore_params(workdir, config, held_out_lib.BEST_DIR)
+      params = restore_params(workdir, config, held_out_lib.BEST_DIR, model=model)
       evaluated = {"evaluated_step": latest_step(workdir / held_out_lib.BEST_DIR),
                    "stopped_early": step < total_steps}
       log(f"evaluating the best checkpoint by validation ELBO, step "
           f"{evaluated['evaluated_step']}" + (" (stopped early)" if step < total_steps else ""))
-    results = _evaluate_and_plot(config, params, data, eval_key, workdir, log, step)
+    results = _evaluate_and_plot(config, model, params, data, eval_key, workdir, log, step)
     results = {"step": step, "epoch": step / steps_per_epoch, **evaluated, **results}
     writer.write(results)
     log("test: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
@@ -308,15 +326,14 @@ def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps,
 
 
 @precision.estimates  # also its eager parts (the figures' reconstructions)
-def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, eval_key,
-                       workdir: Path, log, step: int) -> dict:
+def _evaluate_and_plot(config: TrainConfig, model: Model, params, data: data_lib.ImageData,
+                       eval_key, workdir: Path, log, step: int) -> dict:
   """Test metrics (an EvaluationError if any is non-finite) and, on process 0, the run's
   figures."""
   figures = workdir / "figures"
-  model = config.model
   t0 = time.perf_counter()
   quadrature = ({"limit": config.quadrature_limit, "points": config.quadrature_points}
-                if as_model(model).latent_dim == 2 else None)
+                if model.latent_dim == 2 else None)
   log(f"evaluating {len(data.test)} test images: importance sampling with k={config.eval_k}"
       + (f", then {config.quadrature_points}^2-point grid quadrature" if quadrature else ""))
   results = evaluate_lib.evaluate(params, eval_key, data.test, model=model,
@@ -341,7 +358,6 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
   workdir_lib.write_array_atomically(workdir / TEST_LOG_PX_FILE, log_px_N)
   figures.mkdir(exist_ok=True)
   params = distributed.local_copy(params)
-  model = as_model(model)
   if model.has_encoder:
     x = np.asarray(data_lib.to_float(jax.random.fold_in(eval_key, 99),
                                      jnp.asarray(data.test[:10]), data.binarization))
@@ -361,8 +377,10 @@ def _evaluate_and_plot(config: TrainConfig, params, data: data_lib.ImageData, ev
 
 
 def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData,
-                   log: Callable[[str], None] = print, mesh: jax.sharding.Mesh | None = None):
-  """The parameters of a finished run of `config` in `workdir`.
+                   log: Callable[[str], None] = print, mesh: jax.sharding.Mesh | None = None,
+                   model: ModelOrBuilder = None):
+  """The parameters of a finished run of `config` (of `model`, as `run` takes it) in
+  `workdir`.
 
   A workdir whose run reached config.epochs and was evaluated is only read;
   otherwise the run is trained (resumed, or extended to more epochs) and
@@ -376,9 +394,9 @@ def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.I
     if records and "test_nll" in records[-1] and (records[-1]["step"] >= total_steps
                                                   or records[-1].get("stopped_early")):
       log(f"loading the trained model from {workdir} (step {records[-1]['step']})")
-      return restore_params(workdir, config, evaluated_checkpoints(config))
-  run(config, workdir, data=data, log=log, mesh=mesh)
-  return restore_params(workdir, config, evaluated_checkpoints(config))
+      return restore_params(workdir, config, evaluated_checkpoints(config), model=model)
+  run(config, workdir, data=data, log=log, mesh=mesh, model=model)
+  return restore_params(workdir, config, evaluated_checkpoints(config), model=model)
 
 
 def evaluated_checkpoints(config: TrainConfig) -> str:
@@ -387,12 +405,14 @@ def evaluated_checkpoints(config: TrainConfig) -> str:
   return held_out_lib.BEST_DIR if config.early_stopping_patience else "checkpoints"
 
 
-def restore_params(workdir: str | Path, config: TrainConfig, checkpoints: str = "checkpoints"):
+def restore_params(workdir: str | Path, config: TrainConfig, checkpoints: str = "checkpoints",
+                   model: ModelOrBuilder = None):
   """The parameters of the latest checkpoint in a run's workdir (in workdir/checkpoints,
   or another folder of it: held_out.BEST_DIR), on this process's first device (read by
-  every process of a multi-process run, as Orbax needs)."""
+  every process of a multi-process run, as Orbax needs); `model` as `run` takes it."""
   mesh = training_step.make_mesh()
-  like = training_step.replicate(training_step.init_state(jax.random.key(0), config), mesh)
+  like = training_step.replicate(
+      training_step.init_state(jax.random.key(0), config, model_for(config, model)), mesh)
   checkpointer = checkpoint_lib.Checkpointer(Path(workdir) / checkpoints)
   try:
     state, _ = checkpointer.restore(like, training_step.replicate(jax.random.key(0), mesh))
