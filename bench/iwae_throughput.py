@@ -29,7 +29,7 @@ import numpy as np
 from absl import app, flags
 
 import common  # bench/common.py, beside this script
-from vbayes import config as config_lib, numerics
+from vbayes import config as config_lib
 from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.models import build
 from vbayes.models.networks import mlp
@@ -56,7 +56,7 @@ def train_timer(shapes: common.Shapes, k: int, images, steps: int) -> common.Tim
 
 def eval_chunk(batch: int) -> int:
   """Samples per evaluation step, as evaluate.evaluate picks them for this batch size."""
-  return numerics.largest_divisor_at_most(5000, evaluate.MAX_ROWS_PER_CHUNK // batch)
+  return evaluate.chunk_size(5000, batch, 784, evaluate.MAX_ROWS_PER_CHUNK)
 
 
 def eval_timer(shapes: common.Shapes, images) -> common.Timer:

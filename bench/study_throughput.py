@@ -29,7 +29,6 @@ from absl import app, flags
 
 import common  # bench/common.py, beside this script
 from experiments import configs
-from vbayes import numerics
 from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.models import build
 
@@ -86,7 +85,7 @@ def main(argv):
                                  steps_per_call=steps)
     params = build(config.model).init(jax.random.key(0))
     eval_k = 50 if FLAGS.smoke else config.eval_k
-    chunk = numerics.largest_divisor_at_most(eval_k, evaluate.MAX_ROWS_PER_CHUNK // 100)
+    chunk = evaluate.chunk_size(eval_k, 100, 784, evaluate.MAX_ROWS_PER_CHUNK)
     eval_timer = common.Timer(
         lambda _, c=config, p=params, n=chunk, k=eval_k: evaluate.importance_sampled_log_likelihood(
             p, jax.random.key(3), x, model=c.model, k=k, chunk=n), None, 100)

@@ -9,7 +9,7 @@ experiments/configs/avb_vs_vae.py; --config picks another, the flags below and -
 override its fields. Test NLL by importance sampling on the 10000 test images (the
 VAE's encoder as its proposal; for AVB, the Gaussian moment-matched to 1000 encoder
 samples), and on the first --kde_images test images also with the kernel density
-of 1000 encoder samples as AVB's proposal (objectives/avb.py, kde_log_likelihood).
+of 1000 encoder samples as AVB's proposal (vbayes/evaluation/kernel_density.py).
 The runs' folders are experiments.train workdirs.
 
 Writes, in --workdir: vae/ and avb_ac/ (rerunning resumes or loads them),
@@ -30,14 +30,12 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import latent, numerics
+from vbayes import keys, latent
 from vbayes.plots import images as image_plots, latents as latent_plots
-from vbayes.evaluation import importance_sampling as evaluate
+from vbayes.evaluation import estimators
 from vbayes.training import metrics_io
 from vbayes.training import loop as training_loop
-from vbayes.objectives import avb
 from vbayes.models import build
-from vbayes.progress import Progress
 
 FLAGS = flags.FLAGS
 common.define_config_flags("avb_vs_vae")
@@ -129,35 +127,25 @@ def main(argv):
 def first_images_nll(configs, params, data, num: int) -> dict[str, float]:
   """Mean -log p(x) over the first `num` test images, k = eval_k: the VAE with its
   encoder as proposal, AVB with the kernel density of 1000 encoder samples."""
-  x = jnp.asarray(data.test[:num], jnp.float32)
   first = next(iter(configs.values()))
-  key = jax.random.fold_in(jax.random.key(first.seed), 1002)
-  k = first.eval_k
+  key = keys.stream(jax.random.key(first.seed), keys.STUDY_COMPARISON)
+  settings = estimators.Settings(k=first.eval_k, kde_centres=1000,
+                                 kde_bandwidth=FLAGS.kde_bandwidth)
   out = {}
   for name, config in configs.items():
-    log_px = []
-    proposal = "kernel density" if not config.model.proposal.offers >= {"density"} else "encoder"
-    progress = Progress(f"[{name}] importance sampling, k={k}, {proposal} proposal", total=num,
-                        unit="images", log=lambda line: print(line, flush=True))
-    for start in range(0, num, 100):
-      batch, batch_key = x[start:start + 100], jax.random.fold_in(key, start)
-      if not config.model.proposal.offers >= {"density"}:
-        log_px.append(avb.kde_log_likelihood(
-            params[name], batch_key, batch, model=config.model, k=k, num_centres=1000,
-            bandwidth=FLAGS.kde_bandwidth, chunk=numerics.largest_divisor_at_most(k, 100)))
-      else:
-        log_px.append(evaluate.importance_sampled_log_likelihood(
-            params[name], batch_key, batch, model=config.model, k=k,
-            chunk=numerics.largest_divisor_at_most(k, 100))[0])
-      progress.update(min(start + 100, num), wait_for=log_px[-1])
-    out[name] = float(-jnp.mean(jnp.concatenate(log_px)))
+    method = "is" if config.model.proposal.offers >= {"density"} else "kde"
+    per_image, _ = estimators.ESTIMATORS[method](
+        params[name], key, data.test[:num], model=build(config.model),
+        binarization=data.binarization, settings=settings,
+        log=lambda line, name=name: print(f"[{name}] {line}", flush=True))
+    out[name] = float(-np.mean(per_image["log_px"]))
   return out
 
 
 def write_figures(figures: Path, configs, params, data):
   first = next(iter(configs.values()))
   latent_dim = first.model.latent_dim
-  key = jax.random.fold_in(jax.random.key(first.seed), 1001)
+  key = keys.stream(jax.random.key(first.seed), keys.STUDY_FIGURES)
   rows, cols = 8, 8
   z = jax.random.normal(jax.random.fold_in(key, 0), (rows * cols, latent_dim))
   image_plots.save_image_grids(

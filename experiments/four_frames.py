@@ -26,7 +26,7 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import latent
+from vbayes import keys, latent
 from vbayes.plots import latents as latent_plots
 from vbayes.training import metrics_io
 from vbayes.training import loop as training_loop
@@ -97,7 +97,7 @@ def main(argv):
   print(table)
 
   images = jnp.asarray(data_lib.four_frames(1), jnp.float32)
-  key = jax.random.fold_in(jax.random.key(seeds[0]), 1001)
+  key = keys.stream(jax.random.key(seeds[0]), keys.STUDY_FIGURES)
   panels = {}
   for name in names:
     title, run = TITLES.get(name, name), configs[name, seeds[0]]

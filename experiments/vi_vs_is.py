@@ -29,6 +29,7 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
+from vbayes import keys
 from vbayes.plots import curves as curve_plots, latents as latent_plots
 from vbayes.evaluation import grid
 from vbayes.training import metrics_io
@@ -36,7 +37,6 @@ from vbayes.training import loop as training_loop
 from vbayes.models import build
 
 FLAGS = flags.FLAGS
-CURVE_STREAM = 1003  # the held-out curve's binarization key: fold_in(key(seed), 1003)
 common.define_config_flags("vi_vs_is")
 flags.DEFINE_string("workdir", None, "Output folder.", required=True)
 flags.DEFINE_integer("curve_images", 1000, "Test images for the held-out NLL curve.")
@@ -92,7 +92,7 @@ def main(argv):
   data = data_lib.load(first.data, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir)
   workdir = Path(FLAGS.workdir)
   # The curve's images are binarized once, as the final evaluation binarizes its own.
-  curve_x = data_lib.to_float(jax.random.fold_in(jax.random.key(seed), CURVE_STREAM),
+  curve_x = data_lib.to_float(keys.stream(jax.random.key(seed), keys.STUDY_CURVE),
                               jnp.asarray(data.test[:FLAGS.curve_images]), data.binarization)
 
   def held_out_nll(step, params, model):

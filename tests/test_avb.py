@@ -14,7 +14,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from vbayes import distributions
-from vbayes.evaluation import grid
+from vbayes.evaluation import grid, kernel_density
 from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes.training import step as training_step
@@ -186,11 +186,11 @@ def test_kernel_density_proposal_recovers_the_exact_log_marginal(lg_model):
   params = {**lg_model.params(), "encoder": {"layer_0": {"w": w.astype(jnp.float32),
                                                          "b": exact["b"][:latent]}}}
   x = lg_model.sample(jax.random.key(0), 5)
-  got = avb.kde_log_likelihood(params, jax.random.key(1), x, model=model, k=2000,
+  got = kernel_density.kde_log_likelihood(params, jax.random.key(1), x, model=model, k=2000,
                                num_centres=400, bandwidth=0.1, chunk=200)
   np.testing.assert_allclose(got, lg_model.log_marginal(x), atol=0.03)
   # A proposal far too narrow around a single sample is visibly worse: the check can fail.
-  bad = avb.kde_log_likelihood(params, jax.random.key(1), x, model=model, k=2000,
+  bad = kernel_density.kde_log_likelihood(params, jax.random.key(1), x, model=model, k=2000,
                                num_centres=1, bandwidth=0.01, chunk=200)
   assert float(jnp.mean(lg_model.log_marginal(x) - bad)) > 0.5
 

@@ -521,6 +521,29 @@ def test_avb_runs_end_to_end(runs, name):
 
 
 @pytest.mark.slow
+def test_evaluate_with_the_runs_seed_reads_its_test_images_as_the_run_did(runs, tmp_path):
+  """Dynamically binarized test images: experiments.evaluate --method=is with the run's
+  seed and k gives each image the log p(x) of the run's own evaluation (the same
+  binarization and draws, vbayes.keys); another seed binarizes them otherwise."""
+  succeeded(runs["grey_dynamic"][0])
+  workdir = tmp_path / "run"
+  shutil.copytree(runs["grey_dynamic"][1], workdir)
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["data"]["binarization"] == "dynamic"
+  k, data_dir = config["eval_k"], runs["grey_dynamic"][1].parent / "grey"
+  shutil.copytree(workdir, tmp_path / "other")
+  same, other = run_cases([[f"--workdir={tmp_path / name}", "--method=is", f"--k={k}",
+                            f"--seed={seed}", f"--data_dir={data_dir}"]
+                           for name, seed in (("run", 0), ("other", 1))], module="evaluate")
+  assert same["code"] == 0 and other["code"] == 0, (same["stderr"][-2000:],
+                                                     other["stderr"][-2000:])
+  run_log_px = np.load(workdir / training_loop.TEST_LOG_PX_FILE)
+  np.testing.assert_allclose(np.load(workdir / "evaluation_is_log_px.npy"), run_log_px,
+                             rtol=1e-6)
+  assert not np.allclose(np.load(tmp_path / "other" / "evaluation_is_log_px.npy"), run_log_px)
+
+
+@pytest.mark.slow
 def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_path):
   """experiments.evaluate on a copy of the 2-D 4Frames IAF run: AIS (64 chains, 300
   steps) within 0.1 nats of exact quadrature, BDMC's lower bound below its upper, each

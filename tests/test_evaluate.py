@@ -220,3 +220,20 @@ def test_evaluation_chunks_follow_the_device_memory():
   assert is_lib.default_rows_per_chunk(784, Device("tpu", 16 * 2**30)) == expected
   assert is_lib.default_rows_per_chunk(784, Device("gpu", 2**20)) == is_lib.MAX_ROWS_PER_CHUNK
   assert is_lib.default_rows_per_chunk(784, Device("gpu", None)) == is_lib.MAX_ROWS_PER_CHUNK
+
+
+def test_an_images_dynamic_binarization_depends_on_its_index_alone():
+  """over_images.binarized draws image j from its own key: the same in any batch, at
+  any batch size, and map_over_images hands the estimator those images."""
+  from vbayes.evaluation import over_images
+  images = np.random.default_rng(0).integers(0, 256, size=(7, 30)).astype(np.uint8)
+  key = jax.random.key(3)
+  whole = np.asarray(over_images.binarized(images, key, "dynamic"))
+  parts = [np.asarray(over_images.binarized(images[a:a + 3], key, "dynamic", first_index=a))
+           for a in range(0, 7, 3)]
+  np.testing.assert_array_equal(whole, np.concatenate(parts))
+  assert set(np.unique(whole)) == {0.0, 1.0}
+  for size in (2, 7, 10):
+    seen = over_images.map_over_images(lambda i, x: {"x": x}, images, key=key,
+                                       binarization="dynamic", batch_size=size)["x"]
+    np.testing.assert_array_equal(seen, whole)

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from vbayes import config as config_lib, data as data_lib
+from vbayes import config as config_lib, data as data_lib, keys
 from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes.training import checkpoint as checkpoint_lib, held_out, loop, metrics_io
 from vbayes.training import step as training_step
@@ -69,8 +69,7 @@ def test_the_curve_shows_overfitting_and_keeps_the_best_checkpoint(overfit_run):
     state, _ = best.restore(like, jax.random.key(0))
   finally:
     best.close()
-  key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), loop.EVAL_STREAM),
-                           loop.VALIDATION_STREAM)
+  key = keys.stream(keys.evaluation_key(0), keys.VALIDATION)
   again = evaluate_lib.held_out_bounds(state["params"], key, data.validation,
                                        model=config().model, binarization="fixed", ks=(1,),
                                        batch_size=config().eval_batch_size)
@@ -144,7 +143,7 @@ def test_early_stopping_stops_after_patience_and_evaluates_the_best(overfit_run,
   assert final["step"] == curve[-1][0]
   best = loop.restore_params(workdir, stopping_config(), held_out.BEST_DIR)
   latest = loop.restore_params(workdir, stopping_config())
-  eval_key = jax.random.fold_in(jax.random.key(0), loop.EVAL_STREAM)
+  eval_key = keys.evaluation_key(0)
   nll = lambda params: evaluate_lib.evaluate(
       params, eval_key, data.test, model=config().model, binarization="fixed", k=10,
       batch_size=config().eval_batch_size)["test_nll"]

@@ -17,10 +17,9 @@ import pytest
 from jax._src.lax import lax as lax_internal
 
 from vbayes import config as config_lib, distributions, precision, svi
-from vbayes.evaluation import ais, grid
+from vbayes.evaluation import ais, grid, kernel_density
 from vbayes.evaluation import importance_sampling as is_lib
 from vbayes.models import build
-from vbayes.objectives import avb
 from vbayes.training import step as training_step
 from vbayes.models.networks import conv
 from vbayes.models.networks import gated
@@ -92,7 +91,7 @@ def estimator_programs(name: str):
     programs["quadrature"] = grid.log_joint_on_grid.lower(params, x, model=model, limit=3.0,
                                                           points=8)
   if MODELS[name].proposal.name == "implicit":
-    programs["kernel density"] = avb.kde_log_likelihood.lower(
+    programs["kernel density"] = kernel_density.kde_log_likelihood.lower(
         params, key, x, model=model, k=4, num_centres=4, bandwidth=0.5, chunk=2)
   if name == "mlp":
     q_svi = {"mean": jnp.zeros((2, 2)), "log_var": jnp.zeros((2, 2))}

@@ -14,9 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes import data as data_lib
-from vbayes import distributed, distributions, numerics, precision
-from vbayes.evaluation import grid
+from vbayes import distributed, distributions, keys, numerics, precision
+from vbayes.evaluation import grid, over_images
 from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
 from vbayes.progress import Progress
@@ -102,14 +101,11 @@ def moment_matched(z_xKxL) -> distributions.DiagNormal:
   return distributions.DiagNormal(mean, 2.0 * jnp.log(sd))
 
 
-def _batches(images: np.ndarray, batch_size: int):
-  """Yields (batch, number of real rows); the last batch is padded by repetition."""
-  for start in range(0, len(images), batch_size):
-    batch = images[start:start + batch_size]
-    n = len(batch)
-    if n < batch_size:
-      batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
-    yield batch, n
+def chunk_size(k: int, batch_size: int, data_dim: int, rows_per_chunk: int | None = None) -> int:
+  """Samples per scan step for k samples of batch_size images: the largest divisor of k
+  with at most rows_per_chunk (default `default_rows_per_chunk`) decoder rows."""
+  rows = rows_per_chunk or default_rows_per_chunk(data_dim)
+  return numerics.largest_divisor_at_most(k, max(1, rows // batch_size))
 
 
 def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
@@ -134,62 +130,37 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   With `quadrature` ({"limit", "points"}) and a 2-D latent, also nll_quadrature.
   With per_image, also "test_log_px": the [N] array of every image's log p(x) estimate
   (what a paired comparison of two models on the same images needs).
-  Dynamically binarized data is binarized once, with `key`, for the whole test.
-  rows_per_chunk bounds the decoder rows (samples x images) per scan step (default:
-  `default_rows_per_chunk(data_dim)`, from the device's memory).
-  With `log`, progress lines (rate, ETA) at most every 10 s, between batches.
-  Under several processes (vbayes.distributed) each evaluates every P-th batch, with
-  the keys it has on one process, and all gather every image's numbers.
+  `key` is the evaluation key (vbayes.keys): images are binarized and batches drawn
+  from its streams (over_images.map_over_images), so experiments.evaluate with the
+  run's seed reads the same images. rows_per_chunk bounds the decoder rows (samples x
+  images) per scan step (default: `default_rows_per_chunk(data_dim)`, from the device's
+  memory). With `log`, progress lines (rate, ETA) at most every 10 s, between batches.
   """
-  binarize_key, sample_key, proposal_key = jax.random.split(key, 3)
-  kl_key, mean_key = jax.random.fold_in(key, 3), jax.random.fold_in(key, 4)
   model = as_model(model)
   params = distributed.local_copy(params)
   implicit = not model.has_proposal_density
-  with_quadrature = quadrature is not None and model.latent_dim == 2
-  rows = rows_per_chunk or default_rows_per_chunk(model.data_dim)
-  chunk = numerics.largest_divisor_at_most(k, max(1, rows // batch_size))
-  batches = list(_batches(images_NxD, batch_size))
-  mine = distributed.my_batches(len(batches))
-  # Per batch of this process's share: [batch_size] each, the means [batch_size, L].
-  per_batch = {"log_px": [], "recon": [], "kl": [], "means": [], "x": []}
-  progress = Progress(f"importance sampling, k={k}", total=len(images_NxD), unit="images",
-                      log=log)
-  for done, i in enumerate(mine):
-    batch, _ = batches[i]
-    x = data_lib.to_float(jax.random.fold_in(binarize_key, i), jnp.asarray(batch), binarization)
-    per_batch["x"].append(x)
-    q = None  # without an encoder, the prior proposes (inside the jitted sampler)
+  chunk = chunk_size(k, batch_size, model.data_dim, rows_per_chunk)
+  sample_key, proposal_key, kl_key, mean_key = (
+      keys.stream(key, s) for s in (keys.SAMPLES, keys.PROPOSAL, keys.KL, keys.POSTERIOR_MEAN))
+
+  def batch_metrics(i, x):
+    out, q = {}, None  # without an encoder, the prior proposes (inside the jitted sampler)
     if model.has_encoder:
-      q = proposal_for(params, jax.random.fold_in(proposal_key, i), x, model=model,
+      q = proposal_for(params, keys.item(proposal_key, i), x, model=model,
                        proposal_samples=proposal_samples)
-      per_batch["means"].append(posterior_mean(q, jax.random.fold_in(mean_key, i),
-                                               proposal_samples))
-    lp, rec = importance_sampled_log_likelihood(
-        params, jax.random.fold_in(sample_key, i), x, model=model, k=k, chunk=chunk, proposal=q)
-    per_batch["log_px"].append(lp); per_batch["recon"].append(rec)
-    progress.update(min((done + 1) * batch_size * jax.process_count(), len(images_NxD)),
-                    wait_for=lp)
+      out["means"] = posterior_mean(q, keys.item(mean_key, i), proposal_samples)
+    out["log_px"], out["recon"] = importance_sampled_log_likelihood(
+        params, keys.item(sample_key, i), x, model=model, k=k, chunk=chunk, proposal=q)
     if not implicit:  # q's KL; the moment-matched proposal of an implicit q is not q
-      per_batch["kl"].append(jnp.zeros(batch_size) if q is None else
-                             _kl(q, params, jax.random.fold_in(kl_key, i), model=model))
-  if with_quadrature:
-    xs = per_batch.pop("x")
-    grid_B = (grid.quadrature_log_likelihood(params, jnp.concatenate(xs), model=model, log=log,
-                                             **quadrature) if xs else jnp.zeros(0))
-    per_batch["quadrature"] = jnp.split(grid_B, len(xs)) if xs else []
-  per_batch.pop("x", None)
-  rows = [n for _, n in batches]
+      out["kl"] = (jnp.zeros(len(x)) if q is None else
+                   _kl(q, params, keys.item(kl_key, i), model=model))
+    return out
 
-  def gathered(name: str, trailing=()) -> np.ndarray:
-    """The per-image values of every batch, in image order, padding rows dropped."""
-    local = jax.device_get(per_batch[name])
-    values = distributed.gather_batches(local, len(batches), (batch_size, *trailing))
-    return np.concatenate([v[:n] for v, n in zip(values, rows)])
-
-  log_px, recon = gathered("log_px"), gathered("recon")
-  kl = None if implicit else gathered("kl")
-  means = gathered("means", (model.latent_dim,)) if model.has_encoder else None
+  values = over_images.map_over_images(
+      batch_metrics, images_NxD, key=key, binarization=binarization, batch_size=batch_size,
+      progress=Progress(f"importance sampling, k={k}", total=len(images_NxD), unit="images",
+                        log=log), wait_for="log_px")
+  log_px, recon, kl, means = (values.get(name) for name in ("log_px", "recon", "kl", "means"))
   results = {
       "test_nll": float(-log_px.mean()),
       "test_nll_stderr": _standard_error(log_px),
@@ -204,8 +175,13 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
       "eval_k": k,
       "num_test_images": int(len(log_px)),
   }
-  if with_quadrature:
-    results["test_nll_quadrature"] = float(-np.mean(gathered("quadrature")))
+  if quadrature is not None and model.latent_dim == 2:  # every image at once: one grid
+    per_process = -(-len(images_NxD) // jax.process_count())
+    grid_log_px = over_images.map_over_images(
+        lambda i, x: {"log_px": grid.quadrature_log_likelihood(params, x, model=model, log=log,
+                                                                **quadrature)},
+        images_NxD, key=key, binarization=binarization, batch_size=per_process)["log_px"]
+    results["test_nll_quadrature"] = float(-np.mean(grid_log_px))
   if per_image:
     results["test_log_px"] = log_px
   return results
@@ -219,29 +195,22 @@ def held_out_bounds(params, key, images_NxD: np.ndarray, *, model: Model | Model
   k-sample importance-weighted bound L_k (Burda et al. 2016), k = 1 the ELBO (a
   one-sample estimate per image; for an implicit encoder, the bound of its
   moment-matched Gaussian, `proposal_for`). Cheap enough to watch during training:
-  nothing else is computed. Shared among processes like `evaluate`."""
-  binarize_key, proposal_key, sample_key = jax.random.split(key, 3)
+  nothing else is computed. Mapped over the images as `evaluate` is."""
   model = as_model(model)
   params = distributed.local_copy(params)
-  rows = rows_per_chunk or default_rows_per_chunk(model.data_dim)
-  batches = list(_batches(images_NxD, batch_size))
-  local = {k: [] for k in ks}
-  for i in distributed.my_batches(len(batches)):
-    x = data_lib.to_float(jax.random.fold_in(binarize_key, i), jnp.asarray(batches[i][0]),
-                          binarization)
-    q = (proposal_for(params, jax.random.fold_in(proposal_key, i), x, model=model,
+  sample_key, proposal_key = keys.stream(key, keys.SAMPLES), keys.stream(key, keys.PROPOSAL)
+
+  def batch_bounds(i, x):
+    q = (proposal_for(params, keys.item(proposal_key, i), x, model=model,
                       proposal_samples=proposal_samples) if model.has_encoder else None)
-    for k in ks:
-      chunk = numerics.largest_divisor_at_most(k, max(1, rows // batch_size))
-      lp, _ = importance_sampled_log_likelihood(
-          params, jax.random.fold_in(jax.random.fold_in(sample_key, i), k), x, model=model,
-          k=k, chunk=chunk, proposal=q)
-      local[k].append(lp)
-  out = {}
-  for k in ks:
-    values = distributed.gather_batches(jax.device_get(local[k]), len(batches), (batch_size,))
-    out[k] = float(np.mean(np.concatenate([v[:n] for v, (_, n) in zip(values, batches)])))
-  return out
+    return {f"L_{k}": importance_sampled_log_likelihood(
+        params, keys.item(keys.item(sample_key, i), k), x, model=model, k=k,
+        chunk=chunk_size(k, batch_size, model.data_dim, rows_per_chunk), proposal=q)[0]
+            for k in ks}
+
+  values = over_images.map_over_images(batch_bounds, images_NxD, key=key,
+                                       binarization=binarization, batch_size=batch_size)
+  return {k: float(np.mean(values[f"L_{k}"])) for k in ks}
 
 
 @functools.partial(jax.jit, static_argnames=("model", "samples"))

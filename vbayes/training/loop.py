@@ -31,7 +31,8 @@ from vbayes.training import checkpoint as checkpoint_lib
 from vbayes import data as data_lib
 from vbayes import distributed
 from vbayes.evaluation import importance_sampling as evaluate_lib
-from vbayes import numerics, precision
+from vbayes import keys, numerics, precision
+from vbayes.evaluation import over_images
 from vbayes.plots import curves as curve_plots, images as image_plots, latents as latent_plots
 from vbayes.training import held_out as held_out_lib
 from vbayes.training import metrics_io
@@ -42,12 +43,9 @@ from vbayes.errors import UserError
 from vbayes.models import Model, ModelConfig, as_model
 from vbayes.training.workdir import CONFIG_FILE, WorkdirError  # pylint: disable=unused-import
 
-# Streams of randomness, each from fold_in(root, index): never reused across purposes.
-INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM = range(4)
 # Every test image's log p(x) estimate of the run's evaluation (float32 [N], in test-set
 # order): what a paired comparison with another run on the same images reads.
 TEST_LOG_PX_FILE = "test_log_px.npy"
-VALIDATION_STREAM = 1_000_003  # fold_in(eval key, this): the held-out curve's, apart from the test's
 
 
 class TrainingDiverged(UserError):
@@ -145,7 +143,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
   mesh = training_step.make_mesh() if mesh is None else mesh
   root = jax.random.key(config.seed)
   init_key, train_key, data_key, eval_key = (
-      jax.random.fold_in(root, s) for s in (INIT_STREAM, TRAIN_STREAM, DATA_STREAM, EVAL_STREAM))
+      keys.stream(root, s) for s in (keys.INIT, keys.TRAIN, keys.DATA, keys.EVAL))
   # Everything a jitted call or a checkpoint sees is replicated on the (global) mesh.
   state = training_step.replicate(training_step.init_state(init_key, config, model), mesh)
   train_key, data_key = training_step.replicate((train_key, data_key), mesh)
@@ -191,7 +189,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
       if data.validation is not None:
         held_out = held_out_lib.HeldOut(
             config, data.validation, data.binarization,
-            jax.random.fold_in(eval_key, VALIDATION_STREAM), workdir, start_step=start_step,
+            keys.stream(eval_key, keys.VALIDATION), workdir, start_step=start_step,
             steps_per_epoch=steps_per_epoch, total_steps=total_steps, log=log, model=model)
         hooks.append(held_out)
       if epoch_hook is not None:
@@ -358,13 +356,13 @@ def _evaluate_and_plot(config: TrainConfig, model: Model, params, data: data_lib
   workdir_lib.write_array_atomically(workdir / TEST_LOG_PX_FILE, log_px_N)
   figures.mkdir(exist_ok=True)
   params = distributed.local_copy(params)
-  if model.has_encoder:
-    x = np.asarray(data_lib.to_float(jax.random.fold_in(eval_key, 99),
-                                     jnp.asarray(data.test[:10]), data.binarization))
-    q = evaluate_lib.proposal_for(params, jax.random.fold_in(eval_key, 98), x, model=model,
+  if model.has_encoder:  # the first test images as the evaluation read them
+    x = np.asarray(over_images.binarized(data.test[:10], eval_key, data.binarization))
+    figures_key = keys.stream(eval_key, keys.FIGURES)
+    q = evaluate_lib.proposal_for(params, keys.item(figures_key, 0), x, model=model,
                                   proposal_samples=100)
     recon = model.mean_image(params, evaluate_lib.posterior_mean(
-        q, jax.random.fold_in(eval_key, 97), 100))
+        q, keys.item(figures_key, 1), 100))
     image_plots.save_reconstructions(x, np.asarray(recon), data.image_shape,
                                figures / "reconstructions.png")
   if model.latent_dim == 2:
