@@ -11,6 +11,7 @@ import logging as std_logging
 import os
 import sys
 
+import jax
 import numpy as np
 from absl import app, flags, logging
 
@@ -29,6 +30,14 @@ def fail(message: str):
   """Prints `error: message` on one line to stderr and exits with status 1."""
   print("error: " + " ".join(str(message).split()), file=sys.stderr)
   sys.exit(1)
+
+
+def out_of_memory(error: Exception) -> str:
+  """One line for an allocation that failed: what ran out, and what to change."""
+  first = next((line.strip() for line in str(error).splitlines() if "RESOURCE_EXHAUSTED" in line),
+               "RESOURCE_EXHAUSTED")
+  return (f"out of memory ({first[:200]}); use a smaller model (--latent_dim, --hidden_sizes), "
+          "--batch_size, --eval_batch_size or --quadrature_points; nothing more was written")
 
 
 def parse_flags(argv):
@@ -73,6 +82,10 @@ def with_errors(main):
       return main(argv)
     except USER_ERRORS as e:
       fail(e)
+    except jax.errors.JaxRuntimeError as e:
+      if "RESOURCE_EXHAUSTED" not in str(e):
+        raise
+      fail(out_of_memory(e))
 
   return wrapped
 

@@ -44,7 +44,7 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
-from vbayes import distributed, keys, precision
+from vbayes import distributed, keys, precision, resources
 from vbayes.evaluation import ais, estimators
 from vbayes.models import build
 from vbayes.training import loop as training_loop
@@ -158,6 +158,8 @@ def main(argv):
 
 
 def evaluate(workdir: Path):
+  if FLAGS.method == "quadrature":  # before minutes of loading and work
+    resources.check_quadrature_fits(FLAGS.quadrature_points)
   config, params, step = load_run(workdir, FLAGS.checkpoint)
   model = build(config.model)
   settings = estimators.Settings(

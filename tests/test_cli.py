@@ -289,10 +289,18 @@ BAD_FLAGS = [
     ("--config=four_frames", "four_frames is a study of several runs (vae, avb, avb_ac): "
      "run it with its own script"),
     ("--set=epochs", "an override is path=value"),
-    ("--set=model.latnt_dim=3", "no config field 'model.latnt_dim': ModelConfig's fields"),
+    ("--set=model.latnt_dim=3", "no config field 'model.latnt_dim': no part of this model has "
+     "the setting 'latnt_dim'"),
+    ("--set=model.prior=flat", "unknown prior 'flat': choose one of"),
+    ("--num_components=3", "no config field 'model.num_components': no part of this model "
+     "has the setting 'num_components' (the mixture prior has it"),
+    ("--dataset=4frames --latent_dim=1000000000", "training needs at least"),
+    ("--dataset=4frames --quadrature_points=100000000", "quadrature_points=100000000: the "
+     "100000000x100000000 quadrature grid needs at least"),
     ("--config=vae_2d --set=objective.k=3", "no config field 'objective.k': objective elbo's"),
-    ("--prior=vamp", "KL(q(z|x) || p(z)) has no closed form for the vamp prior: train the "
-     "ELBO with the Monte Carlo KL, kl_estimator mc (--kl_estimator=mc)"),
+    ("--prior=vamp", "KL(q(z|x) || p(z)) has no closed form for the vamp prior with the "
+     "gaussian proposal: train the ELBO with the Monte Carlo KL, kl_estimator mc "
+     "(--kl_estimator=mc)"),
     ("--latent_dim_2=3 --flow=iaf", "a flow posterior is built here for one stochastic layer"),
     ("--set=objective=gan", "unknown objective 'gan'"),
     ("--objective=iwae --set=objective=elbo --k=3", "--k applies to the iwae, renyi and "

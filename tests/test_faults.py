@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from vbayes import config as config_lib, data as data_lib
+from vbayes.models.networks import mlp
 from vbayes.training import checkpoint
 from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.training import metrics_io
@@ -26,7 +27,6 @@ from vbayes.training import step as training_step
 from vbayes.training import loop as training_loop
 from vbayes.training import workdir as workdir_lib
 from vbayes.objectives import avb
-from vbayes.models.networks import mlp
 from vbayes.models.proposals import implicit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -308,3 +308,41 @@ def test_a_folder_with_only_an_unfinished_checkpoint_is_one_clear_error(tmp_path
       reader.restore(like, jax.random.key(0))
   finally:
     reader.close()
+
+
+def test_memory_a_run_needs_is_estimated_before_anything_is_allocated():
+  """resources: the parameter count from shapes alone (equal to the initialized one), and a
+  model or quadrature grid beyond the device's memory refused in one error naming the
+  setting, in seconds, without allocating it."""
+  from vbayes import resources
+  from vbayes.models import build
+  small = build(config_lib.ModelConfig(data_dim=6, latent_dim=2,
+                                       network=mlp.Config(hidden_sizes=(5,))))
+  count = sum(leaf.size for leaf in jax.tree.leaves(small.init(jax.random.key(0))))
+  assert resources.parameter_count(small) == count
+  resources.check_training_fits(small, batch_size=10, available=2**30)  # fits
+  with pytest.raises(resources.ResourceError, match="use a smaller model"):
+    resources.check_training_fits(small, batch_size=10, available=4 * count)
+  huge = build(config_lib.ModelConfig(latent_dim=10**9))  # 5e11 decoder weights
+  with pytest.raises(resources.ResourceError, match=r"training needs at least .* GiB"):
+    resources.check_training_fits(huge, batch_size=100)
+  resources.check_quadrature_fits(512)
+  with pytest.raises(resources.ResourceError, match="quadrature_points=10000000: the"):
+    resources.check_quadrature_fits(10**7)
+
+
+def test_an_allocation_that_fails_anyway_is_one_error_line(capsys):
+  """RESOURCE_EXHAUSTED from XLA (an allocation the estimates let through) ends a
+  script's main with one error line and status 1, not a traceback."""
+  from experiments import common
+
+  def main(argv):
+    del argv
+    jnp.zeros((2**42,), jnp.float32).block_until_ready()  # 16 TiB
+
+  with pytest.raises(SystemExit) as exit_info:
+    common.with_errors(main)([])
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("error: out of memory (RESOURCE_EXHAUSTED")
+  assert "--batch_size" in err[0]

@@ -31,7 +31,7 @@ from vbayes.training import checkpoint as checkpoint_lib
 from vbayes import data as data_lib
 from vbayes import distributed
 from vbayes.evaluation import importance_sampling as evaluate_lib
-from vbayes import keys, numerics, precision
+from vbayes import keys, numerics, precision, resources
 from vbayes.evaluation import over_images
 from vbayes.plots import curves as curve_plots, images as image_plots, latents as latent_plots
 from vbayes.training import held_out as held_out_lib
@@ -105,6 +105,10 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
   Returns the final metrics record (also the last line of metrics.jsonl).
   """
   workdir = Path(workdir)
+  model = model_for(config, model)
+  resources.check_training_fits(model, config.batch_size)  # before anything is allocated
+  if model.latent_dim == 2:                                 # or written
+    resources.check_quadrature_fits(config.quadrature_points)
 
   def locked():  # process 0 only: the lock, then the check of what the workdir holds
     stack = contextlib.ExitStack()
@@ -115,8 +119,7 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
 
   with distributed.on_primary(locked):
     return _run_locked(config, workdir, data=data, data_dir=data_dir, manual_dir=manual_dir,
-                       log=log, mesh=mesh, epoch_hook=epoch_hook,
-                       model=model_for(config, model))
+                       log=log, mesh=mesh, epoch_hook=epoch_hook, model=model)
 
 
 def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_dir, log, mesh,

@@ -1,0 +1,74 @@
+"""What a run needs of memory, estimated before any of it is allocated.
+
+    check_training_fits(model, batch_size)     the parameters, their gradient and Adam's
+                                               two moments, and a batch's activations
+    check_quadrature_fits(points, images)      the points^2 grid of latent points
+
+Each compares its estimate with the memory of the device (its reported limit; for a CPU,
+the machine's physical memory) and raises ResourceError, naming the setting to change,
+when the estimate exceeds MEMORY_SHARE of it. The estimates count float32 arrays that
+must exist at once, so they are lower bounds: a run that passes may still run out, and
+experiments/ turns that RESOURCE_EXHAUSTED into one error line as well.
+"""
+
+import math
+import os
+
+import jax
+
+from vbayes.errors import UserError
+
+MEMORY_SHARE = 0.8  # of the device's memory a run may plan to use
+BYTES = 4  # float32
+
+
+class ResourceError(UserError):
+  """A run that cannot fit in memory; the message names the setting to change."""
+
+
+def device_memory(device=None) -> int:
+  """Bytes of memory of `device` (default the first): its reported limit, or for a CPU
+  (or a device that reports none) the machine's physical memory."""
+  device = jax.devices()[0] if device is None else device
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  limit = (stats or {}).get("bytes_limit")
+  if limit:
+    return int(limit)
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def parameter_count(model) -> int:
+  """The model's number of parameters, from the shapes of model.init (nothing allocated)."""
+  shapes = jax.eval_shape(model.init, jax.random.key(0))
+  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
+
+
+def _gib(num_bytes: float) -> str:
+  return f"{num_bytes / 2**30:.3g} GiB"
+
+
+def check_training_fits(model, batch_size: int, available: int | None = None):
+  """ResourceError unless the parameters with their gradient and Adam's two moments (4
+  copies) and a batch's decoder output fit. available: bytes (default device_memory())."""
+  available = device_memory() if available is None else available
+  params = parameter_count(model)
+  need = BYTES * (4 * params + 2 * batch_size * model.data_dim)
+  if need > MEMORY_SHARE * available:
+    raise ResourceError(
+        f"the model has {params:,} parameters: training needs at least {_gib(need)} "
+        f"(parameters, gradient and Adam's moments), more than {MEMORY_SHARE:.0%} of this "
+        f"device's {_gib(available)}; use a smaller model (model.latent_dim, "
+        "model.hidden_sizes)")
+
+
+def check_quadrature_fits(points: int, available: int | None = None,
+                          flag: str = "quadrature_points"):
+  """ResourceError unless the points x points grid of 2-D latent points (and its log
+  densities) fits. available: bytes (default device_memory())."""
+  available = device_memory() if available is None else available
+  need = BYTES * 3 * points * points  # z [G, 2] and one value per point
+  if need > MEMORY_SHARE * available:
+    raise ResourceError(
+        f"{flag}={points}: the {points}x{points} quadrature grid needs at least "
+        f"{_gib(need)}, more than {MEMORY_SHARE:.0%} of this device's {_gib(available)}; "
+        f"use fewer points (512 is the default)")
