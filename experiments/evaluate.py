@@ -27,7 +27,7 @@ The estimators are vbayes.evaluation.estimators.ESTIMATORS, one signature each.
 Each prints progress with rate and ETA; the last line is one JSON object: method, nll
 (mean over images), nll_stderr (over images), images, the settings, the time, and for
 bdmc lower and upper (means of the bounds on log p(x)) and gap; ais and bdmc also report
-the mean HMC acceptance.
+the mean HMC acceptance; and the config of the run it scored, and its checkpoint's step.
 """
 
 import contextlib
@@ -205,13 +205,14 @@ def evaluate(workdir: Path):
             "--step_tuning=pilot", file=sys.stderr, flush=True)
   if jax.process_count() > 1:
     out["processes"] = jax.process_count()
+  out["config"] = config.to_dict()  # what was scored, beside the checkpoint's step
   if distributed.is_primary():
     if not simulated:  # per test image, for paired comparisons (experiments.compare)
       workdir_lib.write_array_atomically(workdir / f"evaluation_{FLAGS.method}_log_px.npy",
                                          log_px)
-    workdir_lib.write_atomically(workdir / f"evaluation_{FLAGS.method}.json",
-                                 json.dumps(out, indent=2))
-    print(json.dumps(out))
+    text = json.dumps(out, indent=2, allow_nan=False)  # strict JSON: a NaN is an error
+    workdir_lib.write_atomically(workdir / f"evaluation_{FLAGS.method}.json", text)
+    print(json.dumps(out, allow_nan=False))
 
 
 if __name__ == "__main__":

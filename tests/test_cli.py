@@ -614,6 +614,7 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(runs, tmp_pat
     lines[name] = json.loads(out[name]["stdout"].strip().splitlines()[-1])
     assert lines[name] == json.loads((workdir / f"evaluation_{name}.json").read_text())
     assert lines[name]["step"] == last_step  # which checkpoint the numbers score
+    assert lines[name]["config"] == json.loads((workdir / "config.json").read_text())
   assert abs(lines["ais"]["nll"] - lines["quadrature"]["nll"]) < 0.1
   for name in ("ais", "bdmc"):  # step sizes tuned on a pilot, then frozen, by default
     assert lines[name]["step_tuning"] == "pilot" and lines[name]["pilot_chains"] == 4
