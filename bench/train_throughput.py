@@ -56,7 +56,7 @@ def conv_main():
   rates = common.rates({"train": common.training_timer(config, images, steps_per_epoch=500),
                         **peaks}, FLAGS.calls)
   peak, flops = common.peak_gflops(rates), common.xla_update_flops(config)
-  print(f"backend {jax.default_backend()}, conv VAE {config.model.conv_channels}, "
+  print(f"backend {jax.default_backend()}, conv VAE {config.model.network.conv_channels}, "
         f"latent {config.model.latent_dim}, batch {config.batch_size}: "
         f"{flops / 1e6:.0f} MFLOP per update (XLA's count)")
   gflops = rates["train"] * flops / 1e9

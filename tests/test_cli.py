@@ -214,7 +214,7 @@ def test_the_elbo_trains_a_vamp_prior_with_the_monte_carlo_kl(runs):
   succeeded(result)
   config = json.loads((workdir / "config.json").read_text())
   assert config["objective"] == {"name": "elbo", "kl_estimator": "mc", "kl_warmup_steps": 0}
-  assert config["model"]["prior"] == "vamp"
+  assert config["model"]["prior"]["name"] == "vamp"
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
   assert final["test_nll_quadrature"] > np.log(4) - 1e-3
 
@@ -240,14 +240,16 @@ def test_importance_weighted_objectives_run_end_to_end(runs, name):
   config = json.loads((workdir / "config.json").read_text())
   if name == "prior_is":  # set by --set: the objective's defaults, then its k; no encoder
     assert config["objective"] == {"name": "prior_is", "k": 16}
-    assert config["model"]["encoder"] == "none"
+    assert config["model"]["proposal"]["name"] == "prior"
   else:
     assert f"--objective={config['objective']['name']}" in RUNS[name][1]
     assert f"--k={config['objective']['k']}" in RUNS[name][1]
   if name == "renyi":  # its setting, through the flag the Config's field defines
     assert config["objective"]["alpha"] == 0.25  # not the default, 0.5
   if name == "vamp_prior":  # its pseudo-inputs are trained and checkpointed with the rest
-    assert config["model"]["prior"] == "vamp" and config["model"]["num_pseudo_inputs"] == 8
+    assert config["model"]["prior"] == {"name": "vamp", "num_pseudo_inputs": 8,
+                                        "pseudo_input_init": [0.5, 0.1],
+                                        "pseudo_input_limits": []}
     params = training_loop.restore_params(workdir, config_lib.TrainConfig.from_dict(config))
     assert params["prior"]["pseudo_inputs"].shape == (8, 4)
   final = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
@@ -516,7 +518,7 @@ def test_avb_runs_end_to_end(runs, name):
   result, workdir = runs[name]
   succeeded(result)
   config = json.loads((workdir / "config.json").read_text())
-  assert config["model"]["encoder"] == "implicit"
+  assert config["model"]["proposal"]["name"] == "implicit"
   assert config["objective"]["name"] == "avb"
   assert config["objective"]["adaptive_contrast"] == (name == "avb_ac")
   assert config["objective"]["kl_warmup_steps"] == (50 if name == "avb_ac" else 0)
