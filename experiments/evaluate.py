@@ -163,7 +163,8 @@ def evaluate(workdir: Path):
   config, params, step = load_run(workdir, FLAGS.checkpoint)
   model = build(config.model)
   settings = estimators.Settings(
-      k=FLAGS.k or config.eval_k, batch_size=FLAGS.batch_size, chains=FLAGS.chains,
+      k=FLAGS.k or config.eval_k, batch_size=FLAGS.batch_size,
+      is_batch_size=config.eval_batch_size, chains=FLAGS.chains,
       ais_steps=FLAGS.ais_steps, schedule=FLAGS.schedule,
       hmc=ais.HMCSettings(leapfrog_steps=FLAGS.leapfrog_steps,
                           initial_step_size=FLAGS.initial_step_size,

@@ -225,10 +225,6 @@ def _define_part_setting_flags() -> dict[str, tuple[str]]:
   return paths
 
 
-def _text(value) -> str:
-  return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
-
-
 PART_SETTING_FLAGS = _define_part_setting_flags()
 
 

@@ -171,3 +171,31 @@ def test_mixture_prior_draws_pick_components_by_their_weights():
   pi = np.exp([0.0, 1.0, -1.0]) / np.exp([0.0, 1.0, -1.0]).sum()
   want = pi @ np.asarray(dist.mean)
   np.testing.assert_array_less(np.abs(z.mean(0) - want), 4 * z.std(0) / math.sqrt(40000))
+
+
+def test_a_part_switched_to_takes_the_settings_the_model_shares_as_the_flat_model_did():
+  """Switching to the implicit encoder (replace_objective, an objective path), the IAF or
+  the two-layer prior takes the network's hidden_sizes and activation, as the flat
+  ModelConfig of earlier versions shared them: the AVB runs of the four_frames study keep
+  their 64-64 encoder."""
+  from vbayes.overrides import with_overrides
+  from vbayes.models.proposals import iaf, implicit
+  runs = dict(configs.load("four_frames").runs)
+  assert runs["avb"].model.proposal == implicit.Config(hidden_sizes=(64, 64))
+  tanh = TrainConfig(model=ModelConfig(network=mlp.Config(hidden_sizes=(7,), activation="tanh")))
+  switched = with_overrides(tanh, {"objective": "avb"}).model.proposal
+  assert switched == implicit.Config(hidden_sizes=(7,), activation="tanh")
+  flow = with_overrides(tanh, {"model.flow": "iaf", "objective.kl_estimator": "mc"})
+  assert flow.model.proposal == iaf.Config(activation="tanh")
+  assert with_overrides(flow, {"model.encoder": "gaussian"}) == flow  # the flow stays
+  two = with_overrides(tanh, {"model.latent_dim_2": "3", "objective": "iwae"})
+  assert two.model.prior.activation == "tanh"
+  with pytest.raises(ConfigError, match="model.flow='IAF': a flow is none or iaf"):
+    with_overrides(tanh, {"model.flow": "IAF"})
+
+
+def test_the_continuous_bernoulli_mean_has_finite_gradients_at_extreme_logits():
+  grad = jax.vmap(jax.grad(lambda l: cb.mean(l)))(jnp.asarray([-200.0, -90.0, 90.0, 200.0]))
+  assert np.all(np.isfinite(np.asarray(grad)))
+  np.testing.assert_allclose(cb.mean(jnp.asarray([-200.0, 200.0])), [1 / 200, 1 - 1 / 200],
+                             rtol=1e-5)

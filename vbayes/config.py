@@ -7,7 +7,7 @@ arguments). Being frozen dataclasses they can be static arguments to `jax.jit`.
 import dataclasses
 import json
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 from vbayes import datasets, objectives
 from vbayes.errors import ConfigError, positive_finite, require
@@ -106,7 +106,9 @@ class TrainConfig:
   lets TPUs use bfloat16 passes and GPUs TF32; vbayes/precision.py). Evaluation always
   computes at full float32. normalize_gradients divides each tensor's gradient by its
   norm before Adam (vbayes.optimizers.normalize_each_tensor; Tomczak & Welling's code).
-  A run is resumable only with the
+  A model left with the default proposal that the objective cannot train takes the one
+  the objective trains (prior_is: the prior; avb: the implicit encoder). A run is
+  resumable only with the
   same config up to `RUN_LENGTH_FIELDS` (training longer or evaluating differently
   does not change the steps taken).
   """
@@ -175,8 +177,8 @@ class TrainConfig:
             f"grad_clip must be >= 0 and finite, got {self.grad_clip}")
     if not self.objective.fits(self.model) and self.model.proposal == ModelConfig().proposal:
       # the default proposal: the one this objective trains instead (prior_is: the prior)
-      object.__setattr__(self, "model", dataclasses.replace(
-          self.model, proposal=self.objective.proposal))
+      object.__setattr__(self, "model", self.model.with_part("proposal",
+                                                             self.objective.proposal))
     self.objective.check_needs(self.model)
     self.objective.check_model(self.model)
     binary = self.data.binarization != "none"
@@ -193,7 +195,7 @@ class TrainConfig:
       objective = objective_config(objective)
     model = self.model
     if not objective.fits(model):
-      model = dataclasses.replace(model, proposal=objective.proposal)
+      model = model.with_part("proposal", objective.proposal)
     return dataclasses.replace(self, objective=objective, model=model)
 
   def to_dict(self) -> dict[str, Any]:

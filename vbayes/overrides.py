@@ -36,6 +36,7 @@ from typing import Any
 from vbayes import config as config_lib
 from vbayes import datasets, parts
 from vbayes.config import ConfigError, Study, TrainConfig, require
+from vbayes.models import config as model_config
 
 TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 PLURALS = {int: "integers", float: "numbers", str: "strings"}
@@ -106,21 +107,19 @@ def _set(d: dict[str, Any], path: str, text: str, given: set[str]):
 
 
 def _choose(model: dict[str, Any], family: str, name: str):
-  """model[family] becomes the part `name` with its defaults, keeping the settings it
-  shares with the part it replaces (all of them when it is the same part)."""
-  cls = parts.registry(family).get(name)
-  require(cls is not None, f"unknown {family} {name!r}: choose one of "
-          f"{tuple(parts.registry(family))}")
-  old = model[family]
-  model[family] = {"name": name, **{key: value for key, value in old.items()
-                                    if key in parts.settings_of(cls)}}
+  """model[family] becomes the part `name`: its defaults but for the settings it shares
+  with the model's parts (model_config.chosen_part; all of them when it is the same part)."""
+  model[family] = model_config.chosen_part(model, family, name)
 
 
 def _legacy_encoder(model, text):
+  if text == "gaussian" and model["proposal"]["name"] == "iaf":
+    return  # the flat model's flow follows its Gaussian encoder
   _choose(model, "proposal", {"none": "prior"}.get(text, text))
 
 
 def _legacy_flow(model, text):
+  require(text in ("none", "iaf"), f"model.flow={text!r}: a flow is none or iaf")
   if text == "iaf" or model["proposal"]["name"] == "iaf":
     _choose(model, "proposal", "gaussian" if text == "none" else text)
 

@@ -6,7 +6,8 @@ A part is one module (vbayes/models/<family>/<name>.py) holding
              in config.json and on the command line) and `offers` (what it gives an
              estimator or another part: "density", "reparameterized", ...);
              Config.check(model) raises ConfigError where the part cannot work in
-             `model` (a vbayes.models.config.ModelConfig); Config.build(model) makes it
+             `model` (a vbayes.models.config.ModelConfig); Config.build(model, ...) makes
+             it (a prior's build also takes the proposal, a proposal's the encoder net)
 and one line in its family's __init__.py, which imports it. Defining the Config
 registers it: `part_config("prior", "vamp", num_pseudo_inputs=100)` finds it, the
 command line gets a flag per setting, and `--set=model.prior.<setting>=...` a path.

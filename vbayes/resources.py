@@ -1,13 +1,13 @@
 """What a run needs of memory, estimated before any of it is allocated.
 
     check_training_fits(model, batch_size)     the parameters, their gradient and Adam's
-                                               two moments, and a batch's activations
-    check_quadrature_fits(points, images)      the points^2 grid of latent points
+                                               two moments, and a batch's decoder output
+    check_quadrature_fits(points)              the points^2 grid of latent points
 
 Each compares its estimate with the memory of the device (its reported limit; for a CPU,
 the machine's physical memory) and raises ResourceError, naming the setting to change,
 when the estimate exceeds MEMORY_SHARE of it. The estimates count float32 arrays that
-must exist at once, so they are lower bounds: a run that passes may still run out, and
+must exist at once (not, say, an AVB adversary's parameters), so they are lower bounds: a run that passes may still run out, and
 experiments/ turns that RESOURCE_EXHAUSTED into one error line as well.
 """
 

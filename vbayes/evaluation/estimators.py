@@ -26,8 +26,9 @@ from vbayes.progress import Progress
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
-  """k: importance samples (is, kde); batch_size: images per jitted call (is: its own
-  default, is_batch_size); ais and bdmc: chains per image, ais_steps on a `schedule`,
+  """k: importance samples (is, kde); batch_size: images per jitted call of ais and bdmc,
+  is_batch_size of is and kde (a run's eval_batch_size: the same batches, the same keys,
+  so is reproduces the run's own evaluation); ais and bdmc: chains per image, ais_steps on a `schedule`,
   the HMC settings, and the start distribution ("proposal": the model's q(z|x),
   moment-matched for an implicit one, the prior without an encoder; or "prior");
   proposal_samples: draws of an implicit q for its moment-matched Gaussian;
@@ -57,8 +58,10 @@ def _start(params, key, x, model: Model, settings: Settings):
                              proposal_samples=settings.proposal_samples)
 
 
-def _proposal_name(model: Model, settings: Settings) -> str:
-  if settings.start == "prior" or not model.has_encoder:
+def _proposal_name(model: Model) -> str:
+  """What importance sampling draws from: the encoder, its moment-matched Gaussian (an
+  implicit encoder), or the prior (no encoder)."""
+  if not model.has_encoder:
     return "prior"
   return "encoder" if model.has_proposal_density else "moment-matched"
 
@@ -81,7 +84,7 @@ def importance_sampling(params, key, images_NxD, *, model: Model, binarization: 
       batch, images_NxD, key=key, binarization=binarization, batch_size=size,
       progress=Progress(f"importance sampling, k={k}", len(images_NxD), "images", log),
       wait_for="log_px")
-  return values, {"k": k, "proposal": _proposal_name(model, settings)}
+  return values, {"k": k, "proposal": _proposal_name(model)}
 
 
 def annealed(params, key, images_NxD, *, model: Model, binarization: str,
@@ -99,7 +102,8 @@ def annealed(params, key, images_NxD, *, model: Model, binarization: str,
       batch, images_NxD, key=key, binarization=binarization, batch_size=settings.batch_size,
       progress=Progress(f"ais, {settings.chains} chains x {settings.ais_steps} steps",
                         len(images_NxD), "images", log), wait_for="log_px")
-  return values, {"proposal": _proposal_name(model, settings), **_ais_summary(values, settings)}
+  start = "prior" if settings.start == "prior" else _proposal_name(model)
+  return values, {"proposal": start, **_ais_summary(values, settings)}
 
 
 def bdmc(params, key, images_NxD, *, model: Model, binarization: str, settings: Settings,

@@ -70,6 +70,12 @@ class ModelConfig:
       return None
     return f"the {self.prior.name} prior with the {self.proposal.name} proposal"
 
+  def with_part(self, family: str, name: str) -> "ModelConfig":
+    """This model with the `family` part called `name` (`chosen_part`'s settings)."""
+    d = self.to_dict()
+    d[family] = chosen_part(d, family, name)
+    return ModelConfig.from_dict(d)
+
   def to_dict(self) -> dict[str, Any]:
     return {"data_dim": self.data_dim, "latent_dim": self.latent_dim,
             **{family: part.to_dict() for family, part in self.parts().items()}}
@@ -83,6 +89,25 @@ class ModelConfig:
       d = from_flat(d)
     return cls(**{key: parts.from_dict(key, value) if key in parts.FAMILIES else value
                   for key, value in d.items()})
+
+
+def chosen_part(model: dict[str, Any], family: str, name: str) -> dict[str, Any]:
+  """The `family` part called `name` for `model` (to_dict's layout), as a dict: its
+  defaults, except each setting that a part of the model has too, taken from the part it
+  replaces, else the network, else another part (an implicit encoder switched to takes
+  the network's hidden_sizes and activation, as the flat model of earlier versions
+  shared them)."""
+  cls = parts.registry(family).get(name)
+  require(cls is not None, f"unknown {family} {name!r}: choose one of "
+          f"{tuple(parts.registry(family))}")
+  sources = [model[family], model["network"],
+             *(model[f] for f in parts.FAMILIES if f not in (family, "network"))]
+  settings = {}
+  for key in parts.settings_of(cls):
+    found = next((source[key] for source in sources if key in source), None)
+    if found is not None:
+      settings[key] = found
+  return {"name": name, **settings}
 
 
 # Earlier config.json files: which part of each family a flat ModelConfig chose.

@@ -58,10 +58,12 @@ def log_normalizer(logits: jax.Array) -> jax.Array:
 
 
 def mean(logits: jax.Array) -> jax.Array:
-  """E[x | l] = -1 / expm1(-l) - 1 / l, elementwise (1/2 at l = 0)."""
+  """E[x | l] = -1 / expm1(-l) - 1 / l, elementwise (1/2 at l = 0), computed at |l| and
+  mirrored, E[x | l] = 1 - E[x | -l], so that expm1 never overflows."""
   small = jnp.abs(logits) < SERIES_BELOW
-  safe = jnp.where(small, 1.0, logits)
-  direct = -1.0 / jnp.expm1(-safe) - 1.0 / safe
+  safe = jnp.where(small, 1.0, jnp.abs(logits))
+  direct = -1.0 / jnp.expm1(-safe) - 1.0 / safe  # E[x | |l|]
+  direct = jnp.where(logits >= 0, direct, 1.0 - direct)
   l = jnp.where(small, logits, 0.0)
   l2 = l * l
   return jnp.where(small, 0.5 + l * (1.0 / 12.0 + l2 * (-1.0 / 720.0 + l2 / 30240.0)), direct)

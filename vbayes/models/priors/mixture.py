@@ -35,8 +35,9 @@ class Config(PriorConfig):
   def __post_init__(self):
     require(self.num_components > 0,
             f"num_components must be positive, got {self.num_components}")
-    require(self.component_init_sd >= 0 and math.isfinite(self.component_init_sd),
-            f"component_init_sd must be >= 0 and finite, got {self.component_init_sd}")
+    require(self.component_init_sd > 0 and math.isfinite(self.component_init_sd),
+            f"component_init_sd must be positive and finite (equal components get equal "
+            f"gradients and never separate), got {self.component_init_sd}")
 
   def build(self, model, proposal) -> Prior:
     del proposal
