@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL = {"data_dim": 16, "latent_dim": 2, "network": mlp.Config(hidden_sizes=(4,))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", parts.FAMILIES)
 def test_every_registered_part_builds_a_model_that_scores_a_batch(family):
   """Each part of each family, beside the default others (the two-layer prior beside
@@ -133,13 +134,15 @@ def test_the_continuous_bernoulli_batched_forms_equal_the_one_image_density():
   rng = np.random.default_rng(0)
   out_BxKxD = jnp.asarray(rng.normal(0, 3, (3, 4, 5)), jnp.float32)
   x_BxD = jnp.asarray(rng.random((3, 5)), jnp.float32)
-  per_pair = jax.vmap(jax.vmap(lambda o, x: lik.log_prob(None, o, x), (0, None)))
-  np.testing.assert_allclose(lik.log_prob_of_samples(None, out_BxKxD, x_BxD),
+  per_pair = jax.jit(jax.vmap(jax.vmap(lambda o, x: lik.log_prob(None, o, x), (0, None))))
+  np.testing.assert_allclose(jax.jit(lik.log_prob_of_samples)(None, out_BxKxD, x_BxD),
                              per_pair(out_BxKxD, x_BxD), rtol=1e-5)
   mask = jnp.asarray([1.0, 0.0, 1.0, 1.0, 0.0])
   out_GxD = out_BxKxD[0]
-  want = jax.vmap(lambda x: jax.vmap(lambda o: lik.log_prob(None, o, x, mask))(out_GxD))(x_BxD)
-  np.testing.assert_allclose(lik.log_prob_matrix(None, out_GxD, x_BxD, mask), want, rtol=1e-5)
+  want = jax.jit(jax.vmap(lambda x: jax.vmap(lambda o: lik.log_prob(None, o, x, mask))(
+      out_GxD)))(x_BxD)
+  np.testing.assert_allclose(jax.jit(lik.log_prob_matrix)(None, out_GxD, x_BxD, mask), want,
+                             rtol=1e-5)
 
 
 def test_the_mixture_prior_density_is_the_weighted_sum_of_its_components():
