@@ -183,15 +183,20 @@ def _define_remaining_objective_flags():
           raise ValueError(f"{name}'s setting {field.name} has the name of the run flag "
                            f"--{flag}; map it to another flag name in FLAG_FOR_SETTING")
         continue
-      help_text = f"{name}: the {field.name} setting (default {field.default})."
-      kind = parts.field_type(module.Config, field.name)
-      kind = typing.get_origin(kind) or kind
-      if kind is tuple:
-        flags.DEFINE_list(flag, [str(v) for v in field.default], help_text)
-      else:
-        define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
-                  float: flags.DEFINE_float, str: flags.DEFINE_string}[kind]
-        define(flag, field.default, help_text)
+      _define_setting_flag(flag, module.Config, field,
+                           f"{name}: the {field.name} setting (default {field.default}).")
+
+
+def _define_setting_flag(flag: str, config_cls: type, field: dataclasses.Field, help_text: str):
+  """--flag, typed as `field` of the dataclass `config_cls` (a tuple: a list flag)."""
+  kind = parts.field_type(config_cls, field.name)
+  kind = typing.get_origin(kind) or kind
+  if kind is tuple:
+    flags.DEFINE_list(flag, [str(v) for v in field.default], help_text)
+  else:
+    define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
+              float: flags.DEFINE_float, str: flags.DEFINE_string}[kind]
+    define(flag, field.default, help_text)
 
 
 _define_remaining_objective_flags()
@@ -205,22 +210,15 @@ def _define_part_setting_flags() -> dict[str, tuple[str]]:
   for family in parts.FAMILIES:
     for name, cls in parts.registry(family).items():
       for field in parts.settings_of(cls).values():
-        owners.setdefault(field.name, []).append((f"{family} {name}", field))
+        owners.setdefault(field.name, []).append((f"{family} {name}", cls, field))
   paths = {}
   for setting, having in owners.items():
     if setting in FLAGS:  # a flag of its own above (--latent_dim_2)
       continue
-    owner, field = having[0]
-    help_text = (f"Model part setting: the {setting} of the model's "
-                 + ", ".join(owner for owner, _ in having) + " (whichever it has).")
-    kind = parts.field_type(parts.registry(owner.split()[0])[owner.split()[1]], setting)
-    kind = typing.get_origin(kind) or kind
-    if kind is tuple:
-      flags.DEFINE_list(setting, [str(v) for v in field.default], help_text)
-    else:
-      define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
-                float: flags.DEFINE_float, str: flags.DEFINE_string}[kind]
-      define(setting, field.default, help_text)
+    _, cls, field = having[0]
+    _define_setting_flag(setting, cls, field, f"Model part setting: the {setting} of the "
+                         f"model's {', '.join(owner for owner, _, _ in having)} (whichever it "
+                         "has).")
     paths[setting] = (f"model.{setting}",)
   return paths
 
