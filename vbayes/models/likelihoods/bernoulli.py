@@ -1,17 +1,16 @@
 """Binary pixels: p(x | z) = prod_d Bernoulli(x_d; sigmoid(f_d(z))), f the decoder's logits."""
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
 
-from vbayes import distributions
+from vbayes import distributions, precision
 from vbayes.models.interfaces import Likelihood
 from vbayes.numerics import softplus
 from vbayes.parts import LikelihoodConfig
 
-_dot = functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
+_dot = precision.matmul_highest
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

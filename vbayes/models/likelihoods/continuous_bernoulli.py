@@ -20,20 +20,17 @@ mirrored (x ~ CB(l) iff 1 - x ~ CB(-l)).
 """
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
 
-from vbayes import distributions
+from vbayes import distributions, precision
 from vbayes.models.interfaces import Likelihood
-from vbayes.numerics import softplus
+from vbayes.models.likelihoods import bernoulli
 from vbayes.parts import LikelihoodConfig
 
 SERIES_BELOW = 0.5  # |l| under which log C(l) and E[x] are their series
 UNIFORM_BELOW = 1e-6  # |l| under which a draw is u itself (off by O(l))
-
-_dot = functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -87,18 +84,18 @@ def log_prob(logits_D: jax.Array, x_D: jax.Array, mask_D=None) -> jax.Array:
 
 
 def likelihood() -> Likelihood:
-  """The continuous Bernoulli of the decoder's logits, in the Likelihood protocol."""
+  """The continuous Bernoulli of the decoder's logits, in the Likelihood protocol: the
+  Bernoulli's forms (bernoulli.likelihood) plus sum_d log C(l_d)."""
+  binary = bernoulli.likelihood()
 
   def log_prob_of_samples(lp, out_BxKxD, x_BxD):
-    del lp
-    return (jnp.einsum("bkd,bd->bk", out_BxKxD, x_BxD)
-            - jnp.sum(softplus(out_BxKxD) - log_normalizer(out_BxKxD), axis=-1))
+    return (binary.log_prob_of_samples(lp, out_BxKxD, x_BxD)
+            + jnp.sum(log_normalizer(out_BxKxD), axis=-1))
 
   def log_prob_matrix(lp, out_GxD, x_BxD, mask_D=None):
-    del lp
-    mask_D = jnp.ones(x_BxD.shape[-1:], x_BxD.dtype) if mask_D is None else mask_D
-    per_point_GxD = softplus(out_GxD) - log_normalizer(out_GxD)
-    return _dot(x_BxD * mask_D, out_GxD.T) - _dot(per_point_GxD, mask_D)[None, :]
+    mask = jnp.ones(x_BxD.shape[-1:], x_BxD.dtype) if mask_D is None else mask_D
+    return (binary.log_prob_matrix(lp, out_GxD, x_BxD, mask_D)
+            + precision.matmul_highest(log_normalizer(out_GxD), mask)[None, :])
 
   return Likelihood(
       param_key=None, init=lambda data_dim: None,
