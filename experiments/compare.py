@@ -19,7 +19,7 @@ from absl import flags
 
 from experiments import common
 from vbayes.evaluation import paired
-from vbayes.training import loop as training_loop
+from vbayes.training import final_evaluation
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("a", None, "Model a: a workdir, shipped checkpoint or .npy file.",
@@ -31,7 +31,7 @@ flags.DEFINE_string("b", None, "Model b: a workdir, shipped checkpoint or .npy f
 def per_image_log_px(where: str) -> np.ndarray:
   path = Path(where)
   if path.is_dir():
-    path = path / training_loop.TEST_LOG_PX_FILE
+    path = path / final_evaluation.TEST_LOG_PX_FILE
   if not path.is_file():
     raise FileNotFoundError(f"{path} does not exist: give a run evaluated by this version "
                             "of vbayes, or a .npy from experiments.evaluate")

@@ -24,6 +24,7 @@ from absl import flags
 from experiments import common
 from vbayes import config as config_lib
 from vbayes import data as data_lib
+from vbayes.training import final_evaluation
 from vbayes.training import loop as training_loop
 from vbayes.training import metrics_io, params_npz
 from vbayes.training import workdir as workdir_lib
@@ -94,13 +95,13 @@ def main(argv):
   try:
     shutil.copyfile(config_path, out / workdir_lib.CONFIG_FILE)
     params_npz.save(params, out / params_npz.PARAMS_FILE)
-    if (workdir / training_loop.TEST_LOG_PX_FILE).is_file():
-      shutil.copyfile(workdir / training_loop.TEST_LOG_PX_FILE,
-                      out / training_loop.TEST_LOG_PX_FILE)
+    if (workdir / final_evaluation.TEST_LOG_PX_FILE).is_file():
+      shutil.copyfile(workdir / final_evaluation.TEST_LOG_PX_FILE,
+                      out / final_evaluation.TEST_LOG_PX_FILE)
     params_npz.write_reference(out, {"check": check, "run": run, "hardware": hardware})
   except BaseException:
     for name in (workdir_lib.CONFIG_FILE, params_npz.PARAMS_FILE, params_npz.REFERENCE_FILE,
-                 training_loop.TEST_LOG_PX_FILE):
+                 final_evaluation.TEST_LOG_PX_FILE):
       (out / name).unlink(missing_ok=True)
     raise
   print(json.dumps({"out": str(out), "check": check, "test_nll": run.get("test_nll")}))

@@ -19,7 +19,7 @@ from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes.training import step as training_step
 from vbayes.models import build
-from vbayes.objectives import avb
+from vbayes.objectives import avb, avb_adversary
 from vbayes.models.networks import mlp
 from vbayes.models.proposals import implicit
 
@@ -50,7 +50,7 @@ def test_trained_adversary_approaches_log_q_minus_log_p():
   rng = np.random.default_rng(0)
   w_x, w_e, b = rng.normal(size=(3, 2)) * 0.5, np.array([[0.6, 0.2], [0.0, 0.4]]), [0.3, -0.2]
   params = {"encoder": linear_implicit_encoder(w_x, w_e, b)}
-  adversary = avb.init_adversary(jax.random.key(0), config)
+  adversary = avb_adversary.init_adversary(jax.random.key(0), config)
   optimizer = optax.adam(3e-3)
   x_pool = jnp.asarray(rng.normal(size=(4096, 3)), jnp.float32)
 
@@ -71,7 +71,7 @@ def test_trained_adversary_approaches_log_q_minus_log_p():
   z_p = rng.normal(size=(200, 2))
   cov = w_e.T @ w_e
   for z in (z_q, z_p):
-    t = jax.vmap(lambda xx, zz: avb.adversary_logit(
+    t = jax.vmap(lambda xx, zz: avb_adversary.adversary_logit(
         adversary, config, xx, zz, distributions.std_normal_log_prob))(x, z)
     want = np.array([multivariate_normal.logpdf(zz, xx @ w_x + b, cov)
                      - multivariate_normal.logpdf(zz, np.zeros(2), np.eye(2))
@@ -92,14 +92,14 @@ def test_adaptive_contrast_loss_matches_a_hand_computation(moment_samples):
   config = dataclasses.replace(config, objective=dataclasses.replace(config.objective,
                                                                moment_samples=moment_samples))
   params = build(config.model).init(jax.random.key(0))
-  adversary = avb.init_adversary(jax.random.key(1), config)
+  adversary = avb_adversary.init_adversary(jax.random.key(1), config)
   x = jnp.asarray([1.0, 0.0, 0.0, 1.0])
   key, beta = jax.random.key(2), 0.7
   # Jitted, so that the test compiles a few programs rather than every op on its own.
   loss, metrics = jax.jit(functools.partial(avb.model_loss_per_example, config=config))(
       params, adversary, key, x, beta)
-  samples = jax.jit(avb.encoder_samples, static_argnums=(1, 4))
-  logits = jax.jit(jax.vmap(lambda zz: avb.adversary_logit(
+  samples = jax.jit(avb_adversary.encoder_samples, static_argnums=(1, 4))
+  logits = jax.jit(jax.vmap(lambda zz: avb_adversary.adversary_logit(
       adversary, config, x, zz, distributions.std_normal_log_prob)))
   log_liks = jax.jit(jax.vmap(lambda zz: build(config.model).log_likelihood(params, zz, x)))
 
@@ -214,9 +214,10 @@ def _kl_bias_per_dimension(config, num_draws=2000, latent=2):
   x = jnp.zeros(3)
 
   def draw(key):
-    z_KxL = avb.encoder_samples(params, config.model, key, x, k)
-    mean_L, sd_L = avb.contrast_moments(params, config,
-                                        jax.random.fold_in(key, avb.MOMENT_STREAM), x, z_KxL)
+    z_KxL = avb_adversary.encoder_samples(params, config.model, key, x, k)
+    mean_L, sd_L = avb_adversary.contrast_moments(
+        params, config,
+        jax.random.fold_in(key, avb.MOMENT_STREAM), x, z_KxL)
     return z_KxL, mean_L, sd_L
 
   z, mu, s = (np.asarray(a, np.float64) for a in jax.jit(jax.vmap(draw))(

@@ -18,6 +18,7 @@ from PIL import Image
 from tests import test_readme
 from vbayes import config as config_lib, data as data_lib
 from vbayes.training import checkpoint
+from vbayes.training import final_evaluation
 from vbayes.training import loop as training_loop
 from vbayes.training import step as training_step
 from vbayes.training import workdir as workdir_lib
@@ -547,7 +548,7 @@ def test_evaluate_with_the_runs_seed_reads_its_test_images_as_the_run_did(runs, 
                            for name, seed in (("run", 0), ("other", 1))], module="evaluate")
   assert same["code"] == 0 and other["code"] == 0, (same["stderr"][-2000:],
                                                      other["stderr"][-2000:])
-  run_log_px = np.load(workdir / training_loop.TEST_LOG_PX_FILE)
+  run_log_px = np.load(workdir / final_evaluation.TEST_LOG_PX_FILE)
   np.testing.assert_allclose(np.load(workdir / "evaluation_is_log_px.npy"), run_log_px,
                              rtol=1e-6)
   assert not np.allclose(np.load(tmp_path / "other" / "evaluation_is_log_px.npy"), run_log_px)

@@ -17,6 +17,7 @@ import pytest
 from vbayes import config as config_lib
 from vbayes import data as data_lib
 from vbayes import datasets
+from vbayes import tfds_arrays
 
 SHARED_DATA = Path(os.environ.get(
     data_lib.MANUAL_DIR_ENV, Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
@@ -65,7 +66,7 @@ def test_missing_manual_files_give_one_clear_error(tmp_path):
 
 def test_offline_without_manual_dir_says_what_to_do(tmp_path, monkeypatch):
   monkeypatch.delenv(data_lib.MANUAL_DIR_ENV, raising=False)
-  monkeypatch.setattr(data_lib, "_reachable", lambda host: False)
+  monkeypatch.setattr(tfds_arrays, "_reachable", lambda host: False)
   with pytest.raises(data_lib.DataError, match="--manual_dir"):
     data_lib.load(config_lib.DataConfig(dataset="mnist", binarization="dynamic"),
                   data_dir=tmp_path / "tfds")
@@ -75,7 +76,7 @@ def test_cached_arrays_load_without_tfds(tmp_path, monkeypatch):
   arrays = {"train": np.full((3, 784), 200, np.uint8), "test": np.zeros((2, 784), np.uint8),
             "test_labels": np.array([1, 2], np.int32)}
   data_lib.save_arrays(data_lib.cache_path("mnist", tmp_path), arrays)
-  monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: pytest.fail("tfds was called"))
+  monkeypatch.setattr(tfds_arrays, "_read_tfds", lambda *a, **k: pytest.fail("tfds was called"))
   loaded = data_lib.load(config_lib.DataConfig(dataset="mnist", binarization="threshold"),
                          data_dir=tmp_path)
   np.testing.assert_array_equal(loaded.train, np.ones((3, 784), np.uint8))
@@ -109,16 +110,16 @@ def test_wrong_or_truncated_files_in_the_manual_dir_are_named(tmp_path):
   _fill_manual_dir(manual / "mnist", datasets.MNIST.manual_files, b"not mnist")
   with pytest.raises(data_lib.DataError, match="train-images-idx3-ubyte.gz does not match the "
                      "published checksum.*put the original train-images-idx3-ubyte.gz there"):
-    data_lib._manual_files("mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
+    tfds_arrays._manual_files("mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
   binarized = manual / "binarized_mnist"
   _fill_manual_dir(binarized, datasets.BINARIZED_MNIST.manual_files, b"\x1f\x8b truncated",
                    gzipped=False)
   with pytest.raises(data_lib.DataError, match="binarized_mnist_train.amat.gz cannot be unpacked"):
-    data_lib._manual_files("binarized_mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
+    tfds_arrays._manual_files("binarized_mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
   _fill_manual_dir(binarized, datasets.BINARIZED_MNIST.manual_files, b"0 1 0\n")
   with pytest.raises(data_lib.DataError, match="does not unpack to the published "
                      "binarized_mnist_train.amat"):
-    data_lib._manual_files("binarized_mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
+    tfds_arrays._manual_files("binarized_mnist", manual, tmp_path / "tfds")  # pylint: disable=protected-access
   unpacked = tmp_path / "tfds" / "vbayes_manual" / "binarized_mnist"
   assert list(unpacked.iterdir()) == []  # nothing half-written or wrong is left behind
 
@@ -136,7 +137,7 @@ GOOD = {"train": np.zeros((3, 784), np.uint8), "validation": np.zeros((2, 784), 
 def test_a_bad_cache_is_rebuilt_and_bad_data_refused(tmp_path, monkeypatch, capsys, bad, problem):
   path = data_lib.cache_path("binarized_mnist", tmp_path)
   data_lib.save_arrays(path, bad)
-  monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: dict(GOOD))
+  monkeypatch.setattr(tfds_arrays, "_read_tfds", lambda *a, **k: dict(GOOD))
   loaded = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
   np.testing.assert_array_equal(loaded.test, GOOD["test"])
   err = capsys.readouterr().err
@@ -145,7 +146,7 @@ def test_a_bad_cache_is_rebuilt_and_bad_data_refused(tmp_path, monkeypatch, caps
     np.testing.assert_array_equal(f["test"], GOOD["test"])
   # tfds itself holding such arrays is refused with what to do.
   data_lib.save_arrays(path, bad)
-  monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: dict(bad))
+  monkeypatch.setattr(tfds_arrays, "_read_tfds", lambda *a, **k: dict(bad))
   with pytest.raises(data_lib.DataError, match=f"not as expected.*{problem}.*delete"):
     data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
 
@@ -158,9 +159,9 @@ def test_a_stale_unpacked_file_is_unpacked_again(tmp_path):
   unpacked = tmp_path / "vbayes_manual" / "binarized_mnist"
   unpacked.mkdir(parents=True)
   (unpacked / "binarized_mnist_test.amat").write_text("0 1\n")  # left by a bad manual dir
-  data_lib._manual_files("binarized_mnist", SHARED_DATA, tmp_path)  # pylint: disable=protected-access
+  tfds_arrays._manual_files("binarized_mnist", SHARED_DATA, tmp_path)  # pylint: disable=protected-access
   for name, size, sha in datasets.BINARIZED_MNIST.published:
-    assert data_lib.matches_published(unpacked / name, size, sha)
+    assert tfds_arrays.matches_published(unpacked / name, size, sha)
 
 
 @pytest.mark.slow
@@ -190,7 +191,7 @@ def test_tfds_prepares_both_datasets_offline_from_the_original_files(
   with np.load(data_lib.cache_path("binarized_mnist_test_labels", tmp_path)) as f:
     assert f["margins"].min() > 20
   # The second load reads the cache, not tfds.
-  monkeypatch.setattr(data_lib, "_read_tfds", lambda *a, **k: pytest.fail("tfds was called"))
+  monkeypatch.setattr(tfds_arrays, "_read_tfds", lambda *a, **k: pytest.fail("tfds was called"))
   again = data_lib.load(config_lib.DataConfig(dataset="binarized_mnist"), data_dir=tmp_path)
   np.testing.assert_array_equal(again.test, bm.test)
   # A damaged array_record file of a prepared dataset is refused with what to do (on a

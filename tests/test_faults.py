@@ -20,7 +20,7 @@ import pytest
 
 from vbayes import config as config_lib, data as data_lib
 from vbayes.models.networks import mlp
-from vbayes.training import checkpoint
+from vbayes.training import checkpoint, chunks, final_evaluation
 from vbayes.evaluation import importance_sampling as evaluate
 from vbayes.training import metrics_io
 from vbayes.training import step as training_step
@@ -69,7 +69,7 @@ def test_a_state_gone_nonfinite_is_never_saved_nor_evaluated(tmp_path, monkeypat
 
   monkeypatch.setattr(training_step, "make_update", nan_after_update)
   config = tiny_config(batch_size=1000, epochs=epochs, steps_per_call=1)
-  with pytest.raises(training_loop.TrainingDiverged,
+  with pytest.raises(chunks.TrainingDiverged,
                      match="NaN or infinite by step 1.*no checkpoint was saved before it"):
     training_loop.run(config, tmp_path / "run", log=lambda _: None)
   assert checkpoint_steps(tmp_path / "run") == []
@@ -80,7 +80,7 @@ def test_a_run_whose_evaluation_overflows_fails_and_writes_no_test_metric(tmp_pa
   """A learning rate of 1e30 leaves the parameters finite (about 1e30) after one step, and
   their test metrics are NaN: an error, not a result."""
   config = tiny_config(learning_rate=1e30, batch_size=1000, epochs=1, steps_per_call=1)
-  with pytest.raises(training_loop.EvaluationError, match="non-finite .*test_nll = nan"):
+  with pytest.raises(final_evaluation.EvaluationError, match="non-finite .*test_nll = nan"):
     training_loop.run(config, tmp_path / "run", log=lambda _: None)
   assert not any("test_nll" in r for r in strict_records(tmp_path / "run"))
 
@@ -92,7 +92,7 @@ def test_a_nonfinite_test_metric_is_an_error_and_is_not_written(tmp_path, monkey
     return {**real(*args, **kwargs), "test_nll": float("nan")}
 
   monkeypatch.setattr(evaluate, "evaluate", nan_nll)
-  with pytest.raises(training_loop.EvaluationError, match="non-finite test_nll = nan"):
+  with pytest.raises(final_evaluation.EvaluationError, match="non-finite test_nll = nan"):
     training_loop.run(tiny_config(), tmp_path / "run", log=lambda _: None)
   assert not any("test_nll" in r for r in strict_records(tmp_path / "run"))
 

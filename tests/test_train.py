@@ -11,6 +11,7 @@ import pytest
 
 from vbayes import config as config_lib, data as data_lib
 from vbayes.training import checkpoint
+from vbayes.training import chunks
 from vbayes.training import loop as training_loop
 from vbayes.training import step as training_step
 from tests.conftest import SHARDED_OBJECTIVES
@@ -133,7 +134,7 @@ def test_a_nan_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpo
 
   monkeypatch.setattr(training_step, "make_update", poisoned)
   data = data_lib.load(config.data)
-  with pytest.raises(training_loop.TrainingDiverged, match=r"by step 70.*\(step 50\) is kept"):
+  with pytest.raises(chunks.TrainingDiverged, match=r"by step 70.*\(step 50\) is kept"):
     training_loop.run(config, tmp_path / "run", data=data, log=lambda line: None)
   kept = sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir()
                 if p.name.isdigit())

@@ -8,6 +8,11 @@ preprocessing in vbayes/data.py if tfds does not give [N, H, W] uint8 images).
 import dataclasses
 import math
 
+# Where tfds keeps prepared datasets, and the folder of original files it prepares them
+# from offline (laid out like ../shared/data); flags override both.
+DATA_DIR_ENV = "TFDS_DATA_DIR"
+MANUAL_DIR_ENV = "VBAYES_MANUAL_DIR"
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:

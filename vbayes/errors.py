@@ -13,6 +13,10 @@ class UserError(RuntimeError):
   """Bad input, an unusable workdir or data, a diverged run: the message says what to do."""
 
 
+class DataError(UserError):
+  """Data that cannot be had: the message says what to do."""
+
+
 class ConfigError(UserError, ValueError):
   """A config value that cannot work; the message names the field."""
 

@@ -18,42 +18,24 @@ them write and read the checkpoints (Orbax) and share the evaluation.
 
 import contextlib
 import dataclasses
-import math
-import time
 from pathlib import Path
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from vbayes.training import checkpoint as checkpoint_lib
 from vbayes import data as data_lib
-from vbayes import distributed
-from vbayes.evaluation import importance_sampling as evaluate_lib
-from vbayes import keys, numerics, precision, resources
-from vbayes.evaluation import over_images
-from vbayes.plots import curves as curve_plots, images as image_plots, latents as latent_plots
+from vbayes import distributed, keys, numerics, resources
+from vbayes.config import ConfigError, TrainConfig
+from vbayes.models import Model, ModelConfig, as_model
+from vbayes.plots import curves as curve_plots
+from vbayes.training import checkpoint as checkpoint_lib
+from vbayes.training import chunks, final_evaluation
 from vbayes.training import held_out as held_out_lib
 from vbayes.training import metrics_io
 from vbayes.training import step as training_step
 from vbayes.training import workdir as workdir_lib
-from vbayes.config import ConfigError, TrainConfig
-from vbayes.errors import UserError
-from vbayes.models import Model, ModelConfig, as_model
-from vbayes.training.workdir import CONFIG_FILE, WorkdirError  # pylint: disable=unused-import
-
-# Every test image's log p(x) estimate of the run's evaluation (float32 [N], in test-set
-# order): what a paired comparison with another run on the same images reads.
-TEST_LOG_PX_FILE = "test_log_px.npy"
-
-
-class TrainingDiverged(UserError):
-  """The loss, the parameters or the optimizer state became NaN or infinite."""
-
-
-class EvaluationError(UserError):
-  """Evaluation gave a non-finite test metric."""
+from vbayes.training.workdir import CONFIG_FILE, WorkdirError
 
 
 class _NoWriter:
@@ -64,13 +46,6 @@ class _NoWriter:
 
   def close(self):
     pass
-
-
-def _kept_sentence(checkpointer) -> str:
-  step = checkpointer.latest_step()
-  if step is None:
-    return "no checkpoint was saved before it"
-  return f"the last good checkpoint (step {step}) is kept in {checkpointer.directory}"
 
 
 ModelOrBuilder = Model | Callable[[ModelConfig], Model] | None
@@ -202,8 +177,8 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
         log(f"early stopping: no better validation ELBO since step {held_out.best_step} "
             f"(patience {config.early_stopping_patience} epochs)")
       else:
-        state = _train_loop(state, train_chunk, images, train_key, data_key,
-                            total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+        state = chunks.train_chunks(state, train_chunk, images, train_key, data_key,
+                                   total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                             checkpoint_every=checkpoint_every, checkpointer=checkpointer,
                             writer=writer, log=log, hooks=hooks, stop=stop,
                             seconds_before=previous[-1]["train_seconds"] if previous else 0.0)
@@ -218,7 +193,7 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
                    "stopped_early": step < total_steps}
       log(f"evaluating the best checkpoint by validation ELBO, step "
           f"{evaluated['evaluated_step']}" + (" (stopped early)" if step < total_steps else ""))
-    results = _evaluate_and_plot(config, model, params, data, eval_key, workdir, log, step)
+    results = final_evaluation.evaluate_and_plot(config, model, params, data, eval_key, workdir, log, step)
     results = {"step": step, "epoch": step / steps_per_epoch, **evaluated, **results}
     writer.write(results)
     log("test: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
@@ -248,133 +223,6 @@ def latest_step(folder: Path) -> int | None:
     return checkpointer.latest_step()
   finally:
     checkpointer.close()
-
-
-def _train_loop(state, train_chunk, images, train_key, data_key, *, total_steps, steps_per_epoch,
-                checkpoint_every, checkpointer, writer, log, hooks=(), stop=None,
-                seconds_before=0.0):
-  """Runs chunks until total_steps, or until stop(step) at a checkpoint (after the hooks);
-  logs each chunk's mean metrics while the next one runs.
-
-  At a checkpoint the state is checked to be finite (one reduction on the device)
-  and saved; the save completes, and any error in it is raised, while the next
-  chunk runs.
-  """
-  step = int(state["step"])
-  start_step, start_time = step, time.perf_counter()
-  pending = None  # (step, metrics) of the chunk in flight, read after the next is dispatched
-  saving = None  # step of a checkpoint being written while the next chunk runs
-  first = None  # (step, time) when the first chunk's metrics came back
-  hook_seconds = 0.0  # time spent in the hooks, left out of train_seconds
-
-  def flush(pending):
-    nonlocal first
-    end_step, metrics = pending
-    means = {k: float(v) for k, v in jax.device_get(jax.tree.map(jnp.mean, metrics)).items()}
-    now = time.perf_counter() - hook_seconds
-    if first is None:  # the first chunk's rate includes compilation
-      rate = (end_step - start_step) / (now - start_time)
-      first = (end_step, now)
-    else:  # mean rate since the first chunk; robust to when the host happens to look
-      rate = (end_step - first[0]) / max(now - first[1], 1e-9)
-    if not math.isfinite(means["loss"]):
-      raise TrainingDiverged(f"training loss became {means['loss']} by step {end_step}; "
-                             f"{_kept_sentence(checkpointer)}")
-    eta = (total_steps - end_step) / max(rate, 1e-9)
-    record = {"step": end_step, "epoch": end_step / steps_per_epoch,
-              "train_loss": means.pop("loss"),
-              **{f"train_{k}": v for k, v in means.items()},
-              "steps_per_s": rate, "wall_time": now + hook_seconds - start_time,
-              "train_seconds": seconds_before + now - start_time}
-    writer.write(record)
-    log(f"epoch {record['epoch']:.2f} step {end_step}/{total_steps} loss "
-        f"{record['train_loss']:.3f} {rate:.1f} steps/s ETA {eta:.0f}s")
-
-  while step < total_steps:
-    state, metrics = train_chunk(state, images, train_key, data_key)
-    step += int(metrics["loss"].shape[0])
-    if saving is not None:
-      checkpointer.wait()
-      saving = None
-    if pending is not None:
-      flush(pending)
-    pending = (step, metrics)
-    if step % checkpoint_every == 0 or step == total_steps:
-      flush(pending)  # never checkpoint a diverged state
-      pending = None
-      if not bool(training_step.all_finite(state)):
-        raise TrainingDiverged(
-            f"the parameters or optimizer state became NaN or infinite by step {step} (the "
-            f"losses logged so far were finite); {_kept_sentence(checkpointer)}")
-      checkpointer.save(step, state, train_key)
-      saving = step
-      if hooks:
-        hook_start = time.perf_counter()
-        extra = {}
-        for hook in hooks:
-          extra.update(hook(step, state, train_key))
-        writer.write({"step": step, "epoch": step / steps_per_epoch, **extra})
-        hook_seconds += time.perf_counter() - hook_start
-      if stop is not None and stop(step):
-        log(f"early stopping at step {step}: no better validation ELBO in the epochs since")
-        break
-  if pending is not None:
-    flush(pending)
-  checkpointer.wait()
-  if step > start_step:
-    log(f"trained {step - start_step} steps in {time.perf_counter() - start_time:.1f}s")
-  return state
-
-
-@precision.estimates  # also its eager parts (the figures' reconstructions)
-def _evaluate_and_plot(config: TrainConfig, model: Model, params, data: data_lib.ImageData,
-                       eval_key, workdir: Path, log, step: int) -> dict:
-  """Test metrics (an EvaluationError if any is non-finite) and, on process 0, the run's
-  figures."""
-  figures = workdir / "figures"
-  t0 = time.perf_counter()
-  quadrature = ({"limit": config.quadrature_limit, "points": config.quadrature_points}
-                if model.latent_dim == 2 else None)
-  log(f"evaluating {len(data.test)} test images: importance sampling with k={config.eval_k}"
-      + (f", then {config.quadrature_points}^2-point grid quadrature" if quadrature else ""))
-  results = evaluate_lib.evaluate(params, eval_key, data.test, model=model,
-                                  binarization=data.binarization, k=config.eval_k,
-                                  batch_size=config.eval_batch_size, quadrature=quadrature,
-                                  proposal_samples=config.eval_proposal_samples, log=log,
-                                  per_image=True)
-  log_px_N = results.pop("test_log_px")
-  bad = sorted(name for name, value in results.items()
-               if isinstance(value, float) and not math.isfinite(value))
-  if bad:
-    raise EvaluationError(
-        f"evaluation of the model at step {step} gave non-finite "
-        f"{', '.join(f'{name} = {results[name]}' for name in bad)}; no test metrics or "
-        "figures were written. The model's outputs overflow (a diverged run: try a lower "
-        "--learning_rate) or the data does not fit the likelihood")
-  results["eval_seconds"] = time.perf_counter() - t0
-  log(f"evaluated {results['num_test_images']} test images with k={config.eval_k} "
-      f"in {results['eval_seconds']:.1f}s")
-  if not distributed.is_primary():
-    return results
-  workdir_lib.write_array_atomically(workdir / TEST_LOG_PX_FILE, log_px_N)
-  figures.mkdir(exist_ok=True)
-  params = distributed.local_copy(params)
-  if model.has_encoder:  # the first test images as the evaluation read them
-    x = np.asarray(over_images.binarized(data.test[:10], eval_key, data.binarization))
-    figures_key = keys.stream(eval_key, keys.FIGURES)
-    q = evaluate_lib.proposal_for(params, keys.item(figures_key, 0), x, model=model,
-                                  proposal_samples=100)
-    recon = model.mean_image(params, evaluate_lib.posterior_mean(
-        q, keys.item(figures_key, 1), 100))
-    image_plots.save_reconstructions(x, np.asarray(recon), data.image_shape,
-                               figures / "reconstructions.png")
-  if model.latent_dim == 2:
-    points, limit = 20, 3.0
-    z = jnp.asarray(latent_plots.latent_walk_points(points, limit))
-    means = model.mean_image(params, z)
-    latent_plots.save_latent_grid_walk(np.asarray(means), data.image_shape, points, limit,
-                                figures / "latent_grid_walk.png")
-  return results
 
 
 def trained_params(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData,
