@@ -8,7 +8,7 @@ Writes, in --out (new, or empty): config.json (the run's), params.npz (the param
 the run was evaluated at: its best checkpoint by validation ELBO under early stopping,
 else its latest; vbayes.training.params_npz), test_log_px.npy (each test image's log p(x)
 from the run's evaluation, for experiments.compare) and reference.json: the run's own test
-numbers from its metrics.jsonl, and the quick check tests/test_shipped_checkpoints.py
+numbers from its metrics.jsonl, and the quick check tests/integration/test_shipped_checkpoints.py
 recomputes (IS with k=100 on the first 100 test images, fixed keys), and the machine.
 """
 

@@ -9,7 +9,7 @@ the folder of its shipped checkpoint, written by experiments.export_checkpoint a
 evaluated there by experiments.evaluate (evaluation_ais.json on the test images,
 evaluation_bdmc.json on simulated ones). A row without a shipped checkpoint is listed as
 not run yet, with the wall time its protocol projects to. The README's card sits between
-the two CARD_MARKERS lines; tests/test_literature_card.py checks it equals this output.
+the two CARD_MARKERS lines; tests/unit/test_literature_card.py checks it equals this output.
 """
 
 import dataclasses

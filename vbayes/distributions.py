@@ -193,7 +193,7 @@ class DiagNormalMixture(NamedTuple):
   recomputed from their differences, and these dominate the sum wherever the others'
   errors matter (narrow components are far apart in log-density; 500 components of sd
   0.01 in two tight clusters, where hundreds of them matter, still come within 0.03
-  nats of float64, tests/test_vamp_prior.py). Samples pick a
+  nats of float64, tests/unit/test_vamp_prior.py). Samples pick a
   component uniformly, then draw from it (not reparameterized through the choice).
   """
   mean: jax.Array

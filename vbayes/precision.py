@@ -5,7 +5,7 @@ bits of mantissa); on recent NVIDIA GPUs as TF32 (10 bits). XLA:CPU ignores the 
 and always computes in float32, so no CPU run shows what the default costs elsewhere:
 a VampPrior density's expansion into products moves by several nats per z in bfloat16
 where many components overlap (up to 6 at posterior scale 0.03 in
-tests/test_precision.py, 22 at 0.01), and decoder logits shift. vbayes therefore asks explicitly:
+tests/unit/test_precision.py, 22 at 0.01), and decoder logits shift. vbayes therefore asks explicitly:
 
   ESTIMATES = "highest"  every log-density, likelihood and estimator (IS, AIS, BDMC,
                          quadrature, SVI, held-out bounds, the VampPrior mixture, kernel
@@ -15,7 +15,7 @@ tests/test_precision.py, 22 at 0.01), and decoder logits shift. vbayes therefore
                          ("highest" by default; "default" lets an accelerator use its
                          fast passes, at the price of numbers that depend on the backend).
 
-tests/test_precision.py lowers the evaluation programs and every part's log-density and
+tests/unit/test_precision.py lowers the evaluation programs and every part's log-density and
 fails on any product below HIGHEST, and shows on the CPU, by rounding the products'
 inputs to bfloat16, what the guard prevents.
 """

@@ -72,7 +72,7 @@ def contrast_moments(params: Params, config: TrainConfig, key: jax.Array, x_D, z
   decomposition of log q - log p holds for any fixed r, so the estimate of KL(q || p)
   then carries only the bias of an adversary that cannot see the moments' noise:
   with q = p = N(0, I) and the optimal adversary, about -1/M nats per latent
-  dimension (-0.008 at M = 128; tests/test_avb.py computes it). With M = 0 (vbayes
+  dimension (-0.008 at M = 128; tests/unit/test_avb.py computes it). With M = 0 (vbayes
   before this option) the moments of the K scored samples themselves: then
   -E[log sigma] alone adds +0.142 nats per dimension at K = 8 (+0.032 at K = 32,
   +0.008 at K = 128), and the optimal adversary's part +0.022 more at K = 8.

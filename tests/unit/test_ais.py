@@ -1,0 +1,214 @@
+"""Annealed importance sampling and BDMC (vbayes/evaluation/ais.py) against closed forms:
+a 10-D linear-Gaussian model, grid quadrature of a trained 2-D model, importance
+sampling, and a Gaussian target for the HMC transition."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.helpers import linear_gaussian, model_checks
+from vbayes import config as config_lib, data as data_lib
+from vbayes.evaluation import ais, grid
+from vbayes.models import build
+from vbayes.numerics import logmeanexp
+from vbayes.models.networks import mlp
+
+
+@pytest.fixture(scope="module")
+def linear10():
+  """A linear-Gaussian model with 10 latent dimensions, an encoder off the posterior,
+  8 images drawn from it and their closed-form log p(x)."""
+  lg = linear_gaussian.make(data_dim=12, latent_dim=10)
+  model = build(lg.config)
+  params = lg.params(linear_gaussian.perturbed_encoder(lg, shift=0.5, widen=0.5))
+  x = lg.sample(jax.random.key(0), 8)
+  return {"lg": lg, "model": model, "params": params, "x": x,
+          "log_px": np.asarray(lg.log_marginal(np.asarray(x)))}
+
+
+def test_the_schedules_run_from_0_to_1_and_rise():
+  for schedule in ais.SCHEDULES:
+    b = ais.betas(50, schedule)
+    assert b[0] == 0 and b[-1] == 1 and np.all(np.diff(b) > 0)
+  sigmoid = ais.betas(50, "sigmoid")
+  assert np.diff(sigmoid)[0] < 1 / 50 < np.diff(sigmoid)[25]  # small steps at the ends
+
+
+# The tests of AIS's machinery below adapt step sizes inside the chains (tuning="adaptive":
+# one annealing program to compile, where the pilot adds a second); the default pilot
+# tuning has tests of its own at the end, and the command line's test uses it.
+ADAPTIVE = ais.HMCSettings(tuning="adaptive")
+
+
+def test_one_step_is_importance_sampling_from_q0_with_the_same_draws(linear10):
+  """beta 0 -> 1 in one step, no transition: the log weights are log p(x, z) - log q0(z)
+  at q0's draws from the same key."""
+  model, params, x = linear10["model"], linear10["params"], linear10["x"]
+  q0 = model.proposal_distribution(params, x)
+  out = ais.ais_log_likelihood(params, jax.random.key(1), x, q0, model=model, chains=32,
+                               num_steps=1, settings=ADAPTIVE)
+  z, log_q = q0.sample_and_log_prob(jax.random.split(jax.random.key(1))[0], 32)
+  np.testing.assert_allclose(out["log_w"], model.log_weights(params, x, z, q0, log_q_BxK=log_q),
+                             rtol=1e-6)
+
+
+def test_hmc_leaves_a_gaussian_target_invariant():
+  """20000 exact draws of N(m, diag s^2) (3-D, scales 0.3 to 2) after 10 HMC transitions of
+  step 0.3 (not adapted) keep the target's mean and variance within 5 standard errors,
+  while the chains have moved (acceptance below 1)."""
+  mean, sd = jnp.array([1.0, -2.0, 0.5]), jnp.array([0.3, 1.0, 2.0])
+  log_density = lambda z: jnp.sum(-0.5 * ((z - mean) / sd) ** 2, axis=-1)
+  n = 20000
+  z = mean + sd * jax.random.normal(jax.random.key(2), (1, n, 3))
+  start = z
+  step = jnp.full((1, n), 0.3)
+  evaluate = ais.density(log_density)
+  transition = jax.jit(lambda key, z: ais.hmc_step(evaluate, key, z, evaluate(z), step,
+                                                   leapfrog_steps=5))
+  accepts = []
+  for i in range(10):
+    z, _, accept = transition(jax.random.key(3 + i), z)
+    accepts.append(float(accept.mean()))
+  z = np.asarray(z[0])
+  np.testing.assert_array_less(np.abs(z.mean(0) - mean), 5 * sd / math.sqrt(n))
+  np.testing.assert_array_less(np.abs(z.var(0) / sd**2 - 1), 5 * math.sqrt(2 / n))
+  assert 0.5 < np.mean(accepts) < 0.999
+  assert float(jnp.mean(jnp.abs(z - start[0]))) > 0.1
+
+
+def test_ais_converges_to_the_closed_form_and_tightens_with_steps(linear10):
+  """10-D linear-Gaussian: AIS's error shrinks from 10 to 300 steps, where the mean over
+  8 images is within 0.05 nats of log p(x) (16 chains each)."""
+  model, params, x = linear10["model"], linear10["params"], linear10["x"]
+  q0 = model.proposal_distribution(params, x)
+  errors = {}
+  for steps in (10, 300):
+    out = ais.ais_log_likelihood(params, jax.random.key(4), x, q0, model=model, chains=16,
+                                 num_steps=steps, settings=ADAPTIVE)
+    errors[steps] = np.asarray(out["log_px"]) - linear10["log_px"]
+  assert np.mean(np.abs(errors[300])) < 0.5 * np.mean(np.abs(errors[10]))
+  assert abs(np.mean(errors[300])) < 0.05
+  assert np.all(np.isfinite(errors[300]))
+
+
+def test_bdmc_brackets_log_p_of_x_and_the_gap_closes(linear10):
+  """On data simulated from the model, forward AIS from the encoder (a lower bound)
+  and reverse AIS from the true z (an upper bound) bracket the closed form, within 3
+  standard errors of their mean over 8 images, and the gap shrinks with steps (to 0
+  within 3 standard errors of its mean: the bounds are stochastic and may cross)."""
+  model, params = linear10["model"], linear10["params"]
+  z, x = ais.simulate(params, jax.random.key(5), 8, model=model)
+  truth = np.asarray(linear10["lg"].log_marginal(np.asarray(x)))
+  q0 = model.proposal_distribution(params, x)
+  gaps = []
+  for steps in (20, 200):
+    out = ais.bdmc(params, jax.random.key(6), x, z, q0, model=model, chains=8,
+                   num_steps=steps, settings=ADAPTIVE)
+    lower, upper = np.asarray(out["lower"]) - truth, np.asarray(out["upper"]) - truth
+    for bound, sign in ((lower, 1), (upper, -1)):
+      assert sign * np.mean(bound) < 3 * np.std(bound, ddof=1) / math.sqrt(8) + 1e-3
+    gaps.append((np.mean(upper - lower), np.std(upper - lower, ddof=1) / math.sqrt(8)))
+  (gap_20, _), (gap_200, gap_200_se) = gaps
+  assert gap_20 > 0 and -3 * gap_200_se < gap_200 < min(0.3 * gap_20, 0.2), gaps
+
+
+def test_ais_agrees_with_grid_quadrature_on_a_trained_2d_model():
+  """A 2-D VAE trained for 500 steps on 4Frames: AIS from the encoder (32 chains, 200
+  steps) is within 0.1 nats of 512^2-point quadrature on average over the four images."""
+  config = config_lib.TrainConfig(
+      model=config_lib.ModelConfig(data_dim=4, latent_dim=2,
+                                   network=mlp.Config(hidden_sizes=(32,))),
+      data=config_lib.DataConfig(dataset="4frames"), batch_size=20, learning_rate=1e-2)
+  images = jnp.asarray(data_lib.four_frames())
+  state, _, _ = model_checks.train_two_calls(config, images, steps=250)
+  params, model = state["params"], build(config.model)
+  x = jnp.asarray(np.eye(4, dtype=np.float32))
+  exact = np.asarray(grid.quadrature_log_likelihood(params, x, model=model, limit=5.0,
+                                                    points=512))
+  q0 = model.proposal_distribution(params, x)
+  out = ais.ais_log_likelihood(params, jax.random.key(7), x, q0, model=model, chains=32,
+                               num_steps=200, settings=ADAPTIVE)
+  assert abs(float(np.mean(np.asarray(out["log_px"]) - exact))) < 0.1
+
+
+@pytest.fixture(scope="module")
+def mild10():
+  """linear10's model with an encoder closer to the posterior, so that 20 distributions
+  make the AIS weights' spread small (sd of log w about 0.8) and the delta method's
+  standard error of log mean w over 1024 chains trustworthy."""
+  lg = linear_gaussian.make(data_dim=12, latent_dim=10)
+  params = lg.params(linear_gaussian.perturbed_encoder(lg, shift=0.1, widen=0.2))
+  return {"lg": lg, "model": build(lg.config), "params": params,
+          "x": lg.sample(jax.random.key(20), 8)}
+
+
+def _mean_and_stderr(estimates_B, stderr_B):
+  """Mean over images and its standard error from per-image delta-method errors."""
+  return float(np.mean(estimates_B)), float(np.sqrt(np.sum(np.square(stderr_B)))
+                                            / len(estimates_B))
+
+
+def test_frozen_step_sizes_make_ais_unbiased(mild10):
+  """E[w] = p(x) exactly when the transitions are fixed in advance: step sizes tuned on a
+  pilot run (its own chains) then frozen. 1024 chains x 20 distributions on 8 images of
+  the 10-D linear-Gaussian model: log mean w - log p(x), averaged over images, is 0
+  within 4 standard errors (plus the delta method's Jensen term, -se^2/2 per image),
+  and far tighter than the 20-step estimate's own spread."""
+  model, params, x = mild10["model"], mild10["params"], mild10["x"]
+  truth = np.asarray(mild10["lg"].log_marginal(np.asarray(x)))
+  q0 = model.proposal_distribution(params, x)
+  settings = ais.HMCSettings(initial_step_size=0.05, leapfrog_steps=5)
+  out = ais.ais_log_likelihood(params, jax.random.key(21), x, q0, model=model, chains=1024,
+                               num_steps=20, settings=settings)
+  stderr = np.asarray(out["stderr"])
+  error, error_se = _mean_and_stderr(np.asarray(out["log_px"]) - truth, stderr)
+  assert 0.02 < np.mean(np.std(out["log_w"], axis=1)) < 1.0  # the delta method holds
+  assert abs(error + np.mean(stderr**2) / 2) < 4 * error_se, (error, error_se)
+  # The step sizes were the pilot's: one per transition and image, shared by the chains.
+  pilot = ais.frozen_step_sizes(params, jax.random.split(jax.random.key(21), 3)[2], x, q0,
+                                ais.betas(20), model=model, settings=settings)
+  np.testing.assert_allclose(out["step_sizes"], pilot, rtol=1e-6)
+  assert out["step_sizes"].shape == (19, 8) and np.ptp(np.asarray(pilot)) > 0
+
+
+def test_reverse_ais_from_exact_posterior_draws_estimates_one_over_p_of_x(mild10):
+  """Reverse AIS started at exact posterior draws (closed form here, one per chain) with
+  the forward pilot's step sizes reversed: E[w] = 1 / p(x), so log mean w + log p(x) is
+  0 within 4 standard errors over 8 images (1024 chains x 20 distributions)."""
+  model, params, x, lg = mild10["model"], mild10["params"], mild10["x"], mild10["lg"]
+  truth = np.asarray(lg.log_marginal(np.asarray(x)))
+  q0 = model.proposal_distribution(params, x)
+  settings = ais.HMCSettings(initial_step_size=0.05, leapfrog_steps=5)
+  steps = ais.frozen_step_sizes(params, jax.random.key(22), x, q0, ais.betas(20),
+                                model=model, settings=settings)
+  mean, var = lg.posterior(np.asarray(x))
+  z0 = jnp.asarray(mean[:, None, :] + np.sqrt(var) * np.asarray(
+      jax.random.normal(jax.random.key(23), (8, 1024, 10))), jnp.float32)
+  log_w, _, _, used = jax.jit(lambda z: ais.anneal(
+      params, jax.random.key(24), x, z, q0, ais.betas(20)[::-1].copy(), model=model,
+      settings=settings, step_sizes_TxB=steps[::-1]))(z0)
+  np.testing.assert_allclose(used, steps[::-1], rtol=1e-6)
+  stderr = np.asarray(ais.weight_stderr(log_w))
+  error, error_se = _mean_and_stderr(np.asarray(logmeanexp(log_w, axis=1)) + truth, stderr)
+  assert abs(error + np.mean(stderr**2) / 2) < 4 * error_se, (error, error_se)
+
+
+def test_step_size_tunings():
+  """fixed: the initial step size at every transition; adaptive: no schedule in advance;
+  an unknown tuning is refused."""
+  lg = linear_gaussian.make(data_dim=6, latent_dim=3)
+  model, params = build(lg.config), lg.params()
+  x = lg.sample(jax.random.key(25), 2)
+  q0 = model.proposal_distribution(params, x)
+  fixed = ais.frozen_step_sizes(params, jax.random.key(0), x, q0, ais.betas(5), model=model,
+                                settings=ais.HMCSettings(tuning="fixed",
+                                                         initial_step_size=0.1))
+  np.testing.assert_allclose(fixed, np.full((4, 2), 0.1))
+  assert ais.frozen_step_sizes(params, jax.random.key(0), x, q0, ais.betas(5), model=model,
+                               settings=ais.HMCSettings(tuning="adaptive")) is None
+  with pytest.raises(ValueError, match="unknown step-size tuning"):
+    ais.frozen_step_sizes(params, jax.random.key(0), x, q0, ais.betas(5), model=model,
+                          settings=ais.HMCSettings(tuning="pilot_run"))
