@@ -16,6 +16,7 @@ DEVICES = {"01_tour": 2}  # the tour trains on two host CPU devices: the sharded
 
 def kernel_env(name: str, out_dir: Path, data_dir: Path, size: str = "tiny") -> dict:
   env = {**os.environ, "VBAYES_NOTEBOOK_SIZE": size, "JAX_PLATFORMS": "cpu",
+         "PYTHONPATH": str(REPO),  # this checkout's vbayes, whichever is installed
          "VBAYES_NOTEBOOK_WORKDIR": str(out_dir / name / "runs"),
          data_lib.DATA_DIR_ENV: str(data_dir), "JAX_NUM_CPU_DEVICES": str(DEVICES.get(name, 1))}
   env.pop(data_lib.MANUAL_DIR_ENV, None)

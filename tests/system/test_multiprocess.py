@@ -24,8 +24,9 @@ def multiprocess_runs(tmp_path_factory) -> tuple:
   """(out, results) of tests/system/scripts/multiprocess_check.py: its workdirs and each
   command's exit status and output."""
   out = tmp_path_factory.mktemp("multiprocess")
-  done = subprocess.run([sys.executable, str(TESTS / "system" / "scripts" / "multiprocess_check.py"),
-                         str(out)], env={**os.environ, "PYTHONPATH": str(REPO)},
+  script = TESTS / "system" / "scripts" / "multiprocess_check.py"
+  done = subprocess.run([sys.executable, str(script), str(out)],
+                        env={**os.environ, "PYTHONPATH": str(REPO)},
                         capture_output=True, text=True, timeout=900, check=False)
   assert done.returncode == 0, done.stderr[-3000:]
   return out, json.loads((out / "results.json").read_text())
