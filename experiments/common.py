@@ -26,9 +26,14 @@ from vbayes.errors import UserError
 USER_ERRORS = (UserError, ValueError, OSError)
 
 
-def fail(message: str):
-  """Prints `error: message` on one line to stderr and exits with status 1."""
-  print("error: " + " ".join(str(message).split()), file=sys.stderr)
+def fail(message: str, at_once: bool = False):
+  """Prints `error: message` on one line to stderr and exits with status 1. at_once: at
+  once, without JAX's exit barrier, which waits for every process of a run of several
+  (and aborts this one when another has died)."""
+  print("error: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
+  if at_once:
+    sys.stdout.flush()
+    os._exit(1)  # pylint: disable=protected-access
   sys.exit(1)
 
 
@@ -80,12 +85,18 @@ def with_errors(main):
     sys.unraisablehook = _ignore_closed_event_loops
     try:
       return main(argv)
+    except distributed.PeerLost as e:
+      fail(e, at_once=True)
     except USER_ERRORS as e:
       fail(e)
     except jax.errors.JaxRuntimeError as e:
-      if "RESOURCE_EXHAUSTED" not in str(e):
-        raise
-      fail(out_of_memory(e))
+      if "RESOURCE_EXHAUSTED" in str(e):
+        fail(out_of_memory(e))
+      if distributed.several_processes():  # a collective failed: a peer stopped
+        fail(f"another process of the run stopped or cannot be reached "
+             f"({distributed.first_line(e)}); its own output says why; this one stops too",
+             at_once=True)
+      raise
 
   return wrapped
 
@@ -109,9 +120,13 @@ def define_process_flags():
   variables JAX_NUM_PROCESSES, JAX_PROCESS_ID and JAX_COORDINATOR_ADDRESS."""
   flags.DEFINE_string("num_processes", os.environ.get("JAX_NUM_PROCESSES", "1"),
                       "Processes of this run: 1; N, each started with its --process_id and "
-                      "the same --coordinator_address; or auto, where JAX finds them on a "
-                      "cluster it knows (Cloud TPU, SLURM, Open MPI). Default "
-                      "$JAX_NUM_PROCESSES or 1.")
+                      "the same --coordinator_address and other flags (they check); or "
+                      "auto, where JAX finds them on a cluster it knows (Cloud TPU, SLURM, "
+                      "Open MPI). A process that has not joined "
+                      f"{distributed.JOIN_TIMEOUT_S} s after the first, or sends no "
+                      f"heartbeat for {distributed.HEARTBEAT_TIMEOUT_S} s, ends the run; "
+                      "SIGTERM or SIGINT to any process stops all at one step after a "
+                      "checkpoint. Default $JAX_NUM_PROCESSES or 1.")
   flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1 "
                        "(default $JAX_PROCESS_ID or 0).", lower_bound=0)
   flags.DEFINE_string("coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS"),
@@ -124,6 +139,7 @@ def start_processes():
   text = flags.FLAGS.num_processes.strip().lower()
   if text == "auto":
     distributed.initialize(detect_cluster=True)
+    _agree_on_the_command_line()
     return
   try:
     count = int(text)
@@ -143,6 +159,17 @@ def start_processes():
     raise ValueError(f"--process_id={process_id} (or $JAX_PROCESS_ID) is outside 0 .. "
                      f"{count - 1} for --num_processes={count}")
   distributed.initialize(flags.FLAGS.coordinator_address, count, process_id)
+  _agree_on_the_command_line()
+
+
+def _agree_on_the_command_line():
+  """Every process of a run must have the script's flags alike, but --process_id."""
+  script = sys.argv[0]  # absl files a script's own flags under its path
+  mine = {f"--{flag.name}": flag_text(flag.name)
+          for owner, owned in flags.FLAGS.flags_by_module_dict().items()
+          if owner in (script, "__main__") or owner.startswith("experiments.")
+          for flag in owned if flag.name != "process_id"}
+  distributed.agree({"script": os.path.basename(script), **mine})
 
 
 def define_config_flags(default: str | None):

@@ -15,7 +15,12 @@ its image batches among processes (`my_batches`, `gather_batches`).
 """
 
 import contextlib
-from typing import Callable, Iterator, TypeVar
+import itertools
+import json
+import os
+import socket
+import sys
+from typing import Any, Callable, Iterator, TypeVar
 
 import jax
 import numpy as np
@@ -25,9 +30,26 @@ from vbayes.errors import UserError
 
 T = TypeVar("T")
 
+# A run of several processes fails together, fast: a process that has not joined
+# JOIN_TIMEOUT_S after the first, or whose heartbeats stop for HEARTBEAT_TIMEOUT_S, ends
+# every process; so does one that does not state its run (`agree`) within AGREE_TIMEOUT_S.
+JOIN_TIMEOUT_S = 45
+HEARTBEAT_TIMEOUT_S = 30
+AGREE_TIMEOUT_S = 30
+_AGREEMENTS = itertools.count()  # every process calls `agree` equally often, in one order
+
 
 class ProcessStopped(UserError):
   """Another process of the run stopped with an error (its own output names it)."""
+
+
+class ProcessesDisagree(UserError):
+  """The processes of one run were started for different runs (every process knows)."""
+
+
+class PeerLost(UserError):
+  """A process of the run is missing, died or cannot be reached: this process must end at
+  once, without JAX's exit barrier (which waits for every process)."""
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -48,10 +70,124 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   if not detect_cluster and not 0 <= process_id < num_processes:
     raise ValueError(f"process id {process_id} is outside 0..{num_processes - 1}")
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  if detect_cluster:
-    jax.distributed.initialize()
+  timeouts = {"initialization_timeout": JOIN_TIMEOUT_S,
+              "heartbeat_timeout_seconds": HEARTBEAT_TIMEOUT_S}
+  try:
+    with _runtime_errors_end_the_process():
+      if detect_cluster:
+        jax.distributed.initialize(**timeouts)
+      else:
+        jax.distributed.initialize(coordinator_address, num_processes, process_id, **timeouts)
+  except (jax.errors.JaxRuntimeError, RuntimeError) as e:
+    where = f" at {coordinator_address}" if coordinator_address else ""
+    how_many = num_processes or "cluster's"
+    detail = f" ({first_line(e)})" if isinstance(e, jax.errors.JaxRuntimeError) else ""
+    raise PeerLost(
+        f"the {how_many} processes of the run did not all join the coordinator{where} "
+        f"within {JOIN_TIMEOUT_S} s{detail}: start every process, each with its own "
+        "--process_id and the same --num_processes and --coordinator_address") from e
+
+
+def _end_the_run(status):
+  """The runtime client's callback for a fatal error of the run (a process did not join in
+  time, or stopped sending heartbeats): one error line, exit 1.
+
+  JAX's own callback aborts the process with a stack trace. jaxlib 0.10 cannot pass the
+  status to a Python callback (std::bad_cast): the runtime call that met the error then
+  raises RuntimeError instead (`initialize` makes it one error line), and an error met on
+  the runtime's own heartbeat thread still ends the process with an abort."""
+  text = " ".join(str(status).split())
+  if "RegisterTask" in text or "Barrier" in text:
+    cause = (f"not every process of the run joined within {JOIN_TIMEOUT_S} s: start every "
+             "process, each with its own --process_id and the same --num_processes and "
+             "--coordinator_address")
   else:
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    cause = (f"another process of the run stopped or has not answered for "
+             f"{HEARTBEAT_TIMEOUT_S} s (its own output says why); this one stops too")
+  print(f"error: {cause} ({text[:160]})", file=sys.stderr, flush=True)
+  os._exit(1)  # pylint: disable=protected-access
+
+
+@contextlib.contextmanager
+def _runtime_errors_end_the_process():
+  """Within it, jax.distributed.initialize gives its runtime client `_end_the_run` as the
+  callback for fatal errors (jax.distributed.initialize has no argument for it)."""
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  runtime = jax_distributed._jax  # pylint: disable=protected-access
+  make_client = runtime.get_distributed_runtime_client
+
+  def client_with_callback(*args, **kwargs):
+    return make_client(*args, missed_heartbeat_callback=_end_the_run, **kwargs)
+
+  runtime.get_distributed_runtime_client = client_with_callback
+  try:
+    yield
+  finally:
+    runtime.get_distributed_runtime_client = make_client
+
+
+def several_processes() -> bool:
+  """Whether this process is one of a run of several (jax.distributed is initialized);
+  unlike jax.process_count(), it starts no backend."""
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  return jax_distributed.global_state.client is not None
+
+
+def first_line(error: Exception, limit: int = 160) -> str:
+  """The first line of an error's message (the runtime's run to many), shortened."""
+  return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+  if isinstance(tree, dict):
+    return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+  return {prefix.rstrip("."): tree}
+
+
+def agree(what: dict[str, Any], timeout_s: float = AGREE_TIMEOUT_S):
+  """Checks that every process of the run states the same `what` (its config, workdir).
+
+  Each process writes `what` under its process id in the coordinator's key-value store,
+  reads every other's and waits for all at a barrier; then, on every process alike, a
+  value that differs raises ProcessesDisagree naming the first field that differs. An id
+  written twice (two processes given one --process_id) or a process that does not answer
+  within timeout_s raises PeerLost. One process: nothing to check.
+  """
+  count = jax.process_count()
+  if count == 1:
+    return
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  client = jax_distributed.global_state.client
+  me, round_ = jax.process_index(), next(_AGREEMENTS)
+  timeout_ms = int(timeout_s * 1000)
+  mine = json.loads(json.dumps(what, sort_keys=True, default=str))
+  stated = json.dumps({"by": f"{socket.gethostname()} pid {os.getpid()}", "what": mine})
+  try:
+    client.key_value_set(f"vbayes/agree/{round_}/{me}", stated)
+  except jax.errors.JaxRuntimeError as e:
+    raise PeerLost(f"another process of the run was also started as process {me}: give "
+                   f"each of the {count} processes its own --process_id, 0 .. {count - 1}"
+                   ) from e
+  disagreement = None
+  try:
+    for other in range(count):
+      if other == me:
+        continue
+      theirs = json.loads(client.blocking_key_value_get(f"vbayes/agree/{round_}/{other}",
+                                                        timeout_ms))
+      ours, differing = _flat(mine), _flat(theirs["what"])
+      for key in sorted(set(ours) | set(differing)):
+        if disagreement is None and ours.get(key) != differing.get(key):
+          disagreement = (
+              f"process {other} ({theirs['by']}) runs with {key} = {differing.get(key)!r} "
+              f"and process {me} with {ours.get(key)!r}: start every process of a run with "
+              "the same flags")
+    client.wait_at_barrier(f"vbayes/agreed/{round_}", timeout_ms)
+  except jax.errors.JaxRuntimeError as e:
+    raise PeerLost(f"not every process of the {count} stated its run within {timeout_s:g} s "
+                   f"({first_line(e, 80)}): one stopped or runs another program") from e
+  if disagreement is not None:
+    raise ProcessesDisagree(disagreement)
 
 
 def is_primary() -> bool:

@@ -3,6 +3,8 @@ tests/system/test_sharded.py)."""
 
 import dataclasses
 import json
+import os
+import signal
 from pathlib import Path
 
 import jax
@@ -12,7 +14,7 @@ import pytest
 
 from vbayes import config as config_lib, data as data_lib
 from vbayes.training import checkpoint
-from vbayes.training import chunks
+from vbayes.training import chunks, interrupts
 from vbayes.training import loop as training_loop
 from vbayes.training import step as training_step
 from vbayes.objectives import avb, gradient_step, prior_is
@@ -98,6 +100,35 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
            map(json.loads, (tmp_path / "split" / "metrics.jsonl").read_text().splitlines())
            if "train_loss" in r]
   assert steps == sorted(set(steps))  # no step logged twice after the resume
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_run_after_a_checkpoint_from_which_it_resumes(tmp_path, signal_number):
+  """SIGTERM or SIGINT in the middle of training (here sent at the first epoch's end): the
+  run saves the state of the chunk it is in, says so in one RunInterrupted, and the same
+  run again resumes there and ends with the uninterrupted run's parameters."""
+  config = small_config(epochs=3)
+  training_loop.run(config, tmp_path / "full", log=lambda _: None)
+
+  def signal_once(step, params):
+    del params
+    if step == 50:
+      os.kill(os.getpid(), signal_number)
+    return {}
+
+  before = signal.getsignal(signal_number)
+  with pytest.raises(interrupts.RunInterrupted,
+                     match=f"{signal_number.name} stopped the run at step 60 .*run the same "
+                     "command again to resume"):
+    training_loop.run(config, tmp_path / "split", log=lambda _: None, epoch_hook=signal_once)
+  assert signal.getsignal(signal_number) is before  # the handler before the run, again
+  steps = sorted(int(p.name) for p in (tmp_path / "split" / "checkpoints").iterdir()
+                 if p.name.isdigit())
+  assert steps[-1] == 60
+  training_loop.run(config, tmp_path / "split", log=lambda _: None)
+  a, b = _final_params(tmp_path / "full", config), _final_params(tmp_path / "split", config)
+  assert int(a["step"]) == int(b["step"]) == 150
+  jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
 def test_a_nan_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpoint(

@@ -5,6 +5,7 @@ chunk's metrics only after the next chunk is dispatched, so logging never stalls
 device. At a checkpoint the state is checked to be finite before it is saved.
 """
 
+import itertools
 import math
 import time
 
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 
 from vbayes.errors import UserError
 from vbayes.training import step as training_step
+from vbayes.training.interrupts import Interrupts, RunInterrupted
 
 
 class TrainingDiverged(UserError):
@@ -28,13 +30,14 @@ def _kept_sentence(checkpointer) -> str:
 
 def train_chunks(state, train_chunk, images, train_key, data_key, *, total_steps, steps_per_epoch,
                 checkpoint_every, checkpointer, writer, log, hooks=(), stop=None,
-                seconds_before=0.0):
+                seconds_before=0.0, interrupts: Interrupts | None = None):
   """Runs train_chunk until total_steps, or until stop(step) at a checkpoint (after the hooks);
   logs each chunk's mean metrics while the next one runs.
 
   At a checkpoint the state is checked to be finite (one reduction on the device)
   and saved; the save completes, and any error in it is raised, while the next
-  chunk runs.
+  chunk runs. When `interrupts` says a signal stops the run after a chunk, that chunk's
+  state is checked and saved (by every process), then RunInterrupted is raised.
   """
   step = int(state["step"])
   start_step, start_time = step, time.perf_counter()
@@ -66,7 +69,9 @@ def train_chunks(state, train_chunk, images, train_key, data_key, *, total_steps
     log(f"epoch {record['epoch']:.2f} step {end_step}/{total_steps} loss "
         f"{record['train_loss']:.3f} {rate:.1f} steps/s ETA {eta:.0f}s")
 
-  while step < total_steps:
+  for chunk in itertools.count():
+    if step >= total_steps:
+      break
     state, metrics = train_chunk(state, images, train_key, data_key)
     step += int(metrics["loss"].shape[0])
     if saving is not None:
@@ -75,6 +80,19 @@ def train_chunks(state, train_chunk, images, train_key, data_key, *, total_steps
     if pending is not None:
       flush(pending)
     pending = (step, metrics)
+    interrupted = interrupts is not None and interrupts.reached(chunk)
+    if interrupted:
+      flush(pending)
+      pending = None
+      if not bool(training_step.all_finite(state)):
+        raise TrainingDiverged(
+            f"the parameters or optimizer state became NaN or infinite by step {step}, when "
+            f"{interrupts.received} stopped the run; {_kept_sentence(checkpointer)}")
+      checkpointer.save(step, state, train_key)
+      checkpointer.wait()
+      raise RunInterrupted(f"{interrupts.received} stopped the run at step {step} (epoch "
+                           f"{step / steps_per_epoch:.2f}) after its checkpoint in "
+                           f"{checkpointer.directory}; run the same command again to resume")
     if step % checkpoint_every == 0 or step == total_steps:
       flush(pending)  # never checkpoint a diverged state
       pending = None

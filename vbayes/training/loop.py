@@ -30,7 +30,7 @@ from vbayes.config import ConfigError, TrainConfig
 from vbayes.models import Model, ModelConfig, as_model
 from vbayes.plots import curves as curve_plots
 from vbayes.training import checkpoint as checkpoint_lib
-from vbayes.training import chunks, final_evaluation
+from vbayes.training import chunks, final_evaluation, interrupts
 from vbayes.training import held_out as held_out_lib
 from vbayes.training import metrics_io
 from vbayes.training import step as training_step
@@ -80,6 +80,8 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
   Returns the final metrics record (also the last line of metrics.jsonl).
   """
   workdir = Path(workdir)
+  # Several processes: all run this config in this folder (seen from each of them).
+  distributed.agree({"config": config.to_dict(), "workdir": str(workdir.resolve())})
   model = model_for(config, model)
   resources.check_training_fits(model, config.batch_size)  # before anything is allocated
   if model.latent_dim == 2:                                 # or written
@@ -177,11 +179,13 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
         log(f"early stopping: no better validation ELBO since step {held_out.best_step} "
             f"(patience {config.early_stopping_patience} epochs)")
       else:
-        state = chunks.train_chunks(state, train_chunk, images, train_key, data_key,
-                                   total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-                            checkpoint_every=checkpoint_every, checkpointer=checkpointer,
-                            writer=writer, log=log, hooks=hooks, stop=stop,
-                            seconds_before=previous[-1]["train_seconds"] if previous else 0.0)
+        with interrupts.Interrupts() as signals:
+          state = chunks.train_chunks(
+              state, train_chunk, images, train_key, data_key, total_steps=total_steps,
+              steps_per_epoch=steps_per_epoch, checkpoint_every=checkpoint_every,
+              checkpointer=checkpointer, writer=writer, log=log, hooks=hooks, stop=stop,
+              seconds_before=previous[-1]["train_seconds"] if previous else 0.0,
+              interrupts=signals)
     step = int(state["step"])
     params, evaluated = state["params"], {}
     if config.early_stopping_patience:  # the state of the best validation ELBO is the model
@@ -193,7 +197,8 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
                    "stopped_early": step < total_steps}
       log(f"evaluating the best checkpoint by validation ELBO, step "
           f"{evaluated['evaluated_step']}" + (" (stopped early)" if step < total_steps else ""))
-    results = final_evaluation.evaluate_and_plot(config, model, params, data, eval_key, workdir, log, step)
+    results = final_evaluation.evaluate_and_plot(config, model, params, data, eval_key, workdir,
+                                                 log, step)
     results = {"step": step, "epoch": step / steps_per_epoch, **evaluated, **results}
     writer.write(results)
     log("test: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
