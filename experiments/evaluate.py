@@ -94,6 +94,7 @@ flags.DEFINE_enum("checkpoint", "evaluated", ("evaluated", "latest", "best"), "T
                   "(checkpoints_best/).")
 common.define_data_flags()
 common.define_process_flags()
+flags.adopt_module_key_flags(common)  # --help shows the data, process and config flags
 
 
 def load_run(workdir: Path, which: str = "evaluated"):

@@ -104,6 +104,7 @@ flags.DEFINE_integer("validation_is_every_epochs", 10, "Epochs between the valid
                      "IS bounds (its ELBO is at every epoch); 0: never.")
 flags.DEFINE_integer("quadrature_points", 512, "Grid points per axis for 2-D quadrature.")
 common.define_data_flags()
+flags.adopt_module_key_flags(common)  # --help shows the data, process and config flags
 
 
 # Run flags: each sets the config fields named here when given on the command line.
