@@ -66,6 +66,9 @@ class _DropOrbaxLogs(std_logging.Filter):
     return True
 
 
+_DROP_ORBAX_LOGS = _DropOrbaxLogs()
+
+
 def _ignore_closed_event_loops(unraisable):
   """Orbax's background event loops can be collected after they closed, which Python
   reports as an ignored 'Event loop is closed' error after the script's own last line."""
@@ -74,28 +77,47 @@ def _ignore_closed_event_loops(unraisable):
     sys.__unraisablehook__(unraisable)
 
 
+def _runtime_error_in(error: BaseException) -> BaseException | None:
+  """A JaxRuntimeError among the causes of `error`, if any."""
+  while error is not None:
+    if isinstance(error, jax.errors.JaxRuntimeError):
+      return error
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def _another_process_stopped(error: BaseException):
+  fail(f"another process of the run stopped or cannot be reached "
+       f"({distributed.first_line(error)}); its own output says why; this one stops too",
+       at_once=True)
+
+
 def with_errors(main):
   """Wraps a script's main: the library's errors become one 'error:' line and exit 1."""
 
   @functools.wraps(main)
   def wrapped(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO.
-    logging.get_absl_handler().addFilter(_DropOrbaxLogs())
-    std_logging.getLogger("asyncio").addFilter(_DropOrbaxLogs())
+    logging.get_absl_handler().addFilter(_DROP_ORBAX_LOGS)  # once: a filter is a set member
+    std_logging.getLogger("asyncio").addFilter(_DROP_ORBAX_LOGS)
     sys.unraisablehook = _ignore_closed_event_loops
     try:
       return main(argv)
     except distributed.PeerLost as e:
       fail(e, at_once=True)
     except USER_ERRORS as e:
-      fail(e)
+      several = distributed.several_processes()
+      cause = _runtime_error_in(e)
+      if several and (cause is not None or "Gloo" in str(e)):  # a collective failed
+        _another_process_stopped(cause or e)
+      # Several processes: every error but a disagreement (which all of them raise at one
+      # barrier) may be this process's alone; JAX's exit would wait for the others.
+      fail(e, at_once=several and not isinstance(e, distributed.ProcessesDisagree))
     except jax.errors.JaxRuntimeError as e:
       if "RESOURCE_EXHAUSTED" in str(e):
         fail(out_of_memory(e))
       if distributed.several_processes():  # a collective failed: a peer stopped
-        fail(f"another process of the run stopped or cannot be reached "
-             f"({distributed.first_line(e)}); its own output says why; this one stops too",
-             at_once=True)
+        _another_process_stopped(e)
       raise
 
   return wrapped
@@ -122,13 +144,16 @@ def define_process_flags():
                       "Processes of this run: 1; N, each started with its --process_id and "
                       "the same --coordinator_address and other flags (they check); or "
                       "auto, where JAX finds them on a cluster it knows (Cloud TPU, SLURM, "
-                      "Open MPI). A process that has not joined "
-                      f"{distributed.JOIN_TIMEOUT_S} s after the first, or sends no "
+                      "Open MPI). A process that has not joined --join_timeout seconds "
+                      "after the first, or sends no "
                       f"heartbeat for {distributed.HEARTBEAT_TIMEOUT_S} s, ends the run; "
                       "SIGTERM or SIGINT to any process stops all at one step after a "
                       "checkpoint. Default $JAX_NUM_PROCESSES or 1.")
   flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1 "
                        "(default $JAX_PROCESS_ID or 0).", lower_bound=0)
+  flags.DEFINE_integer("join_timeout", distributed.JOIN_TIMEOUT_S, "Seconds a process of "
+                       "several waits for all to join before the run ends with an error.",
+                       lower_bound=1)
   flags.DEFINE_string("coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS"),
                       "host:port of process 0, the same for every process (default "
                       "$JAX_COORDINATOR_ADDRESS).")
@@ -138,7 +163,7 @@ def start_processes():
   """jax.distributed.initialize as the process flags say (nothing for one process)."""
   text = flags.FLAGS.num_processes.strip().lower()
   if text == "auto":
-    distributed.initialize(detect_cluster=True)
+    distributed.initialize(detect_cluster=True, join_timeout_s=flags.FLAGS.join_timeout)
     _agree_on_the_command_line()
     return
   try:
@@ -158,8 +183,14 @@ def start_processes():
   if process_id >= count:
     raise ValueError(f"--process_id={process_id} (or $JAX_PROCESS_ID) is outside 0 .. "
                      f"{count - 1} for --num_processes={count}")
-  distributed.initialize(flags.FLAGS.coordinator_address, count, process_id)
+  distributed.initialize(flags.FLAGS.coordinator_address, count, process_id,
+                         join_timeout_s=flags.FLAGS.join_timeout)
   _agree_on_the_command_line()
+
+
+# Flags that may differ between the processes of one run: the id, and where each host
+# finds the coordinator and its own copy of the data.
+PER_PROCESS_FLAGS = ("process_id", "coordinator_address", "data_dir", "manual_dir")
 
 
 def _agree_on_the_command_line():
@@ -168,7 +199,7 @@ def _agree_on_the_command_line():
   mine = {f"--{flag.name}": flag_text(flag.name)
           for owner, owned in flags.FLAGS.flags_by_module_dict().items()
           if owner in (script, "__main__") or owner.startswith("experiments.")
-          for flag in owned if flag.name != "process_id"}
+          for flag in owned if flag.name not in PER_PROCESS_FLAGS}
   distributed.agree({"script": os.path.basename(script), **mine})
 
 

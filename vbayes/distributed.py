@@ -31,8 +31,9 @@ from vbayes.errors import UserError
 T = TypeVar("T")
 
 # A run of several processes fails together, fast: a process that has not joined
-# JOIN_TIMEOUT_S after the first, or whose heartbeats stop for HEARTBEAT_TIMEOUT_S, ends
-# every process; so does one that does not state its run (`agree`) within AGREE_TIMEOUT_S.
+# JOIN_TIMEOUT_S after the first (by default; --join_timeout), or whose heartbeats stop for
+# HEARTBEAT_TIMEOUT_S, ends every process; so does one that does not state its run
+# (`agree`) within AGREE_TIMEOUT_S.
 JOIN_TIMEOUT_S = 45
 HEARTBEAT_TIMEOUT_S = 30
 AGREE_TIMEOUT_S = 30
@@ -53,7 +54,8 @@ class PeerLost(UserError):
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, *, detect_cluster: bool = False):
+               process_id: int | None = None, *, detect_cluster: bool = False,
+               join_timeout_s: int = JOIN_TIMEOUT_S):
   """Starts JAX's distributed runtime before anything else touches a device.
 
   With num_processes > 1 the three arguments name the run (process 0 serves as
@@ -70,8 +72,11 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   if not detect_cluster and not 0 <= process_id < num_processes:
     raise ValueError(f"process id {process_id} is outside 0..{num_processes - 1}")
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  timeouts = {"initialization_timeout": JOIN_TIMEOUT_S,
-              "heartbeat_timeout_seconds": HEARTBEAT_TIMEOUT_S}
+  # A process that has not joined in join_timeout_s, or sent no heartbeat for
+  # HEARTBEAT_TIMEOUT_S, ends the run; an exit waits that long for the others, not 5 min.
+  timeouts = {"initialization_timeout": join_timeout_s,
+              "heartbeat_timeout_seconds": HEARTBEAT_TIMEOUT_S,
+              "shutdown_timeout_seconds": HEARTBEAT_TIMEOUT_S}
   try:
     with _runtime_errors_end_the_process():
       if detect_cluster:
@@ -79,12 +84,14 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
       else:
         jax.distributed.initialize(coordinator_address, num_processes, process_id, **timeouts)
   except (jax.errors.JaxRuntimeError, RuntimeError) as e:
+    if "only be called once" in str(e):
+      raise
     where = f" at {coordinator_address}" if coordinator_address else ""
     how_many = num_processes or "cluster's"
     detail = f" ({first_line(e)})" if isinstance(e, jax.errors.JaxRuntimeError) else ""
     raise PeerLost(
         f"the {how_many} processes of the run did not all join the coordinator{where} "
-        f"within {JOIN_TIMEOUT_S} s{detail}: start every process, each with its own "
+        f"within {join_timeout_s} s{detail}: start every process, each with its own "
         "--process_id and the same --num_processes and --coordinator_address") from e
 
 
@@ -98,9 +105,8 @@ def _end_the_run(status):
   the runtime's own heartbeat thread still ends the process with an abort."""
   text = " ".join(str(status).split())
   if "RegisterTask" in text or "Barrier" in text:
-    cause = (f"not every process of the run joined within {JOIN_TIMEOUT_S} s: start every "
-             "process, each with its own --process_id and the same --num_processes and "
-             "--coordinator_address")
+    cause = ("not every process of the run joined in time: start every process, each with "
+             "its own --process_id and the same --num_processes and --coordinator_address")
   else:
     cause = (f"another process of the run stopped or has not answered for "
              f"{HEARTBEAT_TIMEOUT_S} s (its own output says why); this one stops too")
@@ -117,7 +123,8 @@ def _runtime_errors_end_the_process():
   make_client = runtime.get_distributed_runtime_client
 
   def client_with_callback(*args, **kwargs):
-    return make_client(*args, missed_heartbeat_callback=_end_the_run, **kwargs)
+    kwargs.setdefault("missed_heartbeat_callback", _end_the_run)
+    return make_client(*args, **kwargs)
 
   runtime.get_distributed_runtime_client = client_with_callback
   try:
@@ -165,9 +172,11 @@ def agree(what: dict[str, Any], timeout_s: float = AGREE_TIMEOUT_S):
   try:
     client.key_value_set(f"vbayes/agree/{round_}/{me}", stated)
   except jax.errors.JaxRuntimeError as e:
-    raise PeerLost(f"another process of the run was also started as process {me}: give "
-                   f"each of the {count} processes its own --process_id, 0 .. {count - 1}"
-                   ) from e
+    if "ALREADY_EXISTS" in str(e):
+      raise PeerLost(f"another process of the run was also started as process {me}: give "
+                     f"each of the {count} processes its own --process_id, 0 .. {count - 1}"
+                     ) from e
+    raise PeerLost(f"the run's coordinator cannot be reached ({first_line(e, 80)})") from e
   disagreement = None
   try:
     for other in range(count):

@@ -43,17 +43,18 @@ def test_run_killed_with_sigkill_resumes_to_the_same_parameters(tmp_path):
   workdir = tmp_path / "killed"
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
   env.pop(datasets.MANUAL_DIR_ENV, None)
-  proc = subprocess.Popen(  # pylint: disable=consider-using-with
-      [sys.executable, "-m", "experiments.train", f"--workdir={workdir}", *args], cwd=REPO,
-      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  stderr_path = tmp_path / "killed.stderr"  # a file: an unread pipe could fill and block
+  with open(stderr_path, "w") as stderr:
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        [sys.executable, "-m", "experiments.train", f"--workdir={workdir}", *args], cwd=REPO,
+        env=env, stdout=subprocess.DEVNULL, stderr=stderr)
   deadline = time.time() + 240
   while not (workdir / "checkpoints" / "40").is_dir():  # 2 epochs done
     assert proc.poll() is None and time.time() < deadline, (
-        "run ended before it could be killed", proc.stderr.read()[-3000:])
+        "run ended before it could be killed", stderr_path.read_text()[-3000:])
     time.sleep(0.02)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  proc.stderr.close()
   assert proc.returncode == -signal.SIGKILL
   steps_at_kill = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
   assert max(steps_at_kill) < 240, "the run finished before the kill"

@@ -32,13 +32,16 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start(args, process_id, port):
+def _start(args, process_id, port, stderr_path):
+  """experiments.train as process `process_id` of 2, its stderr written to stderr_path
+  (a file: a pipe nobody reads while the test waits could fill and block it)."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "1",
          "PYTHONPATH": str(REPO)}
-  return subprocess.Popen(  # pylint: disable=consider-using-with
-      [sys.executable, "-m", "experiments.train", *args, "--num_processes=2",
-       f"--process_id={process_id}", f"--coordinator_address=localhost:{port}"],
-      cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  with open(stderr_path, "w") as stderr:
+    return subprocess.Popen(  # pylint: disable=consider-using-with
+        [sys.executable, "-m", "experiments.train", *args, "--num_processes=2",
+         f"--process_id={process_id}", f"--coordinator_address=localhost:{port}"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,8 @@ def scenarios(tmp_path_factory):
   def start(name, ids_and_args):
     port = _free_port()
     started[name] = time.time()
-    processes[name] = {i: _start([f"--workdir={out / name}", *args], process_id, port)
+    processes[name] = {i: _start([f"--workdir={out / name}", *args], process_id, port,
+                                 out / f"{name}_{i}.stderr")
                        for i, (process_id, args) in enumerate(ids_and_args)}
 
   start("missing", [(0, TRAIN)])
@@ -80,11 +84,9 @@ def scenarios(tmp_path_factory):
       if process.poll() is None:
         process.kill()
     results[name] = {"codes": [p.wait() for p in group.values()],
-                     "stderr": [p.stderr.read() for p in group.values()],
+                     "stderr": [(out / f"{name}_{i}.stderr").read_text() for i in group],
                      "seconds": [ended.get((name, i), float("inf")) - started[name]
                                  for i in group]}
-    for process in group.values():
-      process.stderr.close()
   return results
 
 

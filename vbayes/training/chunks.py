@@ -5,7 +5,6 @@ chunk's metrics only after the next chunk is dispatched, so logging never stalls
 device. At a checkpoint the state is checked to be finite before it is saved.
 """
 
-import itertools
 import math
 import time
 
@@ -69,9 +68,7 @@ def train_chunks(state, train_chunk, images, train_key, data_key, *, total_steps
     log(f"epoch {record['epoch']:.2f} step {end_step}/{total_steps} loss "
         f"{record['train_loss']:.3f} {rate:.1f} steps/s ETA {eta:.0f}s")
 
-  for chunk in itertools.count():
-    if step >= total_steps:
-      break
+  while step < total_steps:
     state, metrics = train_chunk(state, images, train_key, data_key)
     step += int(metrics["loss"].shape[0])
     if saving is not None:
@@ -80,20 +77,9 @@ def train_chunks(state, train_chunk, images, train_key, data_key, *, total_steps
     if pending is not None:
       flush(pending)
     pending = (step, metrics)
-    interrupted = interrupts is not None and interrupts.reached(chunk)
-    if interrupted:
-      flush(pending)
-      pending = None
-      if not bool(training_step.all_finite(state)):
-        raise TrainingDiverged(
-            f"the parameters or optimizer state became NaN or infinite by step {step}, when "
-            f"{interrupts.received} stopped the run; {_kept_sentence(checkpointer)}")
-      checkpointer.save(step, state, train_key)
-      checkpointer.wait()
-      raise RunInterrupted(f"{interrupts.received} stopped the run at step {step} (epoch "
-                           f"{step / steps_per_epoch:.2f}) after its checkpoint in "
-                           f"{checkpointer.directory}; run the same command again to resume")
-    if step % checkpoint_every == 0 or step == total_steps:
+    interrupted = interrupts is not None and interrupts.reached()
+    at_checkpoint = step % checkpoint_every == 0 or step == total_steps
+    if at_checkpoint or interrupted:
       flush(pending)  # never checkpoint a diverged state
       pending = None
       if not bool(training_step.all_finite(state)):
@@ -102,6 +88,7 @@ def train_chunks(state, train_chunk, images, train_key, data_key, *, total_steps
             f"losses logged so far were finite); {_kept_sentence(checkpointer)}")
       checkpointer.save(step, state, train_key)
       saving = step
+    if at_checkpoint:
       if hooks:
         hook_start = time.perf_counter()
         extra = {}
@@ -109,9 +96,14 @@ def train_chunks(state, train_chunk, images, train_key, data_key, *, total_steps
           extra.update(hook(step, state, train_key))
         writer.write({"step": step, "epoch": step / steps_per_epoch, **extra})
         hook_seconds += time.perf_counter() - hook_start
-      if stop is not None and stop(step):
+      if stop is not None and stop(step) and not interrupted:
         log(f"early stopping at step {step}: no better validation ELBO in the epochs since")
         break
+    if interrupted:
+      checkpointer.wait()
+      raise RunInterrupted(f"{interrupts.received} stopped the run at step {step} (epoch "
+                           f"{step / steps_per_epoch:.2f}) after its checkpoint in "
+                           f"{checkpointer.directory}; run the same command again to resume")
   if pending is not None:
     flush(pending)
   checkpointer.wait()

@@ -186,6 +186,10 @@ def _run_locked(config: TrainConfig, workdir: Path, *, data, data_dir, manual_di
               checkpointer=checkpointer, writer=writer, log=log, hooks=hooks, stop=stop,
               seconds_before=previous[-1]["train_seconds"] if previous else 0.0,
               interrupts=signals)
+        if signals.received and jax.process_count() == 1:  # came after the last chunk
+          raise interrupts.RunInterrupted(
+              f"{signals.received} stopped the run after its last step, before evaluation "
+              "(the checkpoint is written); run the same command again to evaluate it")
     step = int(state["step"])
     params, evaluated = state["params"], {}
     if config.early_stopping_patience:  # the state of the best validation ELBO is the model
