@@ -141,7 +141,7 @@ def several_processes() -> bool:
 
 
 def first_line(error: Exception, limit: int = 160) -> str:
-  """The first line of an error's message (the runtime's run to many), shortened."""
+  """The first line of an error's message, shortened (the runtime's run to many lines)."""
   return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
 
 
