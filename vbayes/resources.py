@@ -3,6 +3,8 @@
     check_training_fits(model, batch_size)     the parameters, their gradient and Adam's
                                                two moments, and a batch's decoder output
     check_quadrature_fits(points)              the points^2 grid of latent points
+    check_evaluation_fits(data_dim, batch)     the smallest step of importance sampling:
+                                               one sample of each of a batch's images
 
 Each compares its estimate with the memory of the device (its reported limit; for a CPU,
 the machine's physical memory) and raises ResourceError, naming the setting to change,
@@ -72,3 +74,22 @@ def check_quadrature_fits(points: int, available: int | None = None,
         f"{flag}={points}: the {points}x{points} quadrature grid needs at least "
         f"{_gib(need)}, more than {MEMORY_SHARE:.0%} of this device's {_gib(available)}; "
         f"use fewer points (512 is the default)")
+
+
+# Floats per pixel of a decoder row that an evaluation step holds at once (the logits,
+# their temporaries, the hidden layers): as vbayes/evaluation/importance_sampling.py counts.
+ROW_FLOATS_PER_PIXEL = 16
+
+
+def check_evaluation_fits(data_dim: int, batch_size: int, available: int | None = None,
+                          flag: str = "eval_batch_size"):
+  """ResourceError unless the smallest step of the evaluation fits: one sample for each
+  of `batch_size` images through the decoder (the chunks of samples per step are sized to
+  the memory from there). available: bytes (default device_memory())."""
+  available = device_memory() if available is None else available
+  need = BYTES * ROW_FLOATS_PER_PIXEL * data_dim * batch_size
+  if need > MEMORY_SHARE * available:
+    raise ResourceError(
+        f"{flag}={batch_size}: one evaluation step of {batch_size} images needs at least "
+        f"{_gib(need)}, more than {MEMORY_SHARE:.0%} of this device's {_gib(available)}; "
+        f"use a smaller {flag}")

@@ -180,6 +180,7 @@ BAD_FLAGS = [
     ("--num_components=3", "no config field 'model.num_components': no part of this model "
      "has the setting 'num_components' (the mixture prior has it"),
     ("--dataset=4frames --latent_dim=1000000000", "training needs at least"),
+    ("--set=eval_batch_size=1000000000", "eval_batch_size=1000000000: one evaluation step of"),
     ("--dataset=4frames --quadrature_points=100000000", "quadrature_points=100000000: the "
      "100000000x100000000 quadrature grid needs at least"),
     ("--config=vae_2d --set=objective.k=3", "no config field 'objective.k': objective elbo's"),
