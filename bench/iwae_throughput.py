@@ -56,7 +56,7 @@ def train_timer(shapes: common.Shapes, k: int, images, steps: int) -> common.Tim
 
 def eval_chunk(batch: int) -> int:
   """Samples per evaluation step, as evaluate.evaluate picks them for this batch size."""
-  return evaluate.chunk_size(5000, batch, 784, evaluate.MAX_ROWS_PER_CHUNK)
+  return evaluate.chunk_size(5000, batch, None, evaluate.MAX_ROWS_PER_CHUNK)
 
 
 def eval_timer(shapes: common.Shapes, images) -> common.Timer:

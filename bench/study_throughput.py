@@ -85,7 +85,7 @@ def main(argv):
                                  steps_per_call=steps)
     params = build(config.model).init(jax.random.key(0))
     eval_k = 50 if FLAGS.smoke else config.eval_k
-    chunk = evaluate.chunk_size(eval_k, 100, 784, evaluate.MAX_ROWS_PER_CHUNK)
+    chunk = evaluate.chunk_size(eval_k, 100, config.model)
     eval_timer = common.Timer(
         lambda _, c=config, p=params, n=chunk, k=eval_k: evaluate.importance_sampled_log_likelihood(
             p, jax.random.key(3), x, model=c.model, k=k, chunk=n), None, 100)

@@ -5,6 +5,7 @@
     check_quadrature_fits(points)              the points^2 grid of latent points
     check_evaluation_fits(data_dim, batch)     the smallest step of importance sampling:
                                                one sample of each of a batch's images
+    largest_array_per_decoder_row(model)       what sizes evaluation's chunks of samples
 
 Each compares its estimate with the memory of the device (its reported limit; for a CPU,
 the machine's physical memory) and raises ResourceError, naming the setting to change,
@@ -13,10 +14,13 @@ must exist at once (not, say, an AVB adversary's parameters), so they are lower 
 experiments/ turns that RESOURCE_EXHAUSTED into one error line as well.
 """
 
+import functools
 import math
 import os
 
 import jax
+import jax.extend
+import jax.numpy as jnp
 
 from vbayes.errors import UserError
 
@@ -43,6 +47,33 @@ def parameter_count(model) -> int:
   """The model's number of parameters, from the shapes of model.init (nothing allocated)."""
   shapes = jax.eval_shape(model.init, jax.random.key(0))
   return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
+
+
+@functools.lru_cache(maxsize=64)
+def largest_array_per_decoder_row(model) -> int:
+  """Floats per decoder row of the largest array that model.log_likelihood_of_samples
+  makes for a batch of rows (traced on shapes, nothing computed): the logits, data_dim,
+  for an MLP no wider than its images; a feature map for a conv decoder (14x14x32 =
+  6272 for 32 channels on 28x28 images). What evaluation's chunks are sized by."""
+  rows = 8
+  shapes = (jax.eval_shape(model.init, jax.random.key(0)),
+            jax.ShapeDtypeStruct((1, rows, model.latent_dim), jnp.float32),
+            jax.ShapeDtypeStruct((1, model.data_dim), jnp.float32))
+  jaxpr = jax.make_jaxpr(model.log_likelihood_of_samples)(*shapes).jaxpr
+  return max(model.data_dim, max(_array_sizes(jaxpr), default=0) // rows)
+
+
+def _array_sizes(jaxpr):
+  """The sizes of the arrays every equation of jaxpr makes, those of nested jaxprs too."""
+  for equation in jaxpr.eqns:
+    yield from (math.prod(var.aval.shape) for var in equation.outvars
+                if hasattr(var.aval, "shape"))
+    for value in equation.params.values():
+      for inner in value if isinstance(value, (tuple, list)) else (value,):
+        if isinstance(inner, jax.extend.core.ClosedJaxpr):
+          yield from _array_sizes(inner.jaxpr)
+        elif isinstance(inner, jax.extend.core.Jaxpr):
+          yield from _array_sizes(inner)
 
 
 def _gib(num_bytes: float) -> str:

@@ -55,6 +55,38 @@ def test_the_first_convolution_is_a_strided_3x3_correlation():
                              rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("transposed", [False, True], ids=["strided", "transposed"])
+def test_the_convolutions_and_their_gradients_are_laxs(transposed):
+  """strided_conv3x3 and transposed_conv3x3 (lax's convolution undifferentiated, patch
+  products differentiated) against lax's convolutions as flax's nn.Conv and
+  nn.ConvTranspose call them (stride 2, SAME): the patch products' values, both
+  gradients and a forward-mode derivative, on a 6x6 image of 3 channels to 5."""
+  x = jax.random.normal(jax.random.key(7), (2, 6, 6, 3))
+  kernel = jax.random.normal(jax.random.key(8), (3, 3, 3, 5))
+  numbers = ("NHWC", "HWIO", "NHWC")
+  if transposed:
+    ours, by_patches = conv_nets.transposed_conv3x3, conv_nets._transposed_by_patches  # pylint: disable=protected-access
+    xla = lambda x, k: jax.lax.conv_transpose(x, k, (2, 2), "SAME", dimension_numbers=numbers)
+  else:
+    ours, by_patches = conv_nets.strided_conv3x3, conv_nets._strided_by_patches  # pylint: disable=protected-access
+    xla = lambda x, k: jax.lax.conv_general_dilated(x, k, (2, 2), "SAME",
+                                                    dimension_numbers=numbers)
+  with jax.default_matmul_precision("highest"):
+    want = xla(x, kernel)
+    assert want.shape == ((2, 12, 12, 5) if transposed else (2, 3, 3, 5))
+    for got in (ours(x, kernel), by_patches(x, kernel), jax.jit(ours)(x, kernel)):
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    cotangent = jax.random.normal(jax.random.key(9), want.shape)
+    grads = [jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) * cotangent), argnums=(0, 1))(x, kernel)
+             for f in (ours, xla)]
+    tangents = (jax.random.normal(jax.random.key(10), x.shape),
+                jax.random.normal(jax.random.key(11), kernel.shape))
+    forward_mode = [jax.jvp(f, (x, kernel), tangents)[1] for f in (ours, xla)]
+  for ours_grad, xla_grad in zip(*grads):
+    np.testing.assert_allclose(ours_grad, xla_grad, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(*forward_mode, rtol=1e-5, atol=1e-5)
+
+
 def test_iwae_with_one_sample_is_the_monte_carlo_elbo():
   model = build(MODEL)
   params = model.init(jax.random.key(4))

@@ -14,13 +14,14 @@ import math
 
 import jax
 import numpy as np
+import pytest
 
 from tests.helpers import linear_gaussian
-from vbayes import config as config_lib, progress
+from vbayes import config as config_lib, progress, resources
 from vbayes.evaluation import grid
 from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes.models import build
-from vbayes.models.networks import mlp
+from vbayes.models.networks import conv, mlp
 
 N_IMAGES, BATCH = 7, 3  # 7 = 2 * 3 + 1: the last batch has 2 padding rows
 
@@ -200,10 +201,10 @@ def test_evaluation_and_quadrature_log_progress_between_calls(monkeypatch):
   assert quadrature[-1].split(": ")[1].startswith(f"{64 * 64 * 15 // 16}/{64 * 64}")
 
 
-def test_evaluation_chunks_follow_the_device_memory():
-  """On the CPU, MAX_ROWS_PER_CHUNK decoder rows per scan step; on a device reporting
-  80 GB, as many as an eighth of it holds, capped; on a small one, never fewer than the
-  CPU's."""
+def test_evaluation_chunks_follow_the_decoder_and_the_device_memory():
+  """On the CPU, as many decoder rows per scan step as make the row's largest array fill
+  CPU_CHUNK_FLOATS, at most MAX_ROWS_PER_CHUNK; on a device reporting 80 GB, as many as
+  an eighth of it holds, capped; on a small one, never fewer than the CPU's."""
   is_lib = evaluate_lib
 
   class Device:  # pylint: disable=too-few-public-methods
@@ -220,6 +221,21 @@ def test_evaluation_chunks_follow_the_device_memory():
   assert is_lib.default_rows_per_chunk(784, Device("tpu", 16 * 2**30)) == expected
   assert is_lib.default_rows_per_chunk(784, Device("gpu", 2**20)) == is_lib.MAX_ROWS_PER_CHUNK
   assert is_lib.default_rows_per_chunk(784, Device("gpu", None)) == is_lib.MAX_ROWS_PER_CHUNK
+  assert is_lib.default_rows_per_chunk(6272) == is_lib.CPU_CHUNK_FLOATS // 6272 == 250
+  assert is_lib.default_rows_per_chunk(10**9) == 1
+  assert is_lib.default_rows_per_chunk(6272, Device("gpu", 2**20)) == 250
+
+
+@pytest.mark.parametrize("network, largest", [
+    (mlp.Config(hidden_sizes=(8,)), 64),  # the 8x8 images' logits
+    (mlp.Config(hidden_sizes=(100, 8)), 100),  # a hidden layer wider than the image
+    (conv.Config(hidden_sizes=(), conv_channels=(5, 7)), 4 * 4 * 5)],  # 2x2x7 -> 4x4x5 -> 8x8
+    ids=["mlp", "wide_mlp", "conv"])
+def test_the_largest_array_of_a_decoder_row_is_found_in_its_program(network, largest):
+  """resources.largest_array_per_decoder_row reads the traced log-likelihood: the
+  logits, a hidden layer, or a conv decoder's widest feature map."""
+  model = build(config_lib.ModelConfig(data_dim=64, latent_dim=2, network=network))
+  assert resources.largest_array_per_decoder_row(model) == largest
 
 
 def test_an_images_dynamic_binarization_depends_on_its_index_alone():

@@ -70,7 +70,7 @@ def importance_sampling(params, key, images_NxD, *, model: Model, binarization: 
                         settings: Settings, log=None):
   """log p(x) by k-sample importance sampling from the model's proposal (is_lib)."""
   size, k = settings.is_batch_size, settings.k
-  chunk = is_lib.chunk_size(k, size, model.data_dim)
+  chunk = is_lib.chunk_size(k, size, model)
   sample_key, proposal_key = keys.stream(key, keys.SAMPLES), keys.stream(key, keys.PROPOSAL)
 
   def batch(i, x):
@@ -169,7 +169,7 @@ def kernel_density_sampling(params, key, images_NxD, *, model: Model, binarizati
     return {"log_px": kernel_density.kde_log_likelihood(
         params, keys.item(sample_key, i), x, model=model, k=k,
         num_centres=settings.kde_centres, bandwidth=settings.kde_bandwidth,
-        chunk=is_lib.chunk_size(k, size, model.data_dim))}
+        chunk=is_lib.chunk_size(k, size, model))}
 
   values = over_images.map_over_images(
       batch, images_NxD, key=key, binarization=binarization, batch_size=size,

@@ -14,34 +14,40 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vbayes import distributed, distributions, keys, numerics, precision
+from vbayes import distributed, distributions, keys, numerics, precision, resources
 from vbayes.evaluation import grid, over_images
 from vbayes.config import ModelConfig
 from vbayes.models import Model, as_model
 from vbayes.progress import Progress
 
-# Decoder rows (samples x images) evaluated per scan step on a CPU: 2000 x 784 float32 =
-# 6 MB of logits, about the fastest on a 2-core CPU (bench/README.md). An accelerator
-# takes as many as a fraction of its memory holds (`default_rows_per_chunk`).
-MAX_ROWS_PER_CHUNK = 2_000
-# On an accelerator: rows whose float32 activations, at ROW_FLOATS_PER_PIXEL floats per
-# pixel each (the logits, their gradient-free temporaries, the hidden layers), fill at
-# most 1/MEMORY_SHARE of the device's memory; at most ACCELERATOR_MAX_ROWS.
-ROW_FLOATS_PER_PIXEL, MEMORY_SHARE, ACCELERATOR_MAX_ROWS = 16, 8, 65_536
+# Decoder rows (samples x images) per scan step on a CPU: as many as make the largest
+# array of a row (`resources.largest_array_per_decoder_row`: the logits for an MLP,
+# a feature map for a conv decoder) fill CPU_CHUNK_FLOATS, at most MAX_ROWS_PER_CHUNK.
+# 2000 x 784 float32 = 6 MB of logits was about the fastest on a 2-core CPU for MLP
+# decoders (1000-5000 rows alike); a conv decoder with 14x14x32 feature maps gets 250
+# rows, where 2000 ran 1.9x slower (bench/README.md).
+MAX_ROWS_PER_CHUNK, CPU_CHUNK_FLOATS = 2_000, 2_000 * 784
+# On an accelerator: rows whose float32 activations, ROW_ARRAYS arrays the size of the
+# row's largest (the logits, their gradient-free temporaries, the hidden layers), fill
+# at most 1/MEMORY_SHARE of the device's memory; at most ACCELERATOR_MAX_ROWS, never
+# fewer than on a CPU.
+ROW_ARRAYS, MEMORY_SHARE, ACCELERATOR_MAX_ROWS = 16, 8, 65_536
 
 
-def default_rows_per_chunk(data_dim: int, device=None) -> int:
-  """Decoder rows per scan step on `device` (default the first): MAX_ROWS_PER_CHUNK on
-  a CPU (or a device that reports no memory limit), otherwise as many as 1/MEMORY_SHARE
-  of its memory holds at ROW_FLOATS_PER_PIXEL floats per pixel, within
-  [MAX_ROWS_PER_CHUNK, ACCELERATOR_MAX_ROWS]. E.g. 80 GB and 784 pixels: 65536."""
+def default_rows_per_chunk(row_floats: int, device=None) -> int:
+  """Decoder rows per scan step on `device` (default the first) for a decoder whose
+  largest array holds row_floats per row: on a CPU (or a device that reports no memory
+  limit) CPU_CHUNK_FLOATS // row_floats, within [1, MAX_ROWS_PER_CHUNK]; otherwise as
+  many as 1/MEMORY_SHARE of its memory holds at ROW_ARRAYS * row_floats floats per
+  row, within [the CPU's rows, ACCELERATOR_MAX_ROWS]. E.g. 80 GB and 784: 65536."""
+  cpu_rows = max(1, min(MAX_ROWS_PER_CHUNK, CPU_CHUNK_FLOATS // row_floats))
   device = jax.devices()[0] if device is None else device
   stats = device.memory_stats() if device.platform != "cpu" else None
   limit = (stats or {}).get("bytes_limit")
   if not limit:
-    return MAX_ROWS_PER_CHUNK
-  rows = limit // (MEMORY_SHARE * ROW_FLOATS_PER_PIXEL * 4 * data_dim)
-  return int(min(max(rows, MAX_ROWS_PER_CHUNK), ACCELERATOR_MAX_ROWS))
+    return cpu_rows
+  rows = limit // (MEMORY_SHARE * ROW_ARRAYS * 4 * row_floats)
+  return int(min(max(rows, cpu_rows), ACCELERATOR_MAX_ROWS))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "k", "chunk"))
@@ -101,10 +107,13 @@ def moment_matched(z_xKxL) -> distributions.DiagNormal:
   return distributions.DiagNormal(mean, 2.0 * jnp.log(sd))
 
 
-def chunk_size(k: int, batch_size: int, data_dim: int, rows_per_chunk: int | None = None) -> int:
+def chunk_size(k: int, batch_size: int, model: Model | ModelConfig,
+               rows_per_chunk: int | None = None) -> int:
   """Samples per scan step for k samples of batch_size images: the largest divisor of k
-  with at most rows_per_chunk (default `default_rows_per_chunk`) decoder rows."""
-  rows = rows_per_chunk or default_rows_per_chunk(data_dim)
+  with at most rows_per_chunk decoder rows (default `default_rows_per_chunk` for the
+  model's decoder)."""
+  rows = rows_per_chunk or default_rows_per_chunk(
+      resources.largest_array_per_decoder_row(as_model(model)))
   return numerics.largest_divisor_at_most(k, max(1, rows // batch_size))
 
 
@@ -133,13 +142,13 @@ def evaluate(params, key, images_NxD: np.ndarray, *, model: Model | ModelConfig,
   `key` is the evaluation key (vbayes.keys): images are binarized and batches drawn
   from its streams (over_images.map_over_images), so experiments.evaluate with the
   run's seed reads the same images. rows_per_chunk bounds the decoder rows (samples x
-  images) per scan step (default: `default_rows_per_chunk(data_dim)`, from the device's
-  memory). With `log`, progress lines (rate, ETA) at most every 10 s, between batches.
+  images) per scan step (default: `default_rows_per_chunk` for the model's decoder and
+  the device's memory). With `log`, progress lines (rate, ETA) at most every 10 s, between batches.
   """
   model = as_model(model)
   params = distributed.local_copy(params)
   implicit = not model.has_proposal_density
-  chunk = chunk_size(k, batch_size, model.data_dim, rows_per_chunk)
+  chunk = chunk_size(k, batch_size, model, rows_per_chunk)
   sample_key, proposal_key, kl_key, mean_key = (
       keys.stream(key, s) for s in (keys.SAMPLES, keys.PROPOSAL, keys.KL, keys.POSTERIOR_MEAN))
 
@@ -205,7 +214,7 @@ def held_out_bounds(params, key, images_NxD: np.ndarray, *, model: Model | Model
                       proposal_samples=proposal_samples) if model.has_encoder else None)
     return {f"L_{k}": importance_sampled_log_likelihood(
         params, keys.item(keys.item(sample_key, i), k), x, model=model, k=k,
-        chunk=chunk_size(k, batch_size, model.data_dim, rows_per_chunk), proposal=q)[0]
+        chunk=chunk_size(k, batch_size, model, rows_per_chunk), proposal=q)[0]
             for k in ks}
 
   values = over_images.map_over_images(batch_bounds, images_NxD, key=key,
