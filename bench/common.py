@@ -99,18 +99,32 @@ def training_timer(config, images, steps_per_epoch: int, training_step=None) -> 
                training_step.init_state(jax.random.key(0), config), config.steps_per_call)
 
 
+_NHWC = ("NHWC", "HWIO", "NHWC")
+# lax's 3x3 convolutions of stride 2, as flax's nn.Conv and nn.ConvTranspose call them,
+# differentiated by XLA: the reference for vbayes.models.conv_nets'. {transposed: conv}.
+LAX_CONVS = {
+    False: lambda x, k: jax.lax.conv_general_dilated(x, k, (2, 2), "SAME",
+                                                     dimension_numbers=_NHWC),
+    True: lambda x, k: jax.lax.conv_transpose(x, k, (2, 2), "SAME", dimension_numbers=_NHWC),
+}
+
+
+def xla_flops(fn, *args, **static) -> float:
+  """XLA's count of every FLOP of jit(fn)(*args), from the compiled program's cost analysis."""
+  analysis = jax.jit(fn, static_argnames=tuple(static)).lower(*args, **static).compile()
+  analysis = analysis.cost_analysis()
+  analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+  return float(analysis["flops"])
+
+
 def xla_update_flops(config) -> float:
   """XLA's count of every FLOP (matmuls, convolutions and elementwise work) of one
   training update of `config`, from the compiled program's cost analysis."""
   from vbayes.training import step as training_step
   state = training_step.init_state(jax.random.key(0), config)
   x = jnp.zeros((config.batch_size, config.model.data_dim), jnp.float32)
-  update = jax.jit(training_step.make_update(config, steps_per_epoch=1))
-  compiled = update.lower(state["params"], state["opt_state"], state["step"],
-                          jax.random.key(1), x).compile()
-  analysis = compiled.cost_analysis()
-  analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
-  return float(analysis["flops"])
+  return xla_flops(training_step.make_update(config, steps_per_epoch=1), state["params"],
+                   state["opt_state"], state["step"], jax.random.key(1), x)
 
 
 def mlp_train_flops(sizes: tuple[int, ...], batch: int, input_gradient: bool = False) -> float:

@@ -19,6 +19,8 @@ Matmuls run at float32 ("highest") precision on every backend, peak included.
 """
 
 import json
+from unittest import mock
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +28,8 @@ from absl import app, flags
 
 import common  # bench/common.py, beside this script
 from vbayes import config as config_lib
+from vbayes.evaluation import importance_sampling
+from vbayes.models import build, conv_nets
 from vbayes.models.networks import conv
 from vbayes.models.networks import mlp
 
@@ -34,6 +38,8 @@ flags.DEFINE_integer("calls", 5, "Timed calls of each timer (the best is reporte
 flags.DEFINE_enum("network", "mlp", ("mlp", "conv"), "mlp: the 784-500-500-50 VAE and its "
                   "ceilings; conv: a conv VAE (32,64 channels, then a 50-D latent), its FLOPs "
                   "XLA's count of the compiled update.")
+flags.DEFINE_integer("conv_eval_images", 20, "--network=conv: test images of the timed "
+                     "k=5000 evaluation call.")
 flags.DEFINE_bool("smoke", False, "A 784-32-4 VAE at batch 10, 10 steps per call (whatever "
                   "--steps_per_call says), small peak matmuls: checks that the script runs; the "
                   "numbers mean nothing.")
@@ -41,8 +47,9 @@ FLAGS = flags.FLAGS
 
 
 def conv_main():
-  """Throughput of a conv VAE (ELBO) on 28x28 images against the peak, with XLA's FLOP
-  count of its update (convolutions, matmuls and elementwise work alike)."""
+  """Throughput of a conv VAE (ELBO) on 28x28 images against the peak: its training
+  update and its k=5000 evaluation, each with XLA's FLOP count (convolutions, matmuls
+  and elementwise work alike)."""
   steps = 10 if FLAGS.smoke else FLAGS.steps_per_call
   config = config_lib.TrainConfig(
       model=config_lib.ModelConfig(
@@ -52,19 +59,43 @@ def conv_main():
       batch_size=10 if FLAGS.smoke else 100, steps_per_call=steps)
   images = jnp.asarray((np.random.default_rng(0).random((500 * config.batch_size, 784)) < 0.13)
                        .astype(np.uint8))
+  eval_timer, eval_flops = conv_eval(config, images[:FLAGS.conv_eval_images], k=50 if FLAGS.smoke
+                                     else 5000)
   peaks = common.peak_timers(common.SMOKE_PEAK_SIZES) if FLAGS.smoke else common.peak_timers()
   rates = common.rates({"train": common.training_timer(config, images, steps_per_epoch=500),
-                        **peaks}, FLAGS.calls)
+                        "eval": eval_timer, **peaks}, FLAGS.calls)
   peak, flops = common.peak_gflops(rates), common.xla_update_flops(config)
+  with mock.patch.object(conv_nets, "strided_conv3x3", common.LAX_CONVS[False]), \
+       mock.patch.object(conv_nets, "transposed_conv3x3", common.LAX_CONVS[True]):
+    conv_flops = common.xla_update_flops(config)
   print(f"backend {jax.default_backend()}, conv VAE {config.model.network.conv_channels}, "
         f"latent {config.model.latent_dim}, batch {config.batch_size}: "
-        f"{flops / 1e6:.0f} MFLOP per update (XLA's count)")
-  gflops = rates["train"] * flops / 1e9
-  print(json.dumps({"network": "conv", "steps_per_s": common.significant(rates["train"]),
-                    "xla_mflops_per_step": common.significant(flops / 1e6),
-                    "gflops": common.significant(gflops), "peak_gflops": round(peak, 1),
-                    "fraction_of_peak": common.significant(gflops / peak),
-                    "backend": jax.default_backend(), "smoke": FLAGS.smoke}))
+        f"{flops / 1e6:.0f} MFLOP per update as run (patch products), {conv_flops / 1e6:.0f} "
+        f"with lax's convolutions; evaluation {eval_flops / 1e9:.3g} GFLOP per image")
+  print(json.dumps({
+      "network": "conv", "steps_per_s": common.significant(rates["train"]),
+      "xla_mflops_per_step": common.significant(flops / 1e6),
+      "gflops": common.significant(rates["train"] * flops / 1e9), "peak_gflops": round(peak, 1),
+      "fraction_of_peak": common.significant(rates["train"] * flops / 1e9 / peak),
+      "conv_mflops_per_step": common.significant(conv_flops / 1e6),
+      "conv_fraction_of_peak": common.significant(rates["train"] * conv_flops / 1e9 / peak),
+      "eval_images_per_s": common.significant(rates["eval"]),
+      "eval_gflops_per_image": common.significant(eval_flops / 1e9),
+      "eval_fraction_of_peak": common.significant(rates["eval"] * eval_flops / 1e9 / peak),
+      "backend": jax.default_backend(), "smoke": FLAGS.smoke}))
+
+
+def conv_eval(config, images, k):
+  """A timer of importance sampling with k samples of `images` (work in images), as
+  evaluation runs it (its chunk of samples), and XLA's FLOPs per image."""
+  model, x = build(config.model), images.astype(jnp.float32)
+  params = model.init(jax.random.key(0))
+  chunk = importance_sampling.chunk_size(k, x.shape[0], model)
+  log_px = lambda p, key: importance_sampling.importance_sampled_log_likelihood(
+      p, key, x, model=model, k=k, chunk=chunk)[0]
+  flops = common.xla_flops(log_px, params, jax.random.key(3))
+  run = lambda state: (state[0], log_px(state[0], jax.random.key(3)))  # waits on log p(x)
+  return common.Timer(run, (params, None), x.shape[0]), flops / x.shape[0]
 
 
 def main(argv):

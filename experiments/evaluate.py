@@ -163,6 +163,10 @@ def evaluate(workdir: Path):
     resources.check_quadrature_fits(FLAGS.quadrature_points)
   config, params, step = load_run(workdir, FLAGS.checkpoint)
   model = build(config.model)
+  if FLAGS.method in ("ais", "bdmc"):  # every chain of a batch's images in one step
+    resources.check_evaluation_fits(
+        model, FLAGS.batch_size * FLAGS.chains, flag="batch_size or chains",
+        setting=f"--batch_size={FLAGS.batch_size} x --chains={FLAGS.chains}")
   settings = estimators.Settings(
       k=FLAGS.k or config.eval_k, batch_size=FLAGS.batch_size,
       is_batch_size=config.eval_batch_size, chains=FLAGS.chains,

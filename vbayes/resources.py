@@ -3,8 +3,9 @@
     check_training_fits(model, batch_size)     the parameters, their gradient and Adam's
                                                two moments, and a batch's decoder output
     check_quadrature_fits(points)              the points^2 grid of latent points
-    check_evaluation_fits(data_dim, batch)     the smallest step of importance sampling:
-                                               one sample of each of a batch's images
+    check_evaluation_fits(model, rows)         the smallest step of an evaluation: one
+                                               sample of each of a batch's images, or
+                                               a batch's AIS chains
     largest_array_per_decoder_row(model)       what sizes evaluation's chunks of samples
 
 Each compares its estimate with the memory of the device (its reported limit; for a CPU,
@@ -107,20 +108,23 @@ def check_quadrature_fits(points: int, available: int | None = None,
         f"use fewer points (512 is the default)")
 
 
-# Floats per pixel of a decoder row that an evaluation step holds at once (the logits,
-# their temporaries, the hidden layers): as vbayes/evaluation/importance_sampling.py counts.
-ROW_FLOATS_PER_PIXEL = 16
+# Arrays the size of a decoder row's largest (`largest_array_per_decoder_row`) that an
+# evaluation step holds at once per row (the logits, their temporaries, the hidden
+# layers): as vbayes/evaluation/importance_sampling.py counts them.
+ROW_ARRAYS = 16
 
 
-def check_evaluation_fits(data_dim: int, batch_size: int, available: int | None = None,
-                          flag: str = "eval_batch_size"):
-  """ResourceError unless the smallest step of the evaluation fits: one sample for each
-  of `batch_size` images through the decoder (the chunks of samples per step are sized to
-  the memory from there). available: bytes (default device_memory())."""
+def check_evaluation_fits(model, rows: int, available: int | None = None,
+                          flag: str = "eval_batch_size", setting: str | None = None):
+  """ResourceError unless the smallest step of an evaluation fits: `rows` decoder rows at
+  once (importance sampling: one sample of each of a batch's images, the chunks of
+  samples per step are sized to the memory from there; AIS: every chain of a batch's
+  images). flag: the setting to change; setting: how it reads (default flag=rows).
+  available: bytes (default device_memory())."""
   available = device_memory() if available is None else available
-  need = BYTES * ROW_FLOATS_PER_PIXEL * data_dim * batch_size
+  need = BYTES * ROW_ARRAYS * largest_array_per_decoder_row(model) * rows
   if need > MEMORY_SHARE * available:
     raise ResourceError(
-        f"{flag}={batch_size}: one evaluation step of {batch_size} images needs at least "
-        f"{_gib(need)}, more than {MEMORY_SHARE:.0%} of this device's {_gib(available)}; "
-        f"use a smaller {flag}")
+        f"{setting or f'{flag}={rows}'}: one evaluation step of {rows:,} decoder rows "
+        f"needs at least {_gib(need)}, more than {MEMORY_SHARE:.0%} of this device's "
+        f"{_gib(available)}; use a smaller {flag}")

@@ -400,6 +400,8 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(cli_run, tmp_
   commands["one_point"] = [f"--workdir={workdir}", "--method=quadrature",
                            "--quadrature_points=1"]
   commands["huge_seed"] = [f"--workdir={workdir}", "--method=is", "--seed=99999999999999999999"]
+  # AIS's batch of images times chains beyond the memory: refused before any work.
+  commands["huge_chains"] = [f"--workdir={workdir}", "--method=ais", "--chains=10000000000"]
   # Steps far too large for every proposal to be refused: a warning says so (it said
   # nothing at acceptance 0.0), on a copy of the run.
   stuck = tmp_path / "stuck"
@@ -423,6 +425,7 @@ def test_evaluate_certifies_a_trained_run_and_writes_only_its_file(cli_run, tmp_
   assert len(warnings) == 1 and "barely moved" in warnings[0]
   assert json.loads((stuck / "evaluation_ais.json").read_text())["acceptance"] < 0.05
   for name, flag in (("one_point", "quadrature_points"), ("huge_seed", "seed"),
+                     ("huge_chains", "--batch_size=10 x --chains=10000000000: one evaluation"),
                      ("empty_config", "config.json is not a vbayes config"),
                      ("list_config", "config.json is not a vbayes config"),
                      ("cut_config", "config.json is not a vbayes config")):

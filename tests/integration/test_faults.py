@@ -329,10 +329,14 @@ def test_memory_a_run_needs_is_estimated_before_anything_is_allocated():
   resources.check_quadrature_fits(512)
   with pytest.raises(resources.ResourceError, match="quadrature_points=10000000: the"):
     resources.check_quadrature_fits(10**7)
-  # An evaluation step: 16 floats per pixel per image, here 4 * 16 * 784 * 100 bytes.
-  resources.check_evaluation_fits(784, 100, available=2 * 4 * 16 * 784 * 100)
+  # An evaluation step: 16 arrays of a row's largest (the 6 logits) per row, 4 * 16 * 6
+  # * 100 bytes for 100 rows; AIS names its two settings.
+  resources.check_evaluation_fits(small, 100, available=2 * 4 * 16 * 6 * 100)
   with pytest.raises(resources.ResourceError, match="eval_batch_size=100: one evaluation step"):
-    resources.check_evaluation_fits(784, 100, available=4 * 16 * 784 * 100)
+    resources.check_evaluation_fits(small, 100, available=4 * 16 * 6 * 100)
+  with pytest.raises(resources.ResourceError, match=r"batch_size=10 x chains=10: .* 100 decoder"):
+    resources.check_evaluation_fits(small, 100, available=4 * 16 * 6 * 100, flag="batch_size",
+                                    setting="batch_size=10 x chains=10")
 
 
 def test_an_allocation_that_fails_anyway_is_one_error_line(capsys):

@@ -31,7 +31,7 @@ MAX_ROWS_PER_CHUNK, CPU_CHUNK_FLOATS = 2_000, 2_000 * 784
 # row's largest (the logits, their gradient-free temporaries, the hidden layers), fill
 # at most 1/MEMORY_SHARE of the device's memory; at most ACCELERATOR_MAX_ROWS, never
 # fewer than on a CPU.
-ROW_ARRAYS, MEMORY_SHARE, ACCELERATOR_MAX_ROWS = 16, 8, 65_536
+ROW_ARRAYS, MEMORY_SHARE, ACCELERATOR_MAX_ROWS = resources.ROW_ARRAYS, 8, 65_536
 
 
 def default_rows_per_chunk(row_floats: int, device=None) -> int:

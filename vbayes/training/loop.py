@@ -84,7 +84,7 @@ def run(config: TrainConfig, workdir: str | Path, *, data: data_lib.ImageData | 
   distributed.agree({"config": config.to_dict(), "workdir": str(workdir.resolve())})
   model = model_for(config, model)
   resources.check_training_fits(model, config.batch_size)  # before anything is allocated
-  resources.check_evaluation_fits(model.data_dim, config.eval_batch_size)  # or written
+  resources.check_evaluation_fits(model, config.eval_batch_size)  # or written
   if model.latent_dim == 2:
     resources.check_quadrature_fits(config.quadrature_points)
 
