@@ -145,8 +145,8 @@ def define_process_flags():
                       "the same --coordinator_address and other flags (they check); or "
                       "auto, where JAX finds them on a cluster it knows (Cloud TPU, SLURM, "
                       "Open MPI). A process that has not joined --join_timeout seconds "
-                      "after the first, or sends no "
-                      f"heartbeat for {distributed.HEARTBEAT_TIMEOUT_S} s, ends the run; "
+                      f"after the first, or is silent for {distributed.SILENT_S} s, ends "
+                      "the run; "
                       "SIGTERM or SIGINT to any process stops all at one step after a "
                       "checkpoint. Default $JAX_NUM_PROCESSES or 1.")
   flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1 "

@@ -14,12 +14,15 @@ process takes part in Orbax's checkpoint writes and reads, and evaluation shares
 its image batches among processes (`my_batches`, `gather_batches`).
 """
 
+import atexit
 import contextlib
 import itertools
 import json
 import os
 import socket
 import sys
+import threading
+import time
 from typing import Any, Callable, Iterator, TypeVar
 
 import jax
@@ -37,6 +40,10 @@ T = TypeVar("T")
 JOIN_TIMEOUT_S = 45
 HEARTBEAT_TIMEOUT_S = 30
 AGREE_TIMEOUT_S = 30
+# A process stopped but not dead (SIGSTOP, a hung host) would end the others through
+# JAX's heartbeat timeout, with an abort; vbayes' own beats, every BEAT_S through the
+# coordinator's key-value store, end them first, SILENT_S after its last, with one line.
+BEAT_S, SILENT_S = 2, 20
 _AGREEMENTS = itertools.count()  # every process calls `agree` equally often, in one order
 
 
@@ -93,6 +100,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
         f"the {how_many} processes of the run did not all join the coordinator{where} "
         f"within {join_timeout_s} s{detail}: start every process, each with its own "
         "--process_id and the same --num_processes and --coordinator_address") from e
+  _watch_the_other_processes()
 
 
 def _end_the_run(status):
@@ -112,6 +120,59 @@ def _end_the_run(status):
              f"{HEARTBEAT_TIMEOUT_S} s (its own output says why); this one stops too")
   print(f"error: {cause} ({text[:160]})", file=sys.stderr, flush=True)
   os._exit(1)  # pylint: disable=protected-access
+
+
+def _watch_the_other_processes():
+  """Beats for this process and watches the others' (threads, for the run's lifetime):
+  a process whose beats stop for SILENT_S while it has not ended cleanly, or a
+  coordinator that stops answering for as long, ends this one with one error line, before
+  JAX's heartbeat timeout (HEARTBEAT_TIMEOUT_S) would abort it. A process that ends
+  cleanly says so first (atexit, before JAX's own shutdown), so that the others wait."""
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  client, me = jax_distributed.global_state.client, jax.process_index()
+  stop = threading.Event()
+  answered = [time.monotonic()]  # the coordinator's last answer
+  # Each process's id: (its last beat, when that changed).
+  heard = {str(i): ("", answered[0]) for i in range(jax.process_count())}
+
+  def beat():
+    for count in itertools.count():
+      if stop.wait(BEAT_S if count else 0):
+        return
+      try:
+        client.key_value_set(f"vbayes/alive/{me}", str(count), allow_overwrite=True)
+        beats = dict(client.key_value_dir_get("vbayes/alive/"))
+      except jax.errors.JaxRuntimeError:
+        continue  # the watch below ends the process when this lasts
+      now = answered[0] = time.monotonic()
+      for key, value in beats.items():
+        process = key.rsplit("/", 1)[-1]
+        if heard.get(process, ("", 0.0))[0] != value:
+          heard[process] = (value, now)
+
+  def watch():
+    while not stop.wait(1.0):
+      now = time.monotonic()
+      silent = [process for process, (value, since) in heard.items()
+                if value != "ended" and now - since > SILENT_S]
+      if now - answered[0] > SILENT_S:
+        cause = f"the run's coordinator (process 0) has not answered for {SILENT_S} s"
+      elif silent:
+        cause = (f"process {silent[0]} of the run has not answered for {SILENT_S} s "
+                 "(stopped, hung or unreachable)")
+      else:
+        continue
+      print(f"error: {cause}; this process stops too", file=sys.stderr, flush=True)
+      os._exit(1)  # pylint: disable=protected-access
+
+  def ended():
+    stop.set()
+    with contextlib.suppress(jax.errors.JaxRuntimeError):
+      client.key_value_set(f"vbayes/alive/{me}", "ended", allow_overwrite=True)
+
+  for body in (beat, watch):
+    threading.Thread(target=body, name=f"vbayes-{body.__name__}", daemon=True).start()
+  atexit.register(ended)  # runs before jax.distributed's shutdown, registered earlier
 
 
 @contextlib.contextmanager

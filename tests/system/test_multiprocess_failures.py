@@ -1,6 +1,6 @@
 """A run of 2 processes that cannot work ends every process with one `error:` line, fast:
 a peer that never joins, two processes given one id, processes started with different
-flags, a peer killed while training; SIGTERM (to one process or all) and SIGINT stop
+flags, a peer killed or stopped (SIGSTOP) while training; SIGTERM (to one process or all) and SIGINT stop
 every process at the same step after a checkpoint. All scenarios run at once (most of
 their time is waiting for a timeout), each process of experiments.train on 1 CPU device."""
 
@@ -22,8 +22,8 @@ TRAIN = ["--dataset=4frames", "--latent_dim=2", "--hidden_sizes=16", "--batch_si
          "--eval_k=10", "--steps_per_call=10"]
 LONG = [*TRAIN, "--epochs=400"]  # trains until a signal stops it
 # Which processes get which signal once training has logged: (scenario, signal, ids).
-SIGNALLED = (("killed", signal.SIGKILL, (1,)), ("sigterm_one", signal.SIGTERM, (1,)),
-             ("sigint", signal.SIGINT, (0, 1)))
+SIGNALLED = (("killed", signal.SIGKILL, (1,)), ("stopped", signal.SIGSTOP, (1,)),
+             ("sigterm_one", signal.SIGTERM, (1,)), ("sigint", signal.SIGINT, (0, 1)))
 
 
 def _free_port() -> int:
@@ -77,6 +77,11 @@ def scenarios(tmp_path_factory):
       for i, process in group.items():
         if (name, i) not in ended and process.poll() is not None:
           ended[name, i] = time.time()
+    for name, sig, ids in SIGNALLED:  # a stopped process ends when the others have
+      if (sig == signal.SIGSTOP and name not in waiting and
+          all((name, i) in ended for i in processes[name] if i not in ids)):
+        for i in ids:
+          processes[name][i].kill()
     time.sleep(0.1)
   results = {}
   for name, group in processes.items():
@@ -127,6 +132,14 @@ def test_a_peer_killed_while_training_ends_the_other(scenarios):
   result = scenarios["killed"]
   assert result["codes"][1] == -signal.SIGKILL
   _ends_with_one_error_line(result, "another process of the run stopped", processes=(0,))
+
+
+def test_a_peer_stopped_while_training_ends_the_other_before_jax_aborts_it(scenarios):
+  """SIGSTOP: process 1 lives but answers nothing; process 0 ends with one line within
+  vbayes' SILENT_S (JAX's heartbeat timeout would abort it a little later)."""
+  result = scenarios["stopped"]
+  _ends_with_one_error_line(result, "process 1 of the run has not answered", processes=(0,),
+                            within=distributed.HEARTBEAT_TIMEOUT_S + 5)
 
 
 @pytest.mark.parametrize("name, signal_name", [("sigterm_one", "SIGTERM"),
