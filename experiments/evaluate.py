@@ -166,7 +166,7 @@ def evaluate(workdir: Path):
   if FLAGS.method in ("ais", "bdmc"):  # every chain of a batch's images in one step
     resources.check_evaluation_fits(
         model, FLAGS.batch_size * FLAGS.chains, flag="batch_size or chains",
-        setting=f"--batch_size={FLAGS.batch_size} x --chains={FLAGS.chains}")
+        setting=f"--batch_size={FLAGS.batch_size} x --chains={FLAGS.chains}", gradient=True)
   settings = estimators.Settings(
       k=FLAGS.k or config.eval_k, batch_size=FLAGS.batch_size,
       is_batch_size=config.eval_batch_size, chains=FLAGS.chains,

@@ -125,12 +125,15 @@ def _end_the_run(status):
 def _watch_the_other_processes():
   """Beats for this process and watches the others' (threads, for the run's lifetime):
   a process whose beats stop for SILENT_S while it has not ended cleanly, or a
-  coordinator that stops answering for as long, ends this one with one error line, before
+  coordinator that answers no call for as long, ends this one with one error line, before
   JAX's heartbeat timeout (HEARTBEAT_TIMEOUT_S) would abort it. A process that ends
-  cleanly says so first (atexit, before JAX's own shutdown), so that the others wait."""
+  cleanly says so first (atexit, before JAX's own shutdown), so that the others wait; one
+  that fails exits at once (experiments.common) and is silent. After a stall of this
+  process itself (stopped, a paused VM) the clocks restart: it blames no one for it."""
   from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
   client, me = jax_distributed.global_state.client, jax.process_index()
   stop = threading.Event()
+  lock = threading.Lock()
   answered = [time.monotonic()]  # the coordinator's last answer
   # Each process's id: (its last beat, when that changed).
   heard = {str(i): ("", answered[0]) for i in range(jax.process_count())}
@@ -142,20 +145,28 @@ def _watch_the_other_processes():
       try:
         client.key_value_set(f"vbayes/alive/{me}", str(count), allow_overwrite=True)
         beats = dict(client.key_value_dir_get("vbayes/alive/"))
-      except jax.errors.JaxRuntimeError:
+      except Exception:  # pylint: disable=broad-except
         continue  # the watch below ends the process when this lasts
-      now = answered[0] = time.monotonic()
-      for key, value in beats.items():
-        process = key.rsplit("/", 1)[-1]
-        if heard.get(process, ("", 0.0))[0] != value:
-          heard[process] = (value, now)
+      with lock:
+        now = answered[0] = time.monotonic()
+        for key, value in beats.items():
+          process = key.rsplit("/", 1)[-1]
+          if heard.get(process, ("", 0.0))[0] != value:
+            heard[process] = (value, now)
 
   def watch():
+    last = time.monotonic()
     while not stop.wait(1.0):
       now = time.monotonic()
-      silent = [process for process, (value, since) in heard.items()
-                if value != "ended" and now - since > SILENT_S]
-      if now - answered[0] > SILENT_S:
+      with lock:
+        if now - last > 3 * BEAT_S:  # this process stalled: nobody else's silence
+          answered[0] = now
+          heard.update({p: (value, now) for p, (value, _) in heard.items()})
+        last = now
+        silent = [process for process, (value, since) in heard.items()
+                  if value != "ended" and now - since > SILENT_S]
+        coordinator_silent = now - answered[0] > SILENT_S
+      if coordinator_silent:
         cause = f"the run's coordinator (process 0) has not answered for {SILENT_S} s"
       elif silent:
         cause = (f"process {silent[0]} of the run has not answered for {SILENT_S} s "
@@ -165,13 +176,18 @@ def _watch_the_other_processes():
       print(f"error: {cause}; this process stops too", file=sys.stderr, flush=True)
       os._exit(1)  # pylint: disable=protected-access
 
-  def ended():
+  threads = [threading.Thread(target=body, name=f"vbayes-{body.__name__}", daemon=True)
+             for body in (beat, watch)]
+
+  def ended():  # the last beat first, so that none lands after "ended"
     stop.set()
-    with contextlib.suppress(jax.errors.JaxRuntimeError):
+    for thread in threads:
+      thread.join(timeout=SILENT_S)
+    with contextlib.suppress(Exception):
       client.key_value_set(f"vbayes/alive/{me}", "ended", allow_overwrite=True)
 
-  for body in (beat, watch):
-    threading.Thread(target=body, name=f"vbayes-{body.__name__}", daemon=True).start()
+  for thread in threads:
+    thread.start()
   atexit.register(ended)  # runs before jax.distributed's shutdown, registered earlier
 
 

@@ -53,19 +53,23 @@ def parameter_count(model) -> int:
 @functools.lru_cache(maxsize=64)
 def largest_array_per_decoder_row(model) -> int:
   """Floats per decoder row of the largest array that model.log_likelihood_of_samples
-  makes for a batch of rows (traced on shapes, nothing computed): the logits, data_dim,
-  for an MLP no wider than its images; a feature map for a conv decoder (14x14x32 =
-  6272 for 32 channels on 28x28 images). What evaluation's chunks are sized by."""
-  rows = 8
-  shapes = (jax.eval_shape(model.init, jax.random.key(0)),
-            jax.ShapeDtypeStruct((1, rows, model.latent_dim), jnp.float32),
-            jax.ShapeDtypeStruct((1, model.data_dim), jnp.float32))
-  jaxpr = jax.make_jaxpr(model.log_likelihood_of_samples)(*shapes).jaxpr
-  return max(model.data_dim, max(_array_sizes(jaxpr), default=0) // rows)
+  makes (traced on shapes, nothing computed): the logits, data_dim, for an MLP no wider
+  than its images; a feature map for a conv decoder (14x14x32 = 6272 for 32 channels on
+  28x28 images). Traced for 8 and 16 rows, each array's growth over 8 rows, so that
+  arrays of the parameters alone do not count. What evaluation's chunks are sized by."""
+  from vbayes.models import as_model  # pylint: disable=g-import-not-at-top
+  model = as_model(model)
+  params = jax.eval_shape(model.init, jax.random.key(0))
+  x = jax.ShapeDtypeStruct((1, model.data_dim), jnp.float32)
+  sizes = [list(_array_sizes(jax.make_jaxpr(model.log_likelihood_of_samples)(
+      params, jax.ShapeDtypeStruct((1, rows, model.latent_dim), jnp.float32), x).jaxpr))
+           for rows in (8, 16)]
+  return max(model.data_dim, max((b - a for a, b in zip(*sizes)), default=0) // 8)
 
 
 def _array_sizes(jaxpr):
-  """The sizes of the arrays every equation of jaxpr makes, those of nested jaxprs too."""
+  """The sizes of the arrays every equation of jaxpr makes, those of nested jaxprs too,
+  in order."""
   for equation in jaxpr.eqns:
     yield from (math.prod(var.aval.shape) for var in equation.outvars
                 if hasattr(var.aval, "shape"))
@@ -115,14 +119,17 @@ ROW_ARRAYS = 16
 
 
 def check_evaluation_fits(model, rows: int, available: int | None = None,
-                          flag: str = "eval_batch_size", setting: str | None = None):
+                          flag: str = "eval_batch_size", setting: str | None = None,
+                          gradient: bool = False):
   """ResourceError unless the smallest step of an evaluation fits: `rows` decoder rows at
   once (importance sampling: one sample of each of a batch's images, the chunks of
   samples per step are sized to the memory from there; AIS: every chain of a batch's
-  images). flag: the setting to change; setting: how it reads (default flag=rows).
-  available: bytes (default device_memory())."""
+  images, with the gradient of the likelihood, which doubles the estimate). flag: the
+  setting to change; setting: how it reads (default flag=rows). available: bytes
+  (default device_memory())."""
   available = device_memory() if available is None else available
-  need = BYTES * ROW_ARRAYS * largest_array_per_decoder_row(model) * rows
+  need = (BYTES * ROW_ARRAYS * largest_array_per_decoder_row(model) * rows
+          * (2 if gradient else 1))
   if need > MEMORY_SHARE * available:
     raise ResourceError(
         f"{setting or f'{flag}={rows}'}: one evaluation step of {rows:,} decoder rows "

@@ -21,7 +21,7 @@ from vbayes import config as config_lib, progress, resources
 from vbayes.evaluation import grid
 from vbayes.evaluation import importance_sampling as evaluate_lib
 from vbayes.models import build
-from vbayes.models.networks import conv, mlp
+from vbayes.models.networks import conv, gated, mlp
 
 N_IMAGES, BATCH = 7, 3  # 7 = 2 * 3 + 1: the last batch has 2 padding rows
 
@@ -221,16 +221,18 @@ def test_evaluation_chunks_follow_the_decoder_and_the_device_memory():
   assert is_lib.default_rows_per_chunk(784, Device("tpu", 16 * 2**30)) == expected
   assert is_lib.default_rows_per_chunk(784, Device("gpu", 2**20)) == is_lib.MAX_ROWS_PER_CHUNK
   assert is_lib.default_rows_per_chunk(784, Device("gpu", None)) == is_lib.MAX_ROWS_PER_CHUNK
-  assert is_lib.default_rows_per_chunk(6272) == is_lib.CPU_CHUNK_FLOATS // 6272 == 250
+  assert is_lib.default_rows_per_chunk(1024) == is_lib.MAX_ROWS_PER_CHUNK  # gated 500-500
+  assert is_lib.default_rows_per_chunk(6272) == is_lib.CPU_CHUNK_FLOATS // 6272 == 326
   assert is_lib.default_rows_per_chunk(10**9) == 1
-  assert is_lib.default_rows_per_chunk(6272, Device("gpu", 2**20)) == 250
+  assert is_lib.default_rows_per_chunk(6272, Device("gpu", 2**20)) == 326
 
 
 @pytest.mark.parametrize("network, largest", [
     (mlp.Config(hidden_sizes=(8,)), 64),  # the 8x8 images' logits
     (mlp.Config(hidden_sizes=(100, 8)), 100),  # a hidden layer wider than the image
+    (gated.Config(hidden_sizes=(50,)), 2 * 50),  # a gated layer's value and gate at once
     (conv.Config(hidden_sizes=(), conv_channels=(5, 7)), 4 * 4 * 5)],  # 2x2x7 -> 4x4x5 -> 8x8
-    ids=["mlp", "wide_mlp", "conv"])
+    ids=["mlp", "wide_mlp", "gated", "conv"])
 def test_the_largest_array_of_a_decoder_row_is_found_in_its_program(network, largest):
   """resources.largest_array_per_decoder_row reads the traced log-likelihood: the
   logits, a hidden layer, or a conv decoder's widest feature map."""

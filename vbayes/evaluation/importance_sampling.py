@@ -23,10 +23,10 @@ from vbayes.progress import Progress
 # Decoder rows (samples x images) per scan step on a CPU: as many as make the largest
 # array of a row (`resources.largest_array_per_decoder_row`: the logits for an MLP,
 # a feature map for a conv decoder) fill CPU_CHUNK_FLOATS, at most MAX_ROWS_PER_CHUNK.
-# 2000 x 784 float32 = 6 MB of logits was about the fastest on a 2-core CPU for MLP
-# decoders (1000-5000 rows alike); a conv decoder with 14x14x32 feature maps gets 250
-# rows, where 2000 ran 1.9x slower (bench/README.md).
-MAX_ROWS_PER_CHUNK, CPU_CHUNK_FLOATS = 2_000, 2_000 * 784
+# 2000 rows was about the fastest on a 2-core CPU for MLP decoders on MNIST (1000-5000
+# alike), and every decoder whose rows are at most 1024 wide keeps them; the conv
+# decoder's 14x14x32 feature maps get 326, where 2000 ran 1.9x slower (bench/README.md).
+MAX_ROWS_PER_CHUNK, CPU_CHUNK_FLOATS = 2_000, 2_000 * 1024
 # On an accelerator: rows whose float32 activations, ROW_ARRAYS arrays the size of the
 # row's largest (the logits, their gradient-free temporaries, the hidden layers), fill
 # at most 1/MEMORY_SHARE of the device's memory; at most ACCELERATOR_MAX_ROWS, never

@@ -58,6 +58,8 @@ _NHWC = ("NHWC", "HWIO", "NHWC")  # lax's dimension numbers for [N, H, W, C] ima
 
 def _strided_by_patches(x_NxHxWxC, kernel_3x3xCxO):
   n, h, w, c = x_NxHxWxC.shape
+  if h % 2 or w % 2:  # SAME would pad one before and one after
+    raise ValueError(f"a strided convolution here takes even sides, got {h}x{w}")
   padded = jnp.pad(x_NxHxWxC, ((0, 0), (0, 1), (0, 1), (0, 0)))
   patches = jnp.concatenate([padded[:, a:a + h:2, b:b + w:2, :]
                              for a in range(3) for b in range(3)], axis=-1)  # [N, H/2, W/2, 9C]
@@ -95,8 +97,9 @@ strided_conv3x3 = _xla_where_undifferentiated(
     lambda x, kernel: lax.conv_general_dilated(x, kernel, (2, 2), "SAME",
                                                dimension_numbers=_NHWC),
     _strided_by_patches)
-strided_conv3x3.__doc__ = """A 3x3 convolution of stride 2, SAME padding, on an even side:
-x [N, H, W, C], kernel [3, 3, C, O] -> [N, H/2, W/2, O]."""
+strided_conv3x3.__doc__ = """A 3x3 convolution of stride 2, SAME padding, on even sides:
+x [N, H, W, C], kernel [3, 3, C, O] -> [N, H/2, W/2, O] (differentiated, ValueError on
+an odd side)."""
 
 transposed_conv3x3 = _xla_where_undifferentiated(
     lambda x, kernel: lax.conv_transpose(x, kernel, (2, 2), "SAME", dimension_numbers=_NHWC),
@@ -120,7 +123,7 @@ class _Conv3x3(nn.Module):
                         (3, 3, x_NxHxWxC.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
     conv = transposed_conv3x3 if self.transposed else strided_conv3x3
-    return conv(x_NxHxWxC, kernel) + bias
+    return conv(x_NxHxWxC.astype(kernel.dtype), kernel) + bias  # as nn.Conv promotes
 
 
 class _Encoder(nn.Module):
