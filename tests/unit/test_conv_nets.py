@@ -55,14 +55,18 @@ def test_the_first_convolution_is_a_strided_3x3_correlation():
                              rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("transposed", [False, True], ids=["strided", "transposed"])
-def test_the_convolutions_and_their_gradients_are_laxs(transposed):
+@pytest.mark.parametrize("transposed, channels", [(False, (3, 5)), (True, (3, 5)),
+                                                   (True, (8, 1))],
+                         ids=["strided", "transposed", "transposed_to_one_channel"])
+def test_the_convolutions_and_their_gradients_are_laxs(transposed, channels):
   """strided_conv3x3 and transposed_conv3x3 (lax's convolution undifferentiated, patch
   products differentiated) against lax's convolutions as flax's nn.Conv and
   nn.ConvTranspose call them (stride 2, SAME): the patch products' values, both
-  gradients and a forward-mode derivative, on a 6x6 image of 3 channels to 5."""
-  x = jax.random.normal(jax.random.key(7), (2, 6, 6, 3))
-  kernel = jax.random.normal(jax.random.key(8), (3, 3, 3, 5))
+  gradients and a forward-mode derivative, on a 6x6 image, 3 channels to 5 and (the
+  transposed convolution's other form) 8 to 1."""
+  c_in, c_out = channels
+  x = jax.random.normal(jax.random.key(7), (2, 6, 6, c_in))
+  kernel = jax.random.normal(jax.random.key(8), (3, 3, c_in, c_out))
   numbers = ("NHWC", "HWIO", "NHWC")
   if transposed:
     ours, by_patches = conv_nets.transposed_conv3x3, conv_nets._transposed_by_patches  # pylint: disable=protected-access
@@ -73,7 +77,7 @@ def test_the_convolutions_and_their_gradients_are_laxs(transposed):
                                                     dimension_numbers=numbers)
   with jax.default_matmul_precision("highest"):
     want = xla(x, kernel)
-    assert want.shape == ((2, 12, 12, 5) if transposed else (2, 3, 3, 5))
+    assert want.shape == ((2, 12, 12, c_out) if transposed else (2, 3, 3, c_out))
     for got in (ours(x, kernel), by_patches(x, kernel), jax.jit(ours)(x, kernel)):
       np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     cotangent = jax.random.normal(jax.random.key(9), want.shape)

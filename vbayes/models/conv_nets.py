@@ -72,13 +72,24 @@ _TAPS[0, 0, 0] = _TAPS[0, 1, 2] = _TAPS[1, 1, 1] = 1.0
 
 
 def _transposed_by_patches(x_NxHxWxC, kernel_3x3xCxO):
+  """Each output phase (p, r) of the 2x2 block at (m, n) reads the 2x2 window
+  x_pad[m:m+2, n:n+2]: one product of [N, H, W, 4C] patches with the [4C, 4O] taps per
+  phase; or, with fewer outputs than inputs (16 O < 4 C: the last layer's one channel),
+  the [N, H, W, C] x [C, 16 O] product first and its 4 shifted [4 O] slices summed, which
+  moves 16 O floats per pixel instead of 4 C."""
   n, h, w, c = x_NxHxWxC.shape
   out = kernel_3x3xCxO.shape[-1]
   phases_UxVxCxPxRxO = jnp.einsum("pua,rvb,abco->uvcpro", _TAPS, _TAPS, kernel_3x3xCxO)
-  padded = jnp.pad(x_NxHxWxC, ((0, 0), (1, 0), (1, 0), (0, 0)))
-  patches = jnp.concatenate([padded[:, u:u + h, v:v + w, :]
-                             for u in range(2) for v in range(2)], axis=-1)  # [N, H, W, 4C]
-  blocks = patches @ phases_UxVxCxPxRxO.reshape(4 * c, 4 * out)  # [N, H, W, (P, R, O)]
+  if 16 * out < 4 * c:
+    taps_CxUxVxQ = phases_UxVxCxPxRxO.transpose(2, 0, 1, 3, 4, 5).reshape(c, 2, 2, 4 * out)
+    each_NxHxWxUxVxQ = jnp.einsum("nhwc,cuvq->nhwuvq", x_NxHxWxC, taps_CxUxVxQ)
+    padded = jnp.pad(each_NxHxWxUxVxQ, ((0, 0), (1, 0), (1, 0), (0, 0), (0, 0), (0, 0)))
+    blocks = sum(padded[:, u:u + h, v:v + w, u, v, :] for u in range(2) for v in range(2))
+  else:
+    padded = jnp.pad(x_NxHxWxC, ((0, 0), (1, 0), (1, 0), (0, 0)))
+    patches = jnp.concatenate([padded[:, u:u + h, v:v + w, :]
+                               for u in range(2) for v in range(2)], axis=-1)  # [N, H, W, 4C]
+    blocks = patches @ phases_UxVxCxPxRxO.reshape(4 * c, 4 * out)  # [N, H, W, (P, R, O)]
   blocks = blocks.reshape(n, h, w, 2, 2, out).transpose(0, 1, 3, 2, 4, 5)
   return blocks.reshape(n, 2 * h, 2 * w, out)
 
