@@ -5,6 +5,7 @@ every process at the same step after a checkpoint. All scenarios run at once (mo
 their time is waiting for a timeout), each process of experiments.train on 1 CPU device."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -105,6 +106,7 @@ def _ends_with_one_error_line(result: dict, message: str, processes=(0, 1),
     stderr = result["stderr"][i]
     assert result["codes"][i] == 1, (i, stderr[-2000:])
     assert "Traceback" not in stderr and "Aborted" not in stderr, (i, stderr[-2000:])
+    assert not re.search(r"^W\d{4} ", stderr, re.M), (i, stderr[-2000:])  # C++ warnings
     lines = _error_lines(stderr)
     assert len(lines) == 1 and message in lines[0], (i, stderr[-2000:])
     assert result["seconds"][i] < within, (i, result["seconds"])
