@@ -17,7 +17,7 @@ from absl import app, flags, logging
 
 from experiments import configs
 from vbayes import data as data_lib
-from vbayes import distributed, overrides
+from vbayes import distributed, liveness, overrides
 from vbayes.config import TrainConfig
 from vbayes.errors import UserError
 
@@ -145,7 +145,7 @@ def define_process_flags():
                       "the same --coordinator_address and other flags (they check); or "
                       "auto, where JAX finds them on a cluster it knows (Cloud TPU, SLURM, "
                       "Open MPI). A process that has not joined --join_timeout seconds "
-                      f"after the first, or is silent for {distributed.SILENT_S} s, ends "
+                      f"after the first, or is silent for {liveness.SILENT_S} s, ends "
                       "the run; "
                       "SIGTERM or SIGINT to any process stops all at one step after a "
                       "checkpoint. Default $JAX_NUM_PROCESSES or 1.")

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.helpers.paths import REPO
-from vbayes import distributed
+from vbayes import distributed, liveness
 
 pytestmark = pytest.mark.slow
 
@@ -146,7 +146,7 @@ def test_a_peer_stopped_while_training_ends_the_other_before_jax_aborts_it(scena
   vbayes' SILENT_S (JAX's heartbeat timeout would abort it a little later)."""
   result = scenarios["stopped"]
   _ends_with_one_error_line(result, "process 1 of the run has not answered", processes=(0,),
-                            within=distributed.HEARTBEAT_TIMEOUT_S + 5)  # and no abort
+                            within=liveness.HEARTBEAT_TIMEOUT_S + 5)  # and no abort
 
 
 @pytest.mark.parametrize("name, signal_name", [("sigterm_one", "SIGTERM"),
