@@ -18,9 +18,9 @@ then 100-100-50, with p(z1|z2) 50-100-100-100 and p(x|z1) 100-200-200-784.
   iaf_vae            one layer, 2 IAF steps (MADEs of 200-200) on q, ELBO (Monte Carlo KL)
   conv_vae           3x3 stride-2 convolutions of 32 and 64 channels, then 200-200, and
                      the mirror (transposed convolutions), ELBO with the closed-form KL
-Runtime: the README's "The models researchers study" table gives each run's training
-and evaluation time on a 2-core CPU (the conv VAE's 50 epochs did not fit there and are
-projected). Expected: that table's test NLL for each run.
+Runtime: docs/studies/mnist_models.md gives each run's training and evaluation time on
+a 2-core CPU (the conv VAE: 19 min and 41 min). Expected: that table's test NLL for
+each run.
 Published numbers (PUBLISHED) are the nearest setups we know; their protocols differ
 (thousands of epochs, other architectures), as the README says.
 """
