@@ -68,8 +68,11 @@ def test_benchmark_prints_its_json_line(i, bench_smokes):
   result = smoke_result(bench_smokes, i)
   assert keys <= set(result)
   assert result["smoke"] is True
-  for key in keys - {"runs"}:
+  for key in keys - {"runs", "layers"}:
     assert result[key] > 0
+  for name, row in result.get("layers", {}).items():  # conv_layers.py: each layer's numbers
+    assert all(value > 0 for value in row.values()), (name, row)
+  assert "layers" not in keys or len(result["layers"]) == 6  # 4 gradients, 2 forward passes
   # Each group's fractions are against its own peak; the run's peak is the best of them.
   assert all(result["peak_gflops"] >= v for k, v in result.items() if k.endswith("_peak_gflops"))
 
