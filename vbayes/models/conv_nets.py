@@ -20,7 +20,7 @@ nn.ConvTranspose), but differentiated they are computed as matrix products over 
 patches (im2col), through a custom JVP whose tangents, and so gradients, are those of
 the products: on the CPU, XLA's convolution gradients, above all the transposed
 convolution's, ran a conv VAE training step 18x slower, while XLA's forward
-convolutions evaluate 1.6x faster than the products (bench/README.md).
+convolutions are as fast as the products or faster (bench/README.md).
 tests/unit/test_conv_nets.py checks values and derivatives against lax's.
 
   strided:     y[m, n] = sum_{a,b in 0..2} x_pad[2m + a, 2n + b] W[a, b]
@@ -118,7 +118,7 @@ transposed_conv3x3 = _xla_where_undifferentiated(
 transposed_conv3x3.__doc__ = """A 3x3 transposed convolution of stride 2, SAME padding
 (lax.conv_transpose's, kernel not flipped): x [N, H, W, C], kernel [3, 3, C, O] ->
 [N, 2H, 2W, O]; differentiated, one product of 2x2 patches with the kernel's taps
-arranged per output phase, then depth to space."""
+arranged per output phase, then depth to space (`_transposed_by_patches`)."""
 
 
 class _Conv3x3(nn.Module):
