@@ -70,6 +70,11 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                      f"{num_processes - 1})")
   if not detect_cluster and not 0 <= process_id < num_processes:
     raise ValueError(f"process id {process_id} is outside 0..{num_processes - 1}")
+  if not detect_cluster:
+    host, _, port = coordinator_address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 2**16:
+      raise ValueError(f"--coordinator_address={coordinator_address} is not host:port (a port "
+                       "1..65535, e.g. 10.0.0.1:8476), the same for every process")
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   # A process that has not joined in join_timeout_s, or sent no heartbeat for
   # HEARTBEAT_TIMEOUT_S, ends the run; an exit waits that long for the others, not 5 min.

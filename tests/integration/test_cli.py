@@ -219,9 +219,10 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(tmp_path):
 
 
 def test_process_settings_that_cannot_work_are_one_error_line(tmp_path):
-  """A process id outside 0 .. N-1 (it was accepted with one process), and a
-  JAX_PROCESS_ID that is no integer (a ValueError traceback at import before): one
-  error line each, before anything is written."""
+  """A process id outside 0 .. N-1 (it was accepted with one process), a
+  JAX_PROCESS_ID that is no integer (a ValueError traceback at import before) and a
+  coordinator address that is no host:port: one error line each, before anything is
+  written."""
   for module in ("train", "evaluate"):
     cases = [[f"--workdir={tmp_path / module}", "--num_processes=1", "--process_id=3"]]
     result, = run_cases(cases, module=module)
@@ -231,6 +232,14 @@ def test_process_settings_that_cannot_work_are_one_error_line(tmp_path):
                         env={"JAX_PROCESS_ID": "abc"})
     assert result["code"] == 1, result
     assert_one_error_line(result["stderr"], "JAX_PROCESS_ID='abc' is not a process index")
+    # A coordinator address that is no host:port: a segfault (localhost:abc) and an
+    # IndexError traceback (nonsense) inside jax.distributed before.
+    for address in ("localhost:abc", "nonsense", "localhost:99999", ":8476"):
+      result, = run_cases([[f"--workdir={tmp_path / module}", "--num_processes=2",
+                            "--process_id=0", f"--coordinator_address={address}"]],
+                          module=module)
+      assert result["code"] == 1, result
+      assert_one_error_line(result["stderr"], f"--coordinator_address={address} is not host:port")
     assert not (tmp_path / module).exists()
 
 
