@@ -42,19 +42,23 @@ def train_chunks(state, train_chunk, images, train_key, data_key, *, total_steps
   start_step, start_time = step, time.perf_counter()
   pending = None  # (step, metrics) of the chunk in flight, read after the next is dispatched
   saving = None  # step of a checkpoint being written while the next chunk runs
-  first = None  # (step, time) when the first chunk's metrics came back
+  # (step, time) when the second chunk's metrics came back: the base of the rate. Not the
+  # first's: its metrics can reach the host only when the second chunk has run too.
+  base = None
+  flushed = 0
   hook_seconds = 0.0  # time spent in the hooks, left out of train_seconds
 
   def flush(pending):
-    nonlocal first
+    nonlocal base, flushed
     end_step, metrics = pending
     means = {k: float(v) for k, v in jax.device_get(jax.tree.map(jnp.mean, metrics)).items()}
     now = time.perf_counter() - hook_seconds
-    if first is None:  # the first chunk's rate includes compilation
-      rate = (end_step - start_step) / (now - start_time)
-      first = (end_step, now)
-    else:  # mean rate since the first chunk; robust to when the host happens to look
-      rate = (end_step - first[0]) / max(now - first[1], 1e-9)
+    flushed += 1
+    if base is None:  # the first two chunks' rate, compilation included
+      rate = (end_step - start_step) / max(now - start_time, 1e-9)
+      base = (end_step, now) if flushed == 2 else None
+    else:  # mean rate since the second chunk; robust to when the host happens to look
+      rate = (end_step - base[0]) / max(now - base[1], 1e-9)
     if not math.isfinite(means["loss"]):
       raise TrainingDiverged(f"training loss became {means['loss']} by step {end_step}; "
                              f"{_kept_sentence(checkpointer)}")
