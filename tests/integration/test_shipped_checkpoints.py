@@ -130,6 +130,7 @@ def test_every_shipped_checkpoint_has_a_backend_reference():
   assert reference["backend"] == "cpu"
 
 
+@pytest.mark.slow  # tfds prepares both datasets from the original files first (~25 s)
 @pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_every_shipped_checkpoint_gives_its_recorded_nll(folder, tfds_prepared_from_original_files):
   """Each shipped checkpoint, loaded by numpy and the model its config.json names, gives

@@ -69,7 +69,7 @@ def test_every_coordinate_of_a_step_reads_the_context():
     masks = flows.made_masks(3, (7, 5), reverse=t % 2 == 1)
     ms = lambda h, t=t, masks=masks: jnp.concatenate(
         flows.made_apply(steps[f"step_{t}"], masks, z, h, "tanh"))
-    jacobian = jax.jacfwd(ms)(q.context)
+    jacobian = jax.jit(jax.jacfwd(ms))(q.context)
     assert jacobian.shape == (6, 7)
     assert np.all(np.abs(np.asarray(jacobian)).sum(axis=1) > 1e-3), (t, jacobian)
 

@@ -93,15 +93,15 @@ def test_gaussian_matrix_form_is_accurate_near_the_mode_at_a_small_scale(masked)
                        np.float64)
   np.testing.assert_allclose(scale_D, 0.01, rtol=1e-5)
   z_GxL = jax.random.normal(jax.random.key(3), (16, 2)) * 2
-  m_GxD = jax.vmap(lambda z: model.mean_image(params, z))(z_GxL)
+  m_GxD = jax.jit(jax.vmap(lambda z: model.mean_image(params, z)))(z_GxL)
   # Images near the decoder mean of the first 4 latent points: x = m(z_b) + s eps.
   eps_BxD = jax.random.normal(jax.random.key(4), (4, dim))
   x_BxD = m_GxD[:4] + 0.01 * eps_BxD
   mask_D = (jnp.arange(dim) % 3 != 0).astype(jnp.float32) if masked else None
 
-  matrix_BxG = np.asarray(model.log_likelihood_matrix(params, z_GxL, x_BxD, mask_D))
-  elementwise_BxG = np.asarray(jax.vmap(lambda xx: jax.vmap(
-      lambda zz: model.log_likelihood(params, zz, xx, mask_D))(z_GxL))(x_BxD))
+  matrix_BxG = np.asarray(jax.jit(model.log_likelihood_matrix)(params, z_GxL, x_BxD, mask_D))
+  elementwise_BxG = np.asarray(jax.jit(jax.vmap(lambda xx: jax.vmap(
+      lambda zz: model.log_likelihood(params, zz, xx, mask_D))(z_GxL)))(x_BxD))
 
   w_D = np.ones(dim) if mask_D is None else np.asarray(mask_D, np.float64)
   x64, m64 = np.asarray(x_BxD, np.float64), np.asarray(m_GxD, np.float64)
@@ -149,7 +149,9 @@ def test_implicit_encoder_samples_equal_one_draw_at_a_time(hidden):
   samples = lambda p: model.proposal.sample(p, key, x, 5)
   one_at_a_time = lambda p: jax.vmap(
       lambda e: nets.mlp_apply(p, jnp.concatenate([x, e]), config.proposal.activation))(eps)
-  np.testing.assert_allclose(samples(params), one_at_a_time(params), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(*jax.jit(lambda p: (samples(p), one_at_a_time(p)))(params),
+                             rtol=1e-5, atol=1e-6)
   loss = lambda f: lambda p: jnp.sum(jnp.sin(f(p)))
+  gradients = jax.jit(lambda p: (jax.grad(loss(samples))(p), jax.grad(loss(one_at_a_time))(p)))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-               jax.grad(loss(samples))(params), jax.grad(loss(one_at_a_time))(params))
+               *gradients(params))

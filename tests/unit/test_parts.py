@@ -3,6 +3,7 @@ configs read as the same parts, and the two parts added as one file each (the mi
 prior and the continuous Bernoulli likelihood) have the densities they state, checked
 by brute force in float64."""
 
+import functools
 import json
 import math
 
@@ -23,24 +24,33 @@ from tests.helpers.paths import REPO
 SMALL = {"data_dim": 16, "latent_dim": 2, "network": mlp.Config(hidden_sizes=(4,))}
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _initial_scores(model, key, x_BxD):
+  """The model's initial parameters at key, then log w [B, 4] of 4 draws from q(z | x)
+  per image, or (without a proposal density) 4 prior draws [4, L] and their log p(z):
+  one program per model."""
+  params = model.init(key)
+  if model.has_proposal_density:
+    q = model.proposal_distribution(params, x_BxD)
+    return model.log_weights(params, x_BxD, q.sample(jax.random.fold_in(key, 1), 4), q)
+  z = model.sample_proposal(params, jax.random.fold_in(key, 1), x_BxD[0], 4)
+  return z, model.log_prior(params, z)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", parts.FAMILIES)
 def test_every_registered_part_builds_a_model_that_scores_a_batch(family):
   """Each part of each family, beside the default others (the two-layer prior beside
   its own; the proposals beside N(0, I)), gives finite log-weights or prior draws."""
-  x = (np.random.default_rng(0).random((3, 16)) < 0.5).astype(np.float32)
+  x = jnp.asarray((np.random.default_rng(0).random((3, 16)) < 0.5).astype(np.float32))
   for name in parts.registry(family):
-    model_config = ModelConfig(**{**SMALL, family: name})
-    model = build(model_config)
-    params = model.init(jax.random.key(0))
+    model = build(ModelConfig(**{**SMALL, family: name}))
     if model.has_proposal_density:
-      q = model.proposal_distribution(params, jnp.asarray(x))
-      z = q.sample(jax.random.key(1), 4)
-      log_w = model.log_weights(params, jnp.asarray(x), z, q)
+      log_w = _initial_scores(model, jax.random.key(0), x)
       assert log_w.shape == (3, 4) and np.all(np.isfinite(log_w)), (family, name)
     else:
-      z = model.sample_proposal(params, jax.random.key(1), jnp.asarray(x[0]), 4)
-      assert z.shape == (4, 2) and np.all(np.isfinite(model.log_prior(params, z)))
+      z, log_prior = _initial_scores(model, jax.random.key(0), x)
+      assert z.shape == (4, 2) and np.all(np.isfinite(log_prior)), (family, name)
 
 
 def test_a_part_name_or_setting_that_does_not_exist_is_one_clear_error():

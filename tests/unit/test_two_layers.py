@@ -112,13 +112,20 @@ def test_draws_carry_their_log_density_and_split_into_layers():
                                     prior=LINEAR.prior.replace(hidden_sizes_2=(4,))))
   params = model.init(jax.random.key(2))
   x = jax.random.normal(jax.random.key(3), (3, DATA))
-  q = model.proposal_distribution(params, x)
-  eps = q.noise(jax.random.key(4), 6)
-  z, log_q = q.draw_and_log_prob(eps)
+
+  @jax.jit
+  def draws(x):
+    q = model.proposal_distribution(params, x)
+    eps = q.noise(jax.random.key(4), 6)
+    z, log_q = q.draw_and_log_prob(eps)
+    return z, log_q, q.log_prob(z), q.first.draw(eps[..., :L1])
+
+  z, log_q, log_q_at_z, first = draws(x)
   assert z.shape == (3, 6, L1 + L2) and log_q.shape == (3, 6)
-  np.testing.assert_allclose(log_q, q.log_prob(z), rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(z[..., :L1], q.first.draw(eps[..., :L1]), rtol=1e-6)
-  z_prior = model.prior_distribution(params).sample(jax.random.key(5), 20000)
+  np.testing.assert_allclose(log_q, log_q_at_z, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(z[..., :L1], first, rtol=1e-6)
+  z_prior = jax.jit(lambda p: model.prior_distribution(p).sample(jax.random.key(5), 20000))(
+      params)
   top = np.asarray(z_prior[:, L1:])
   # mean and variance of z2 within 5 standard errors: sd 1/sqrt(n) and sqrt(2/n)
   assert np.all(np.abs(top.mean(0)) < 5 / math.sqrt(20000))
@@ -145,9 +152,14 @@ def test_importance_sampling_with_an_imperfect_encoder_converges_to_p_of_x(linea
   params["encoder"]["top"] = jax.tree.map(lambda v: v * 0.8 + 0.2, params["encoder"]["top"])
   log_px, _ = evaluate.importance_sampled_log_likelihood(params, jax.random.key(8), x,
                                                          model=model, k=20000, chunk=2000)
-  q = model.proposal_distribution(params, x)
-  z, log_q = q.sample_and_log_prob(jax.random.key(9), 20000)
-  log_w = model.log_weights(params, x, z, q, log_q_BxK=log_q)
+
+  @jax.jit
+  def log_weights(x):
+    q = model.proposal_distribution(params, x)
+    z, log_q = q.sample_and_log_prob(jax.random.key(9), 20000)
+    return model.log_weights(params, x, z, q, log_q_BxK=log_q)
+
+  log_w = log_weights(x)
   w = jnp.exp(log_w - jnp.max(log_w, axis=1, keepdims=True))
   error = np.asarray(jnp.std(w, axis=1) / jnp.mean(w, axis=1)) / math.sqrt(20000)
   assert np.all(np.asarray(jnp.std(log_w, axis=1)) > 0.05)  # the encoder is off
