@@ -50,9 +50,13 @@ def test_one_step_is_importance_sampling_from_q0_with_the_same_draws(linear10):
   q0 = model.proposal_distribution(params, x)
   out = ais.ais_log_likelihood(params, jax.random.key(1), x, q0, model=model, chains=32,
                                num_steps=1, settings=ADAPTIVE)
-  z, log_q = q0.sample_and_log_prob(jax.random.split(jax.random.key(1))[0], 32)
-  np.testing.assert_allclose(out["log_w"], model.log_weights(params, x, z, q0, log_q_BxK=log_q),
-                             rtol=1e-6)
+
+  @jax.jit
+  def log_weights(key, q0):
+    z, log_q = q0.sample_and_log_prob(jax.random.split(key)[0], 32)
+    return model.log_weights(params, x, z, q0, log_q_BxK=log_q)
+
+  np.testing.assert_allclose(out["log_w"], log_weights(jax.random.key(1), q0), rtol=1e-6)
 
 
 def test_hmc_leaves_a_gaussian_target_invariant():

@@ -26,15 +26,6 @@ from vbayes.models.networks import conv, gated, mlp
 N_IMAGES, BATCH = 7, 3  # 7 = 2 * 3 + 1: the last batch has 2 padding rows
 
 
-def _log_marginal(lg, x_NxD):
-  """log N(x; b, W W^T + s^2 I) in float64."""
-  cov = lg.w_DxL @ lg.w_DxL.T + lg.scale**2 * np.eye(len(lg.b_D))
-  r = x_NxD - lg.b_D
-  _, logdet = np.linalg.slogdet(cov)
-  maha = np.einsum("nd,nd->n", r, np.linalg.solve(cov, r.T).T)
-  return -0.5 * (maha + logdet + len(lg.b_D) * math.log(2 * math.pi))
-
-
 def _encoder_moments(encoder, x_NxD, latent):
   """The linear encoder's q(z|x): mean [N, L] and variance [N, L], in float64."""
   w = np.asarray(encoder["layer_0"]["w"], np.float64)
@@ -90,7 +81,7 @@ def test_exact_posterior_encoder_gives_log_marginal(lg_model):
   x = _images(lg_model, 1)
   x64 = x.astype(np.float64)
   results = _evaluate(lg_model, lg_model.params(), x, k, quadrature={"limit": 6.0, "points": 256})
-  log_px = _log_marginal(lg_model, x64)
+  log_px = lg_model.log_marginal(x64)
   mean, var = _encoder_moments(lg_model.exact_encoder(), x64, lg_model.config.latent_dim)
   p_mean, p_var = lg_model.posterior(x64)
   np.testing.assert_allclose(mean, p_mean, atol=1e-5)  # the encoder is exact
@@ -164,12 +155,12 @@ def test_imperfect_encoder_gives_closed_form_kl_recon_and_active_units():
   assert abs(results["test_elbo"] - (results["test_recon"] - results["test_kl"])) < 1e-5
   gap = _kl_to_posterior(lg, x64, mean, var)
   assert gap.mean() > 20 * recon_sd  # the ELBO sits visibly below log p(x)
-  elbo = _log_marginal(lg, x64) - gap
+  elbo = lg.log_marginal(x64) - gap
   np.testing.assert_allclose(recon_mean - kl, elbo, atol=1e-9)
   assert abs(results["test_elbo"] - elbo.mean()) < 4 * recon_sd + 1e-4
   # Importance sampling from a q wider than p(z|x) recovers log p(x) up to a small
   # bias (-log p(x) <= E test_nll) and noise.
-  nll = -_log_marginal(lg, x64).mean()
+  nll = -lg.log_marginal(x64).mean()
   assert nll - 1e-3 < results["test_nll"] < nll + 0.05
 
 
@@ -179,7 +170,7 @@ def test_one_image_has_no_standard_error(lg_model):
   results = _evaluate(lg_model, lg_model.params(), x, 8)
   assert results["num_test_images"] == 1
   assert results["test_nll_stderr"] is None
-  assert abs(results["test_nll"] + _log_marginal(lg_model, x.astype(np.float64))[0]) < 1e-4
+  assert abs(results["test_nll"] + lg_model.log_marginal(x.astype(np.float64))[0]) < 1e-4
 
 
 def test_evaluation_and_quadrature_log_progress_between_calls(monkeypatch):
