@@ -81,11 +81,12 @@ def test_the_convolutions_and_their_gradients_are_laxs(transposed, channels):
     for got in (ours(x, kernel), by_patches(x, kernel), jax.jit(ours)(x, kernel)):
       np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     cotangent = jax.random.normal(jax.random.key(9), want.shape)
-    grads = [jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) * cotangent), argnums=(0, 1))(x, kernel)
-             for f in (ours, xla)]
+    grads = [jax.jit(jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) * cotangent),
+                              argnums=(0, 1)))(x, kernel) for f in (ours, xla)]
     tangents = (jax.random.normal(jax.random.key(10), x.shape),
                 jax.random.normal(jax.random.key(11), kernel.shape))
-    forward_mode = [jax.jvp(f, (x, kernel), tangents)[1] for f in (ours, xla)]
+    forward_mode = [jax.jit(lambda x, k, f=f: jax.jvp(f, (x, k), tangents)[1])(x, kernel)
+                    for f in (ours, xla)]
   for ours_grad, xla_grad in zip(*grads):
     np.testing.assert_allclose(ours_grad, xla_grad, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(*forward_mode, rtol=1e-5, atol=1e-5)
