@@ -18,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Compiling, not running, is most of a tiny test's time on the CPU backend (XLA's backend
-# compile was 76% of the CPU time of tests/unit/test_ais.py and test_iaf_posterior.py). Three
+# compile was 76% of the CPU time of tests/unit/test_ais.py and test_iaf_posterior.py). Four
 # settings, inherited by the scripts, notebooks and checks the tests start in other
 # processes:
 # - XLA's CPU backend at LLVM optimization level 0 compiles 2-2.5x faster (matmuls still

@@ -15,6 +15,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 
 from vbayes.config import ModelConfig
 from vbayes.models.likelihoods import gaussian
@@ -34,7 +35,7 @@ class LinearGaussian:
     cov = self.w_DxL @ self.w_DxL.T + self.scale**2 * np.eye(len(self.b_D))
     chol = np.linalg.cholesky(cov)
     r_BxD = np.asarray(x_BxD, np.float64) - self.b_D
-    whitened = np.linalg.solve(chol, r_BxD.T)  # [D, B]: L^-1 r
+    whitened = scipy.linalg.solve_triangular(chol, r_BxD.T, lower=True)  # [D, B]: L^-1 r
     log_det = 2 * np.sum(np.log(np.diag(chol)))
     return -0.5 * (len(self.b_D) * np.log(2 * np.pi) + log_det + np.sum(whitened**2, axis=0))
 

@@ -7,6 +7,7 @@ product below HIGHEST rounded to bfloat16, as a TPU's single pass does), which s
 what the policy prevents."""
 
 import contextlib
+import itertools
 import re
 
 import jax
@@ -151,16 +152,27 @@ def test_training_follows_its_configured_precision():
   assert any(PRODUCT.search(l) and not HIGHEST.search(l) for l in lowered)  # the nets
 
 
+_EMULATION = jax.make_user_context(0)  # a value in JAX's jit cache keys
+_EMULATIONS = itertools.count(1)
+
+
 @contextlib.contextmanager
 def emulated_bfloat16_products():
   """Every dot_general below HIGHEST gets its float32 inputs rounded to bfloat16, as a
   TPU's default single pass computes it (the products of the rounded inputs are exact
-  in float32, so this is what the TPU returns up to the order of the sums)."""
+  in float32, so this is what the TPU returns up to the order of the sums). Yields the
+  list of products traced through it (True: rounded).
+
+  A trace made before would bypass the patch (jnp.matmul is itself jitted, its trace
+  cached), so each entry sets a jit-cache context of its own: every function is traced
+  again, through the patch."""
   original = lax_internal.dot_general
+  products = []
 
   def rounded(lhs, rhs, *args, precision=None, **kwargs):  # pylint: disable=redefined-outer-name
     chosen = lax_internal.canonicalize_precision(precision)
     full = isinstance(chosen, tuple) and all(p == jax.lax.Precision.HIGHEST for p in chosen)
+    products.append(not full)
     if not full:
       lhs, rhs = (a.astype(jnp.bfloat16).astype(a.dtype) if a.dtype == jnp.float32 else a
                   for a in (lhs, rhs))
@@ -168,7 +180,8 @@ def emulated_bfloat16_products():
 
   lax_internal.dot_general = rounded
   try:
-    yield
+    with _EMULATION(next(_EMULATIONS)):
+      yield products
   finally:
     lax_internal.dot_general = original
 
@@ -193,10 +206,11 @@ def test_the_guard_keeps_the_vampprior_density_where_bfloat16_would_move_it(monk
   nats per z when it computes at the default precision; at vbayes' (HIGHEST) it does
   not move at all."""
   prior, z = posterior_scale_mixture()
-  log_prob = lambda: np.asarray(jax.jit(lambda z: prior.log_prob(z))(z))  # traced anew
+  log_prob = lambda: np.asarray(jax.jit(lambda z: prior.log_prob(z))(z))
   exact = log_prob()
-  with emulated_bfloat16_products():
+  with emulated_bfloat16_products() as products:
     guarded = log_prob()
+    assert products, "the density was not traced through the emulation"
     monkeypatch.setattr(precision, "ESTIMATES", "default")
     unguarded = log_prob()
   np.testing.assert_array_equal(guarded, exact)
