@@ -66,10 +66,19 @@ def products_below_highest(lowered) -> tuple[int, list[str]]:
   return len(products), [line[:160] for line in products if not HIGHEST.search(line)]
 
 
-def estimator_programs(name: str, fresh: bool = False):
-  """Every evaluation program of the model `name`, lowered: {program: Lowered}. fresh:
-  of a Model built anew (not build's cached one), so every program is traced again."""
-  model = build.__wrapped__(MODELS[name]) if fresh else build(MODELS[name])
+_TRACE_CONTEXT = jax.make_user_context(0)  # a value in JAX's jit cache keys
+_TRACE_CONTEXTS = itertools.count(1)
+
+
+def traced_anew():
+  """A context in which every jitted function is traced again (a new value in JAX's jit
+  cache keys), not taken from a trace made outside it."""
+  return _TRACE_CONTEXT(next(_TRACE_CONTEXTS))
+
+
+def estimator_programs(name: str):
+  """Every evaluation program of the model `name`, lowered: {program: Lowered}."""
+  model = build(MODELS[name])
   params = model.init(jax.random.key(0))
   key = jax.random.key(1)
   x = (jax.random.uniform(jax.random.key(2), (2, 16)) < 0.4).astype(jnp.float32)
@@ -121,7 +130,8 @@ def test_the_audit_finds_products_at_the_default_precision(monkeypatch):
   """With the policy switched to DEFAULT, the audit sees every product of the AIS program
   (networks, pseudo-inputs, mixture) below HIGHEST: it checks something."""
   monkeypatch.setattr(precision, "ESTIMATES", "default")
-  count, below = products_below_highest(estimator_programs("gated_vampprior", fresh=True)["ais"])
+  with traced_anew():
+    count, below = products_below_highest(estimator_programs("gated_vampprior")["ais"])
   assert len(below) == count > 0
 
 
@@ -152,10 +162,6 @@ def test_training_follows_its_configured_precision():
   assert any(PRODUCT.search(l) and not HIGHEST.search(l) for l in lowered)  # the nets
 
 
-_EMULATION = jax.make_user_context(0)  # a value in JAX's jit cache keys
-_EMULATIONS = itertools.count(1)
-
-
 @contextlib.contextmanager
 def emulated_bfloat16_products():
   """Every dot_general below HIGHEST gets its float32 inputs rounded to bfloat16, as a
@@ -164,8 +170,7 @@ def emulated_bfloat16_products():
   list of products traced through it (True: rounded).
 
   A trace made before would bypass the patch (jnp.matmul is itself jitted, its trace
-  cached), so each entry sets a jit-cache context of its own: every function is traced
-  again, through the patch."""
+  cached), so inside, every function is traced anew, through the patch."""
   original = lax_internal.dot_general
   products = []
 
@@ -180,7 +185,7 @@ def emulated_bfloat16_products():
 
   lax_internal.dot_general = rounded
   try:
-    with _EMULATION(next(_EMULATIONS)):
+    with traced_anew():
       yield products
   finally:
     lax_internal.dot_general = original
