@@ -30,7 +30,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # - one LLVM module per program instead of parallel codegen's split (a program of ten
 #   layers compiled in 43 ms instead of 72 on one core; the unit tier's backend compile
 #   96 s -> 81 s);
-# - one compilation cache for the session lets a process reuse what another compiled.
+# - one compilation cache for the session lets a process reuse what another compiled:
+#   the programs that took over 0.1 s to compile (writing each of the thousands of
+#   single-operation programs that eager code compiles cost more than it saved: three unit
+#   test files 35-37 s with every program cached, 31.5-32 s at this threshold or uncached).
 # VBAYES_TEST_XLA_DEFAULTS=1 tests at XLA's defaults, without the cache.
 _FAST_COMPILE_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false",
                        "--xla_cpu_parallel_codegen_split_count=1")
@@ -41,7 +44,7 @@ if os.environ.get("VBAYES_TEST_XLA_DEFAULTS") != "1":
   if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="vbayes_test_jax_cache_")
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
 import pytest  # pylint: disable=g-import-not-at-top
 

@@ -11,7 +11,6 @@ import pytest
 from experiments import configs
 from vbayes import config as config_lib
 from vbayes.config import ConfigError
-from tests.helpers import model_checks
 from vbayes.models import build, nets
 from vbayes.models.networks import gated
 from vbayes.models.priors import two_layer
@@ -84,26 +83,6 @@ def test_the_vampprior_sees_its_pseudo_inputs_clipped():
   grad = jax.jit(jax.grad(lambda p: build(limited).log_prior(p, z).sum()))(params)
   g = grad["prior"]["pseudo_inputs"]
   assert g[0, 0] == 0 and g[1, 1] == 0 and float(jnp.abs(g[2]).sum()) > 0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("objective", model_checks.ENCODER_OBJECTIVES,
-                         ids=model_checks.objective_id)
-def test_every_objective_trains_the_gated_vampprior_model(objective):
-  """Two compiled calls of each encoder objective on the gated VampPrior model with both
-  limits: finite, and the parameters move."""
-  model = dataclasses.replace(
-      MODEL, prior=vamp_prior.Config(num_pseudo_inputs=4, pseudo_input_limits=(0.0, 1.0)),
-      proposal=gaussian.Config(log_var_limits=(-6.0, 2.0)))
-  config = config_lib.TrainConfig(model=model, objective=objective, batch_size=4,
-                                  data=config_lib.DataConfig(dataset="4frames"))
-  images = (np.random.default_rng(0).random((8, 6)) < 0.4).astype(np.uint8)
-  state, first, second = model_checks.train_two_calls(config, images, steps=2)
-  assert np.all(np.isfinite(first["loss"])) and np.all(np.isfinite(second["loss"]))
-  start = model_checks.initial_params(config)
-  moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), state["params"], start)
-  assert all(m > 0 for m in jax.tree.leaves(moved["encoder"]) + jax.tree.leaves(moved["decoder"]))
-  assert jax.tree.leaves(moved["prior"])[0] > 0
 
 
 def test_the_tomczak_welling_study_is_the_published_protocol():

@@ -7,6 +7,7 @@ product below HIGHEST rounded to bfloat16, as a TPU's single pass does), which s
 what the policy prevents."""
 
 import contextlib
+import functools
 import itertools
 import re
 
@@ -77,12 +78,15 @@ def traced_anew():
 
 
 def estimator_programs(name: str):
-  """Every evaluation program of the model `name`, lowered: {program: Lowered}."""
+  """Every evaluation program of the model `name`, lowered: {program: Lowered}. Lowered
+  from the shapes of its inputs (a program depends on nothing else), so that nothing is
+  compiled or run."""
   model = build(MODELS[name])
-  params = model.init(jax.random.key(0))
   key = jax.random.key(1)
-  x = (jax.random.uniform(jax.random.key(2), (2, 16)) < 0.4).astype(jnp.float32)
-  q = is_lib.proposal_for(params, key, x, model=model, proposal_samples=8)
+  params = jax.eval_shape(model.init, key)
+  x = jax.ShapeDtypeStruct((2, 16), jnp.float32)
+  q = jax.eval_shape(functools.partial(is_lib.proposal_for, model=model, proposal_samples=8),
+                     params, key, x)
   programs = {
       "proposal_for": is_lib.proposal_for.lower(params, key, x, model=model,
                                                 proposal_samples=8),
@@ -90,7 +94,8 @@ def estimator_programs(name: str):
           params, key, x, model=model, k=4, chunk=2, proposal=q),
       "ais": ais.ais_log_likelihood.lower(params, key, x, q, model=model, chains=2,
                                           num_steps=3),
-      "bdmc": ais.bdmc.lower(params, key, x, jnp.zeros((2, model.latent_dim)), q,
+      "bdmc": ais.bdmc.lower(params, key, x, jax.ShapeDtypeStruct((2, model.latent_dim), x.dtype),
+                             q,
                              model=model, chains=2, num_steps=3),
       "simulate": jax.jit(lambda p, k: ais.simulate(p, k, 2, model=model)).lower(params, key),
   }
@@ -105,9 +110,11 @@ def estimator_programs(name: str):
     programs["kernel density"] = kernel_density.kde_log_likelihood.lower(
         params, key, x, model=model, k=4, num_centres=4, bandwidth=0.5, chunk=2)
   if name == "mlp":
-    q_svi = {"mean": jnp.zeros((2, 2)), "log_var": jnp.zeros((2, 2))}
+    q_svi = {"mean": jax.ShapeDtypeStruct((2, 2), jnp.float32),
+             "log_var": jax.ShapeDtypeStruct((2, 2), jnp.float32)}
     programs["stochastic VI"] = svi._fit_steps.lower(  # pylint: disable=protected-access
-        params, key, x, jnp.ones(16), q_svi, optax.adam(0.01).init(q_svi), 0, model=model,
+        params, key, x, jax.ShapeDtypeStruct((16,), jnp.float32), q_svi,
+        jax.eval_shape(optax.adam(0.01).init, q_svi), 0, model=model,
         steps=2, num_samples=2, learning_rate=0.01)
   return programs
 
@@ -143,8 +150,9 @@ def test_training_follows_its_configured_precision():
     config = config_lib.TrainConfig(model=model, objective=config_lib.objective_config(
         "elbo", kl_estimator="mc"), batch_size=2, matmul_precision=matmul_precision)
     update = training_step.make_update(config)
-    state = training_step.init_state(jax.random.key(0), config)
-    x = jnp.zeros((2, 16))
+    state = jax.eval_shape(functools.partial(training_step.init_state, config=config),
+                           jax.random.key(0))
+    x = jax.ShapeDtypeStruct((2, 16), jnp.float32)
     return jax.jit(update).lower(state["params"], state["opt_state"], 0, jax.random.key(1), x)
 
   count, below = products_below_highest(lowered_step("highest", MODELS["mlp"]))
