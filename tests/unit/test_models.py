@@ -29,9 +29,9 @@ def test_matrix_form_equals_elementwise_form(likelihood, masked):
     x = (x > 0.5).astype(jnp.float32)
   z = jax.random.normal(jax.random.key(3), (7, 2)) * 2
   mask = (jnp.arange(12) < 6).astype(jnp.float32) if masked else None
-  matrix = model.log_likelihood_matrix(params, z, x, mask)
-  elementwise = jax.vmap(lambda xx: jax.vmap(
-      lambda zz: model.log_likelihood(params, zz, xx, mask))(z))(x)
+  both = jax.jit(lambda params: (model.log_likelihood_matrix(params, z, x, mask), jax.vmap(
+      lambda xx: jax.vmap(lambda zz: model.log_likelihood(params, zz, xx, mask))(z))(x)))
+  matrix, elementwise = both(params)
   np.testing.assert_allclose(matrix, elementwise, rtol=1e-5, atol=1e-4)
 
 
@@ -59,7 +59,7 @@ def test_log_likelihood_of_samples_is_log_likelihood_per_image_and_sample(likeli
   if likelihood == "bernoulli":
     x = (x > 0.5).astype(jnp.float32)
   z = jax.random.normal(jax.random.key(3), (4, 5, 3))  # [B, K, L]
-  got = model.log_likelihood_of_samples(params, z, x)
+  got = jax.jit(model.log_likelihood_of_samples)(params, z, x)
   assert got.shape == (4, 5)
   one_at_a_time = jax.jit(lambda p, z: jnp.stack([jnp.stack([
       model.log_likelihood(p, z[b, k], x[b]) for k in range(5)]) for b in range(4)]))
