@@ -11,6 +11,7 @@ this model; `params_for` writes W, b, s (and an encoder) into its parameter dict
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -66,9 +67,15 @@ class LinearGaussian:
     }
 
   def sample(self, key, n):
-    kz, kx = jax.random.split(key)
-    z = jax.random.normal(kz, (n, self.config.latent_dim))
-    return z @ self.w_DxL.T + self.b_D + self.scale * jax.random.normal(kx, (n, len(self.b_D)))
+    """n draws x ~ p(x) [n, D], one compiled program per n."""
+    return _sample(key, self.w_DxL, self.b_D, self.scale, n)
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _sample(key, w_DxL, b_D, scale, n):
+  kz, kx = jax.random.split(key)
+  z = jax.random.normal(kz, (n, w_DxL.shape[1]))
+  return z @ w_DxL.T + b_D + scale * jax.random.normal(kx, (n, b_D.shape[0]))
 
 
 def make(data_dim: int = 6, latent_dim: int = 2, scale: float = 0.5, seed: int = 0):

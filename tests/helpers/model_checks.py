@@ -42,6 +42,10 @@ def assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x_BxD, ep
                              atol=1e-4)
 
 
+# One compiled program per config (the same initial state for both functions below).
+_init_state = jax.jit(training_step.init_state, static_argnames="config")
+
+
 def train_two_calls(config, images_NxD, steps: int):
   """Two jitted calls of `steps` steps of config's objective on images (uint8, used as
   they are), one epoch each. Returns (state, first call's metrics, second's), after
@@ -52,7 +56,7 @@ def train_two_calls(config, images_NxD, steps: int):
   chunk = training_step.make_train_chunk(counted, batch_size=config.batch_size,
                                          steps_per_call=steps, steps_per_epoch=steps,
                                          binarization="fixed")
-  state = training_step.init_state(jax.random.key(0), config)
+  state = _init_state(jax.random.key(0), config)
   state, first = chunk(state, images_NxD, jax.random.key(1), jax.random.key(2))
   state, second = chunk(state, images_NxD, jax.random.key(1), jax.random.key(2))
   assert len(traces) == 1, f"traced {len(traces)} times"
@@ -61,4 +65,4 @@ def train_two_calls(config, images_NxD, steps: int):
 
 def initial_params(config):
   """The parameters `train_two_calls` starts from."""
-  return training_step.init_state(jax.random.key(0), config)["params"]
+  return _init_state(jax.random.key(0), config)["params"]

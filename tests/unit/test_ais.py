@@ -2,6 +2,7 @@
 a 10-D linear-Gaussian model, grid quadrature of a trained 2-D model, importance
 sampling, and a Gaussian target for the HMC transition."""
 
+import functools
 import math
 
 import jax
@@ -172,8 +173,8 @@ def test_frozen_step_sizes_make_ais_unbiased(mild10):
   assert 0.02 < np.mean(np.std(out["log_w"], axis=1)) < 1.0  # the delta method holds
   assert abs(error + np.mean(stderr**2) / 2) < 4 * error_se, (error, error_se)
   # The step sizes were the pilot's: one per transition and image, shared by the chains.
-  pilot = ais.frozen_step_sizes(params, jax.random.split(jax.random.key(21), 3)[2], x, q0,
-                                ais.betas(20), model=model, settings=settings)
+  pilot = jax.jit(functools.partial(ais.frozen_step_sizes, model=model, settings=settings))(
+      params, jax.random.split(jax.random.key(21), 3)[2], x, q0, ais.betas(20))
   np.testing.assert_allclose(out["step_sizes"], pilot, rtol=1e-6)
   assert out["step_sizes"].shape == (19, 8) and np.ptp(np.asarray(pilot)) > 0
 

@@ -61,10 +61,10 @@ def test_the_architectures_are_the_papers():
   q(z1|x) 784-200-200-(2x100), q(z2|z1) 100-100-100-(2x50), p(z1|z2) 50-100-100-(2x100),
   p(x|z1) 100-200-200-784."""
   layer_sizes = lambda net: [net[f"layer_{i}"]["w"].shape for i in range(len(net))]
-  one = build(burda_table1.ONE_LAYER).init(jax.random.key(0))
+  one = jax.eval_shape(build(burda_table1.ONE_LAYER).init, jax.random.key(0))
   assert layer_sizes(one["encoder"]) == [(784, 200), (200, 200), (200, 100)]
   assert layer_sizes(one["decoder"]) == [(50, 200), (200, 200), (200, 784)]
-  two = build(burda_table1.TWO_LAYERS).init(jax.random.key(0))
+  two = jax.eval_shape(build(burda_table1.TWO_LAYERS).init, jax.random.key(0))
   assert layer_sizes(two["encoder"]["bottom"]) == [(784, 200), (200, 200), (200, 200)]
   assert layer_sizes(two["encoder"]["top"]) == [(100, 100), (100, 100), (100, 100)]
   assert layer_sizes(two["prior"]) == [(50, 100), (100, 100), (100, 200)]

@@ -29,7 +29,7 @@ def iaf_posterior(config=IAF, seed=0, scale_weights=1.0):
   multiplied by scale_weights (larger: a flow further from the identity) and each step's
   map from the context to its outputs (zero at init) random."""
   model = build(config)
-  params = model.init(jax.random.key(seed))
+  params = jax.jit(model.init)(jax.random.key(seed))
   params["encoder"]["steps"] = jax.tree.map(lambda w: w * scale_weights,
                                             params["encoder"]["steps"])
   for t, step in enumerate(params["encoder"]["steps"].values()):  # zero at init

@@ -19,7 +19,7 @@ def _elbos(model, params, x_BxD, n_keys, kl_estimator):
     keys = jax.random.split(key, x_BxD.shape[0])
     return jax.vmap(lambda k, x: elbo.elbo(params, k, x, model=model.config,
                                                  kl_estimator=kl_estimator)["elbo"])(keys, x_BxD)
-  return jax.vmap(per_key)(jax.random.split(jax.random.key(7), n_keys))  # [n_keys, B]
+  return jax.jit(jax.vmap(per_key))(jax.random.split(jax.random.key(7), n_keys))  # [n_keys, B]
 
 
 def _kl_gaussians(m1, v1, m2, v2):

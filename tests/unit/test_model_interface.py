@@ -219,7 +219,8 @@ def test_every_registered_objective_trains_the_toy_model(toy):
     chunk = training_step.make_train_chunk(training_step.make_update(config, model), batch_size=10,
                                        steps_per_call=100, steps_per_epoch=100,
                                        binarization="fixed")  # fixed: x as it is
-    state = training_step.init_state(jax.random.key(0), config, model)
+    init = jax.jit(training_step.init_state, static_argnums=(1, 2))
+    state = init(jax.random.key(0), config, model)
     state, first = chunk(state, x, jax.random.key(1), jax.random.key(2))
     state, second = chunk(state, x, jax.random.key(1), jax.random.key(2))
     losses = float(first["loss"][:20].mean()), float(second["loss"][-20:].mean())

@@ -142,7 +142,7 @@ def test_implicit_encoder_samples_equal_one_draw_at_a_time(hidden):
   config = ModelConfig(data_dim=12, latent_dim=3, network=mlp.Config(hidden_sizes=hidden),
                        proposal=implicit.Config(noise_dim=4, hidden_sizes=hidden))
   model = build(config)
-  params = model.init(jax.random.key(0))["encoder"]
+  params = jax.jit(model.init)(jax.random.key(0))["encoder"]
   x = jax.random.bernoulli(jax.random.key(1), 0.3, (12,)).astype(jnp.float32)
   key = jax.random.key(2)
   eps = jax.random.normal(key, (5, 4))

@@ -84,7 +84,7 @@ def test_the_log_joint_and_log_q_term_by_term():
                                   prior=two_layer.Config(latent_dim_2=2, hidden_sizes_2=(4,),
                                                          activation="tanh"))
   model = build(config)
-  params = jax.tree.map(np.asarray, model.init(jax.random.key(0)))
+  params = jax.tree.map(np.asarray, jax.jit(model.init)(jax.random.key(0)))
   rng = np.random.default_rng(1)
   x = (rng.random(7) < 0.4).astype(np.float32)
   z1, z2 = rng.normal(size=3), rng.normal(size=2)
