@@ -94,8 +94,8 @@ def estimator_programs(name: str):
           params, key, x, model=model, k=4, chunk=2, proposal=q),
       "ais": ais.ais_log_likelihood.lower(params, key, x, q, model=model, chains=2,
                                           num_steps=3),
-      "bdmc": ais.bdmc.lower(params, key, x, jax.ShapeDtypeStruct((2, model.latent_dim), x.dtype),
-                             q,
+      "bdmc": ais.bdmc.lower(params, key, x, jax.ShapeDtypeStruct((2, model.latent_dim),
+                                                                  x.dtype), q,
                              model=model, chains=2, num_steps=3),
       "simulate": jax.jit(lambda p, k: ais.simulate(p, k, 2, model=model)).lower(params, key),
   }
