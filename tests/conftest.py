@@ -54,6 +54,7 @@ from tests.helpers.paths import TESTS  # pylint: disable=g-import-not-at-top
 TIERS = ("unit", "integration", "system")
 _CPU_BY_FILE = {}  # test file: CPU seconds of this process in its tests (set-up included)
 _JAX_SECONDS = {}  # JAX's compile-time events in this process: event name: seconds
+_PROGRAMS_COMPILED = [0]  # XLA compilations in this process (an eager operation is one)
 
 
 def _record_jax_duration(event: str, seconds: float, **kwargs):
@@ -61,6 +62,7 @@ def _record_jax_duration(event: str, seconds: float, **kwargs):
   if event.startswith("/jax/core/compile/"):
     name = event.removeprefix("/jax/core/compile/")
     _JAX_SECONDS[name] = _JAX_SECONDS.get(name, 0.0) + seconds
+    _PROGRAMS_COMPILED[0] += name == "backend_compile_duration"
 
 
 def pytest_configure(config):
@@ -96,7 +98,7 @@ def pytest_terminal_summary(terminalreporter):
     for file, cpu in sorted(_CPU_BY_FILE.items(), key=lambda item: -item[1])[:15]:
       write(f"{cpu:7.1f}  {file}")
     if _JAX_SECONDS:
-      write("JAX in this process, s: " + ", ".join(
+      write(f"JAX in this process: {_PROGRAMS_COMPILED[0]} programs compiled; s: " + ", ".join(
           f"{name} {seconds:.1f}" for name, seconds in sorted(_JAX_SECONDS.items())))
     import resource  # pylint: disable=import-outside-toplevel
     own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
