@@ -21,31 +21,40 @@ def test_matrix_form_equals_elementwise_form(likelihood, masked):
   config = ModelConfig(data_dim=12, latent_dim=2, network=mlp.Config(hidden_sizes=(8,)),
                        likelihood=likelihood)
   model = build(config)
-  params = model.init(jax.random.key(0))
-  if likelihood == "gaussian":
-    params["decoder_raw_scale"] = jax.random.normal(jax.random.key(1), (12,))
-  x = jax.random.uniform(jax.random.key(2), (5, 12))
-  if likelihood == "bernoulli":
-    x = (x > 0.5).astype(jnp.float32)
-  z = jax.random.normal(jax.random.key(3), (7, 2)) * 2
-  mask = (jnp.arange(12) < 6).astype(jnp.float32) if masked else None
-  both = jax.jit(lambda params: (model.log_likelihood_matrix(params, z, x, mask), jax.vmap(
-      lambda xx: jax.vmap(lambda zz: model.log_likelihood(params, zz, xx, mask))(z))(x)))
-  matrix, elementwise = both(params)
+
+  @jax.jit
+  def both():
+    params = model.init(jax.random.key(0))
+    if likelihood == "gaussian":
+      params["decoder_raw_scale"] = jax.random.normal(jax.random.key(1), (12,))
+    x = jax.random.uniform(jax.random.key(2), (5, 12))
+    if likelihood == "bernoulli":
+      x = (x > 0.5).astype(jnp.float32)
+    z = jax.random.normal(jax.random.key(3), (7, 2)) * 2
+    mask = (jnp.arange(12) < 6).astype(jnp.float32) if masked else None
+    return model.log_likelihood_matrix(params, z, x, mask), jax.vmap(
+        lambda xx: jax.vmap(lambda zz: model.log_likelihood(params, zz, xx, mask))(z))(x)
+
+  matrix, elementwise = both()
   np.testing.assert_allclose(matrix, elementwise, rtol=1e-5, atol=1e-4)
 
 
 def test_log_likelihood_is_the_bernoulli_density():
   config = ModelConfig(data_dim=12, latent_dim=2, network=mlp.Config(hidden_sizes=(8,)))
   model = build(config)
-  params = model.init(jax.random.key(0))
-  z, x = jnp.array([0.3, -1.0]), (jnp.arange(12) % 3 == 0).astype(jnp.float32)
-  logits = model.decode(params, z)
-  np.testing.assert_allclose(model.log_likelihood(params, z, x),
-                             distributions.bernoulli_log_prob(logits, x), rtol=1e-6)
-  top = (jnp.arange(12) < 6).astype(jnp.float32)
-  np.testing.assert_allclose(model.log_likelihood(params, z, x, top),
-                             distributions.bernoulli_log_prob(logits[:6], x[:6]), rtol=1e-6)
+
+  @jax.jit
+  def both_ways():
+    params = model.init(jax.random.key(0))
+    z, x = jnp.array([0.3, -1.0]), (jnp.arange(12) % 3 == 0).astype(jnp.float32)
+    logits = model.decode(params, z)
+    top = (jnp.arange(12) < 6).astype(jnp.float32)
+    return ((model.log_likelihood(params, z, x), distributions.bernoulli_log_prob(logits, x)),
+            (model.log_likelihood(params, z, x, top),
+             distributions.bernoulli_log_prob(logits[:6], x[:6])))
+
+  for got, want in both_ways():  # every pixel, then the top half only
+    np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 @pytest.mark.slow
@@ -54,24 +63,30 @@ def test_log_likelihood_of_samples_is_log_likelihood_per_image_and_sample(likeli
   config = ModelConfig(data_dim=12, latent_dim=3, network=mlp.Config(hidden_sizes=(8,)),
                        likelihood=likelihood)
   model = build(config)
-  params = model.init(jax.random.key(0))
-  x = jax.random.uniform(jax.random.key(2), (4, 12))
-  if likelihood == "bernoulli":
-    x = (x > 0.5).astype(jnp.float32)
-  z = jax.random.normal(jax.random.key(3), (4, 5, 3))  # [B, K, L]
-  got = jax.jit(model.log_likelihood_of_samples)(params, z, x)
+
+  @jax.jit
+  def batched_and_one_at_a_time():
+    params = model.init(jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(2), (4, 12))
+    if likelihood == "bernoulli":
+      x = (x > 0.5).astype(jnp.float32)
+    z = jax.random.normal(jax.random.key(3), (4, 5, 3))  # [B, K, L]
+    one_at_a_time = lambda p, z: jax.vmap(lambda z_KxL, x_D: jax.vmap(
+        lambda z_L: model.log_likelihood(p, z_L, x_D))(z_KxL))(z, x)  # [B, K]
+    # The gradient training differentiates, with respect to parameters and samples.
+    per_pair = lambda p, z: jnp.sum(one_at_a_time(p, z))
+    batched = lambda p, z: jnp.sum(model.log_likelihood_of_samples(p, z, x))
+    return (model.log_likelihood_of_samples(params, z, x), one_at_a_time(params, z),
+            jax.grad(batched, argnums=(0, 1))(params, z),
+            jax.grad(per_pair, argnums=(0, 1))(params, z))
+
+  got, want, got_grad, want_grad = batched_and_one_at_a_time()
   assert got.shape == (4, 5)
-  one_at_a_time = jax.jit(lambda p, z: jnp.stack([jnp.stack([
-      model.log_likelihood(p, z[b, k], x[b]) for k in range(5)]) for b in range(4)]))
   # The continuous Bernoulli sums log C(l) apart: float32 rounding of D = 12 terms of ~1.
   atol = 12 * 2.0**-23 * 4 if likelihood == "continuous_bernoulli" else 0
-  np.testing.assert_allclose(got, one_at_a_time(params, z), rtol=1e-6, atol=atol)
-  # The same gradient (training differentiates it) with respect to parameters and samples.
-  per_pair = lambda p, z: sum(model.log_likelihood(p, z[b, k], x[b])
-                              for b in range(4) for k in range(5))
-  batched = lambda p, z: jnp.sum(model.log_likelihood_of_samples(p, z, x))
-  want, got = (jax.jit(jax.grad(f, argnums=(0, 1)))(params, z) for f in (per_pair, batched))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), got, want)
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=atol)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
+               got_grad, want_grad)
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -87,21 +102,27 @@ def test_gaussian_matrix_form_is_accurate_near_the_mode_at_a_small_scale(masked)
   config = ModelConfig(data_dim=dim, latent_dim=2, network=mlp.Config(hidden_sizes=(16,)),
                        likelihood=gaussian.Config(min_scale=0.001))
   model = build(config)
-  params = model.init(jax.random.key(0))
-  params["decoder_raw_scale"] = jnp.full((dim,), np.log(np.expm1(0.009)), jnp.float32)
-  scale_D = np.asarray(config.likelihood.min_scale + jax.nn.softplus(params["decoder_raw_scale"]),
-                       np.float64)
-  np.testing.assert_allclose(scale_D, 0.01, rtol=1e-5)
-  z_GxL = jax.random.normal(jax.random.key(3), (16, 2)) * 2
-  m_GxD = jax.jit(jax.vmap(lambda z: model.mean_image(params, z)))(z_GxL)
-  # Images near the decoder mean of the first 4 latent points: x = m(z_b) + s eps.
-  eps_BxD = jax.random.normal(jax.random.key(4), (4, dim))
-  x_BxD = m_GxD[:4] + 0.01 * eps_BxD
-  mask_D = (jnp.arange(dim) % 3 != 0).astype(jnp.float32) if masked else None
+  mask_D = (np.arange(dim) % 3 != 0).astype(np.float32) if masked else None
 
-  matrix_BxG = np.asarray(jax.jit(model.log_likelihood_matrix)(params, z_GxL, x_BxD, mask_D))
-  elementwise_BxG = np.asarray(jax.jit(jax.vmap(lambda xx: jax.vmap(
-      lambda zz: model.log_likelihood(params, zz, xx, mask_D))(z_GxL)))(x_BxD))
+  @jax.jit
+  def near_the_mode():
+    params = model.init(jax.random.key(0))
+    params["decoder_raw_scale"] = jnp.full((dim,), np.log(np.expm1(0.009)), jnp.float32)
+    scale_D = config.likelihood.min_scale + jax.nn.softplus(params["decoder_raw_scale"])
+    z_GxL = jax.random.normal(jax.random.key(3), (16, 2)) * 2
+    m_GxD = jax.vmap(lambda z: model.mean_image(params, z))(z_GxL)
+    # Images near the decoder mean of the first 4 latent points: x = m(z_b) + s eps.
+    eps_BxD = jax.random.normal(jax.random.key(4), (4, dim))
+    x_BxD = m_GxD[:4] + 0.01 * eps_BxD
+    matrix_BxG = model.log_likelihood_matrix(params, z_GxL, x_BxD, mask_D)
+    elementwise_BxG = jax.vmap(lambda xx: jax.vmap(
+        lambda zz: model.log_likelihood(params, zz, xx, mask_D))(z_GxL))(x_BxD)
+    return scale_D, m_GxD, x_BxD, matrix_BxG, elementwise_BxG
+
+  scale_D, m_GxD, x_BxD, matrix_BxG, elementwise_BxG = (
+      np.asarray(a) for a in near_the_mode())
+  scale_D = scale_D.astype(np.float64)
+  np.testing.assert_allclose(scale_D, 0.01, rtol=1e-5)
 
   w_D = np.ones(dim) if mask_D is None else np.asarray(mask_D, np.float64)
   x64, m64 = np.asarray(x_BxD, np.float64), np.asarray(m_GxD, np.float64)
@@ -142,16 +163,21 @@ def test_implicit_encoder_samples_equal_one_draw_at_a_time(hidden):
   config = ModelConfig(data_dim=12, latent_dim=3, network=mlp.Config(hidden_sizes=hidden),
                        proposal=implicit.Config(noise_dim=4, hidden_sizes=hidden))
   model = build(config)
-  params = jax.jit(model.init)(jax.random.key(0))["encoder"]
-  x = jax.random.bernoulli(jax.random.key(1), 0.3, (12,)).astype(jnp.float32)
-  key = jax.random.key(2)
-  eps = jax.random.normal(key, (5, 4))
-  samples = lambda p: model.proposal.sample(p, key, x, 5)
-  one_at_a_time = lambda p: jax.vmap(
-      lambda e: nets.mlp_apply(p, jnp.concatenate([x, e]), config.proposal.activation))(eps)
-  np.testing.assert_allclose(*jax.jit(lambda p: (samples(p), one_at_a_time(p)))(params),
-                             rtol=1e-5, atol=1e-6)
-  loss = lambda f: lambda p: jnp.sum(jnp.sin(f(p)))
-  gradients = jax.jit(lambda p: (jax.grad(loss(samples))(p), jax.grad(loss(one_at_a_time))(p)))
+
+  @jax.jit
+  def both_ways():
+    params = model.init(jax.random.key(0))["encoder"]
+    x = jax.random.bernoulli(jax.random.key(1), 0.3, (12,)).astype(jnp.float32)
+    key = jax.random.key(2)
+    eps = jax.random.normal(key, (5, 4))
+    samples = lambda p: model.proposal.sample(p, key, x, 5)
+    one_at_a_time = lambda p: jax.vmap(
+        lambda e: nets.mlp_apply(p, jnp.concatenate([x, e]), config.proposal.activation))(eps)
+    loss = lambda f: lambda p: jnp.sum(jnp.sin(f(p)))
+    return ((samples(params), one_at_a_time(params)),
+            (jax.grad(loss(samples))(params), jax.grad(loss(one_at_a_time))(params)))
+
+  values, gradients = both_ways()
+  np.testing.assert_allclose(*values, rtol=1e-5, atol=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-               *gradients(params))
+               *gradients)
