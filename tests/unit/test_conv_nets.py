@@ -21,17 +21,30 @@ MODEL = config_lib.ModelConfig(data_dim=SIDE * SIDE, latent_dim=LATENT,
 
 
 def test_the_parameters_are_a_plain_pytree_and_apply_keeps_leading_axes():
+  """The parameters' leaves are arrays (checked as init traces: a value it computes is a
+  jax.Array there, a numpy constant is not); the encoder maps a [2, 5] batch of images
+  as it maps one image, and the decoder keeps the leading axes too."""
   model = build(MODEL)
-  params = model.init(jax.random.key(0))
-  assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(params))
+  leaves_are_arrays = []
+
+  @jax.jit
+  def params_means_and_decoded():
+    params = model.init(jax.random.key(0))
+    leaves_are_arrays.append(all(isinstance(leaf, jax.Array)
+                                 for leaf in jax.tree.leaves(params)))
+    x = jax.random.bernoulli(jax.random.key(1), 0.3, (2, 5, SIDE * SIDE)).astype(jnp.float32)
+    mean = lambda x: model.proposal_distribution(params, x).mean
+    q_mean = mean(x)
+    return params, q_mean, mean(x[1, 3]), model.decode(params, q_mean)
+
+  params, q_mean, one_image_mean, decoded = jax.tree.map(np.asarray,
+                                                         params_means_and_decoded())
+  assert leaves_are_arrays == [True]
   assert params["encoder"]["Conv_0"]["kernel"].shape == (3, 3, 1, 4)
   assert params["decoder"]["ConvTranspose_1"]["kernel"].shape == (3, 3, 4, 1)
-  x = jax.random.bernoulli(jax.random.key(1), 0.3, (2, 5, SIDE * SIDE)).astype(jnp.float32)
-  mean = jax.jit(lambda x: model.proposal_distribution(params, x).mean)
-  q_mean = mean(x)
   assert q_mean.shape == (2, 5, LATENT)
-  np.testing.assert_allclose(q_mean[1, 3], mean(x[1, 3]), rtol=1e-5, atol=1e-6)
-  assert jax.jit(model.decode)(params, q_mean).shape == (2, 5, SIDE * SIDE)
+  np.testing.assert_allclose(q_mean[1, 3], one_image_mean, rtol=1e-5, atol=1e-6)
+  assert decoded.shape == (2, 5, SIDE * SIDE)
 
 
 def test_the_first_convolution_is_a_strided_3x3_correlation():
@@ -39,9 +52,15 @@ def test_the_first_convolution_is_a_strided_3x3_correlation():
   one zero row and column before, as XLA pads an even side for stride 2 and a 3x3
   kernel: total padding 1, after it)."""
   net = conv_nets.conv_encoder(SIDE, (4,), (), "relu")
-  params = net.init(jax.random.key(2), SIDE * SIDE, 5)
-  image = np.asarray(jax.random.normal(jax.random.key(3), (SIDE, SIDE)))
-  kernel, bias = (np.asarray(params["Conv_0"][k]) for k in ("kernel", "bias"))
+
+  @jax.jit
+  def params_image_and_output():
+    params = net.init(jax.random.key(2), SIDE * SIDE, 5)
+    image = jax.random.normal(jax.random.key(3), (SIDE, SIDE))
+    return params, image, net.apply(params, image.reshape(-1))
+
+  params, image, out = jax.tree.map(np.asarray, params_image_and_output())
+  kernel, bias = params["Conv_0"]["kernel"], params["Conv_0"]["bias"]
   padded = np.pad(image, ((0, 1), (0, 1)))
   want = np.zeros((SIDE // 2, SIDE // 2, 4))
   for i in range(SIDE // 2):
@@ -50,8 +69,7 @@ def test_the_first_convolution_is_a_strided_3x3_correlation():
       want[i, j] = np.einsum("hw,hwc->c", patch, kernel[:, :, 0]) + bias
   want = np.maximum(want, 0).reshape(-1)
   dense = params["Dense_0"]
-  out = net.apply(params, jnp.asarray(image.reshape(-1), jnp.float32))
-  np.testing.assert_allclose(out, want @ np.asarray(dense["kernel"]) + dense["bias"],
+  np.testing.assert_allclose(out, want @ dense["kernel"] + dense["bias"],
                              rtol=1e-4, atol=1e-4)
 
 
@@ -65,8 +83,6 @@ def test_the_convolutions_and_their_gradients_are_laxs(transposed, channels):
   gradients and a forward-mode derivative, on a 6x6 image, 3 channels to 5 and (the
   transposed convolution's other form) 8 to 1."""
   c_in, c_out = channels
-  x = jax.random.normal(jax.random.key(7), (2, 6, 6, c_in))
-  kernel = jax.random.normal(jax.random.key(8), (3, 3, c_in, c_out))
   numbers = ("NHWC", "HWIO", "NHWC")
   if transposed:
     ours, by_patches = conv_nets.transposed_conv3x3, conv_nets._transposed_by_patches  # pylint: disable=protected-access
@@ -75,18 +91,25 @@ def test_the_convolutions_and_their_gradients_are_laxs(transposed, channels):
     ours, by_patches = conv_nets.strided_conv3x3, conv_nets._strided_by_patches  # pylint: disable=protected-access
     xla = lambda x, k: jax.lax.conv_general_dilated(x, k, (2, 2), "SAME",
                                                     dimension_numbers=numbers)
-  with jax.default_matmul_precision("highest"):
-    want = xla(x, kernel)
-    assert want.shape == ((2, 12, 12, c_out) if transposed else (2, 3, 3, c_out))
-    for got in (ours(x, kernel), by_patches(x, kernel), jax.jit(ours)(x, kernel)):
-      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    cotangent = jax.random.normal(jax.random.key(9), want.shape)
-    grads = [jax.jit(jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) * cotangent),
-                              argnums=(0, 1)))(x, kernel) for f in (ours, xla)]
+
+  @jax.jit
+  def inputs_values_and_derivatives():
+    x = jax.random.normal(jax.random.key(7), (2, 6, 6, c_in))
+    kernel = jax.random.normal(jax.random.key(8), (3, 3, c_in, c_out))
+    cotangent = jax.random.normal(jax.random.key(9), jax.eval_shape(xla, x, kernel).shape)
+    grads = [jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) * cotangent), argnums=(0, 1))(x, kernel)
+             for f in (ours, xla)]
     tangents = (jax.random.normal(jax.random.key(10), x.shape),
                 jax.random.normal(jax.random.key(11), kernel.shape))
-    forward_mode = [jax.jit(lambda x, k, f=f: jax.jvp(f, (x, k), tangents)[1])(x, kernel)
-                    for f in (ours, xla)]
+    forward_mode = [jax.jvp(f, (x, kernel), tangents)[1] for f in (ours, xla)]
+    return x, kernel, by_patches(x, kernel), ours(x, kernel), grads, forward_mode
+
+  with jax.default_matmul_precision("highest"):
+    x, kernel, patch_products, ours_under_jit, grads, forward_mode = inputs_values_and_derivatives()
+    want = xla(x, kernel)
+    assert want.shape == ((2, 12, 12, c_out) if transposed else (2, 3, 3, c_out))
+    for got in (ours(x, kernel), patch_products, ours_under_jit):
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   for ours_grad, xla_grad in zip(*grads):
     np.testing.assert_allclose(ours_grad, xla_grad, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(*forward_mode, rtol=1e-5, atol=1e-5)
@@ -94,9 +117,10 @@ def test_the_convolutions_and_their_gradients_are_laxs(transposed, channels):
 
 def test_iwae_with_one_sample_is_the_monte_carlo_elbo():
   model = build(MODEL)
-  params = model.init(jax.random.key(4))
-  x = jax.random.bernoulli(jax.random.key(5), 0.3, (4, SIDE * SIDE)).astype(jnp.float32)
-  eps = jax.random.normal(jax.random.key(6), (4, LATENT))
+  params, x, eps = jax.jit(lambda: (
+      model.init(jax.random.key(4)),
+      jax.random.bernoulli(jax.random.key(5), 0.3, (4, SIDE * SIDE)).astype(jnp.float32),
+      jax.random.normal(jax.random.key(6), (4, LATENT))))()
   model_checks.assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x, eps)
 
 
@@ -113,9 +137,10 @@ def test_every_objective_that_applies_trains_a_conv_model(objective):
                                   objective=objective, batch_size=20, learning_rate=3e-3)
   config = config.replace_objective(objective)
   patterns = np.random.default_rng(0).random((4, SIDE * SIDE)) < 0.3
-  x = jnp.asarray(patterns[np.arange(800) % 4].astype(np.uint8))
+  x = jax.device_put(patterns[np.arange(800) % 4].astype(np.uint8))
   _, first, second = model_checks.train_two_calls(config, x, steps=40)
-  assert float(second["loss"][-10:].mean()) < float(first["loss"][:10].mean())
+  first_loss, second_loss = np.asarray(first["loss"]), np.asarray(second["loss"])
+  assert float(second_loss[-10:].mean()) < float(first_loss[:10].mean())
 
 
 @pytest.mark.parametrize("changes, message", [

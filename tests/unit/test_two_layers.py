@@ -40,7 +40,7 @@ LINEAR = config_lib.ModelConfig(data_dim=DATA, latent_dim=L1, network=mlp.Config
 
 
 def linear(w, b):
-  return {"layer_0": {"w": jnp.asarray(w, jnp.float32), "b": jnp.asarray(b, jnp.float32)}}
+  return {"layer_0": {"w": np.asarray(w, np.float32), "b": np.asarray(b, np.float32)}}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def linear_model():
   enc_b = (C / r - a_mat.T @ a / SCALE**2) / precision
   params = {
       "decoder": linear(a_mat.T, a),
-      "decoder_raw_scale": jnp.full((DATA,), np.log(np.expm1(SCALE - 1e-3)), jnp.float32),
+      "decoder_raw_scale": np.full((DATA,), np.log(np.expm1(SCALE - 1e-3)), np.float32),
       "prior": linear(np.concatenate([np.diag(BETA), np.zeros((L2, L1))], 1),
                       np.concatenate([C, np.log(V)])),
       "encoder": {
@@ -67,8 +67,8 @@ def linear_model():
   z1 = C + np.sqrt(r) * rng.normal(size=(4, L1))
   x = z1 @ a_mat.T + a + SCALE * rng.normal(size=(4, DATA))
   cov = a_mat @ np.diag(r) @ a_mat.T + SCALE**2 * np.eye(DATA)
-  log_px = jax.scipy.stats.multivariate_normal.logpdf(x, a_mat @ C + a, cov)
-  return {"params": params, "x": jnp.asarray(x, jnp.float32), "log_px": np.asarray(log_px)}
+  log_px = jax.jit(jax.scipy.stats.multivariate_normal.logpdf)(x, a_mat @ C + a, cov)
+  return {"params": params, "x": np.asarray(x, np.float32), "log_px": np.asarray(log_px)}
 
 
 def normal_log_pdf(z, mean, var):
@@ -84,24 +84,29 @@ def test_the_log_joint_and_log_q_term_by_term():
                                   prior=two_layer.Config(latent_dim_2=2, hidden_sizes_2=(4,),
                                                          activation="tanh"))
   model = build(config)
-  params = jax.tree.map(np.asarray, jax.jit(model.init)(jax.random.key(0)))
   rng = np.random.default_rng(1)
   x = (rng.random(7) < 0.4).astype(np.float32)
   z1, z2 = rng.normal(size=3), rng.normal(size=2)
+
+  @jax.jit
+  def params_and_log_densities(x, z):
+    params = model.init(jax.random.key(0))
+    q = model.proposal_distribution(params, x)
+    return params, model.log_joint(params, x, z), q.log_prob(z)
+
+  z = np.concatenate([z1, z2]).astype(np.float32)
+  params, log_joint, log_q = jax.tree.map(np.asarray, params_and_log_densities(x, z))
   mlp_of = lambda p, h: np.tanh(h @ p["layer_0"]["w"] + p["layer_0"]["b"]) @ p["layer_1"]["w"] \
       + p["layer_1"]["b"]
   m1, lv1 = np.split(mlp_of(params["prior"], z2), 2)
   logits = mlp_of(params["decoder"], z1)
   expected_joint = (normal_log_pdf(z2, 0.0, 1.0) + normal_log_pdf(z1, m1, np.exp(lv1))
                     + float(np.sum(x * logits - np.log1p(np.exp(logits)))))
-  z = jnp.asarray(np.concatenate([z1, z2]), jnp.float32)
-  np.testing.assert_allclose(model.log_joint(params, jnp.asarray(x), z), expected_joint,
-                             rtol=1e-5)
+  np.testing.assert_allclose(log_joint, expected_joint, rtol=1e-5)
   qm1, qlv1 = np.split(mlp_of(params["encoder"]["bottom"], x), 2)
   qm2, qlv2 = np.split(mlp_of(params["encoder"]["top"], z1), 2)
   expected_q = normal_log_pdf(z1, qm1, np.exp(qlv1)) + normal_log_pdf(z2, qm2, np.exp(qlv2))
-  q = model.proposal_distribution(params, jnp.asarray(x))
-  np.testing.assert_allclose(q.log_prob(z), expected_q, rtol=1e-5)
+  np.testing.assert_allclose(log_q, expected_q, rtol=1e-5)
 
 
 def test_draws_carry_their_log_density_and_split_into_layers():
@@ -110,23 +115,22 @@ def test_draws_carry_their_log_density_and_split_into_layers():
   have the layers' moments (z2 ~ N(0, I))."""
   model = build(dataclasses.replace(LINEAR, network=mlp.Config(hidden_sizes=(6,)),
                                     prior=LINEAR.prior.replace(hidden_sizes_2=(4,))))
-  params = model.init(jax.random.key(2))
-  x = jax.random.normal(jax.random.key(3), (3, DATA))
 
   @jax.jit
-  def draws(x):
+  def draws():
+    params = model.init(jax.random.key(2))
+    x = jax.random.normal(jax.random.key(3), (3, DATA))
     q = model.proposal_distribution(params, x)
     eps = q.noise(jax.random.key(4), 6)
     z, log_q = q.draw_and_log_prob(eps)
-    return z, log_q, q.log_prob(z), q.first.draw(eps[..., :L1])
+    z_prior = model.prior_distribution(params).sample(jax.random.key(5), 20000)
+    return z, log_q, q.log_prob(z), q.first.draw(eps[..., :L1]), z_prior
 
-  z, log_q, log_q_at_z, first = draws(x)
+  z, log_q, log_q_at_z, first, z_prior = jax.tree.map(np.asarray, draws())
   assert z.shape == (3, 6, L1 + L2) and log_q.shape == (3, 6)
   np.testing.assert_allclose(log_q, log_q_at_z, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(z[..., :L1], first, rtol=1e-6)
-  z_prior = jax.jit(lambda p: model.prior_distribution(p).sample(jax.random.key(5), 20000))(
-      params)
-  top = np.asarray(z_prior[:, L1:])
+  top = z_prior[:, L1:]
   # mean and variance of z2 within 5 standard errors: sd 1/sqrt(n) and sqrt(2/n)
   assert np.all(np.abs(top.mean(0)) < 5 / math.sqrt(20000))
   assert np.all(np.abs(top.var(0) - 1) < 5 * math.sqrt(2 / 20000))
@@ -135,34 +139,40 @@ def test_draws_carry_their_log_density_and_split_into_layers():
 def test_every_weight_is_p_of_x_at_the_exact_posterior(linear_model):
   """With q(z1|x) q(z2|z1) = p(z1, z2 | x) every importance weight is the closed-form
   p(x): the IWAE bound and importance-sampled log p(x) equal it."""
-  model, params, x = build(LINEAR), linear_model["params"], linear_model["x"]
-  eps = jax.random.normal(jax.random.key(6), (4, 7, L1 + L2))
-  bound = jax.jit(lambda p: iwae.iwae_bounds(p, eps, x, model=model)["bound"])(params)
+  model = build(LINEAR)
+
+  @jax.jit
+  def bound_and_log_px(params, x):
+    eps = jax.random.normal(jax.random.key(6), (4, 7, L1 + L2))
+    log_px, _ = evaluate.importance_sampled_log_likelihood(params, jax.random.key(7), x,
+                                                           model=model, k=50, chunk=10)
+    return iwae.iwae_bounds(params, eps, x, model=model)["bound"], log_px
+
+  bound, log_px = bound_and_log_px(linear_model["params"], linear_model["x"])
   np.testing.assert_allclose(bound, linear_model["log_px"], rtol=1e-5)
-  log_px, _ = evaluate.importance_sampled_log_likelihood(params, jax.random.key(7), x,
-                                                         model=model, k=50, chunk=10)
   np.testing.assert_allclose(log_px, linear_model["log_px"], rtol=1e-5)
 
 
 def test_importance_sampling_with_an_imperfect_encoder_converges_to_p_of_x(linear_model):
   """With the top encoder's mean and variance off, k=20000 importance sampling is within
   4 of its delta-method standard errors, sd(w) / (mean(w) sqrt(k)), of log p(x)."""
-  model, x = build(LINEAR), linear_model["x"]
-  params = jax.tree.map(lambda v: v, linear_model["params"])
-  params["encoder"]["top"] = jax.tree.map(lambda v: v * 0.8 + 0.2, params["encoder"]["top"])
-  log_px, _ = evaluate.importance_sampled_log_likelihood(params, jax.random.key(8), x,
-                                                         model=model, k=20000, chunk=2000)
+  model = build(LINEAR)
 
   @jax.jit
-  def log_weights(x):
+  def log_px_and_log_weights(params, x):
+    top = jax.tree.map(lambda v: v * 0.8 + 0.2, params["encoder"]["top"])
+    params = {**params, "encoder": {**params["encoder"], "top": top}}
+    log_px, _ = evaluate.importance_sampled_log_likelihood(params, jax.random.key(8), x,
+                                                           model=model, k=20000, chunk=2000)
     q = model.proposal_distribution(params, x)
     z, log_q = q.sample_and_log_prob(jax.random.key(9), 20000)
-    return model.log_weights(params, x, z, q, log_q_BxK=log_q)
+    return log_px, model.log_weights(params, x, z, q, log_q_BxK=log_q)
 
-  log_w = log_weights(x)
-  w = jnp.exp(log_w - jnp.max(log_w, axis=1, keepdims=True))
-  error = np.asarray(jnp.std(w, axis=1) / jnp.mean(w, axis=1)) / math.sqrt(20000)
-  assert np.all(np.asarray(jnp.std(log_w, axis=1)) > 0.05)  # the encoder is off
+  log_px, log_w = jax.tree.map(np.asarray, log_px_and_log_weights(linear_model["params"],
+                                                                  linear_model["x"]))
+  w = np.exp(log_w - np.max(log_w, axis=1, keepdims=True))
+  error = np.std(w, axis=1) / np.mean(w, axis=1) / math.sqrt(20000)
+  assert np.all(np.std(log_w, axis=1) > 0.05)  # the encoder is off
   np.testing.assert_array_less(np.abs(log_px - linear_model["log_px"]), 4 * error + 1e-4)
 
 
@@ -171,13 +181,18 @@ def test_stl_and_dreg_stop_the_gradient_into_every_parameter_of_q(linear_model):
   STL's and DReG's encoder gradients vanish for q(z1|x) and q(z2|z1) alike (a
   stop_gradient on only the first layer's mean and variance would leave the top
   net's score term), while the plain reparameterized gradient does not."""
-  model, x, key = build(LINEAR), linear_model["x"], jax.random.key(10)
-  largest = {}
-  for estimator in iwae.ESTIMATORS:
-    loss = lambda p, e=estimator: iwae.iwae_loss(p, key, x, model=model, k=8, estimator=e)[0]
-    grads = jax.jit(jax.grad(loss))(linear_model["params"])["encoder"]
-    largest[estimator] = {part: max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads[part]))
-                          for part in ("bottom", "top")}
+  model = build(LINEAR)
+
+  @jax.jit
+  def encoder_gradients(params, x):
+    key = jax.random.key(10)
+    loss = lambda p, e: iwae.iwae_loss(p, key, x, model=model, k=8, estimator=e)[0]
+    return {e: jax.grad(loss)(params, e)["encoder"] for e in iwae.ESTIMATORS}
+
+  grads = jax.tree.map(np.asarray, encoder_gradients(linear_model["params"], linear_model["x"]))
+  largest = {estimator: {part: max(float(np.max(np.abs(g))) for g in jax.tree.leaves(grad[part]))
+                         for part in ("bottom", "top")}
+             for estimator, grad in grads.items()}
   assert min(largest["reparam"].values()) > 1e-3
   for estimator in ("stl", "dreg"):
     assert max(largest[estimator].values()) < 1e-4, (estimator, largest[estimator])
@@ -187,9 +202,10 @@ def test_iwae_with_one_sample_is_the_monte_carlo_elbo():
   model = build(dataclasses.replace(LINEAR, network=mlp.Config(hidden_sizes=(6,)),
                                     prior=LINEAR.prior.replace(hidden_sizes_2=(4,)),
                                     likelihood="bernoulli"))
-  params = model.init(jax.random.key(11))
-  x = jax.random.bernoulli(jax.random.key(12), 0.3, (4, DATA)).astype(jnp.float32)
-  eps = jax.random.normal(jax.random.key(13), (4, L1 + L2))
+  params, x, eps = jax.jit(lambda: (
+      model.init(jax.random.key(11)),
+      jax.random.bernoulli(jax.random.key(12), 0.3, (4, DATA)).astype(jnp.float32),
+      jax.random.normal(jax.random.key(13), (4, L1 + L2))))()
   model_checks.assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x, eps)
 
 
@@ -198,7 +214,7 @@ def test_evaluation_reports_active_units_per_layer(linear_model):
   beta (z1 - c) / r averaged over q(z1|x), so they vary too; zeroing the top encoder's
   mean weights makes z2's means constant (0 active), counted from sample means."""
   model = build(LINEAR)
-  x = np.asarray(jax.random.normal(jax.random.key(14), (64, DATA)) * 2.0)
+  x = np.asarray(jax.jit(lambda: jax.random.normal(jax.random.key(14), (64, DATA)) * 2.0)())
   out = evaluate.evaluate(linear_model["params"], jax.random.key(15), x, model=model,
                           binarization="fixed", k=20, batch_size=32)  # x as it is
   assert out["active_units_per_layer"] == [2, 2] and out["active_units"] == 4
@@ -221,10 +237,11 @@ def test_every_objective_that_applies_trains_a_two_layer_model(objective):
                                    prior=two_layer.Config(latent_dim_2=2, hidden_sizes_2=(8,))),
       data=config_lib.DataConfig(dataset="4frames"), objective=objective, batch_size=20,
       learning_rate=1e-2)
-  x = jnp.asarray(np.eye(4, dtype=np.uint8)[np.arange(1000) % 4])
+  x = jax.device_put(np.eye(4, dtype=np.uint8)[np.arange(1000) % 4])
   state, first, second = model_checks.train_two_calls(config, x, steps=50)
   start = model_checks.initial_params(config)
-  assert float(second["loss"][-10:].mean()) < float(first["loss"][:10].mean())
+  first_loss, second_loss = np.asarray(first["loss"]), np.asarray(second["loss"])
+  assert float(second_loss[-10:].mean()) < float(first_loss[:10].mean())
   assert not np.allclose(state["params"]["prior"]["layer_0"]["w"],
                          start["prior"]["layer_0"]["w"])
 
