@@ -7,9 +7,12 @@ r0 = x - b - W mu, so log p(x|z) = -|r|^2 / (2 s^2) - D log s - D log(2 pi) / 2 
     E_q |r|^2   = |r0|^2 + tr(W^T W V),
     Var_q |r|^2 = 4 r0^T W V W^T r0 + 2 tr(W^T W V W^T W V)
 (the linear and quadratic parts of a centred Gaussian are uncorrelated). Float
-images go in with binarization "fixed", which `data.to_float` only casts.
+images go in with binarization "fixed", which `data.to_float` only casts. The
+parameters and images a test evaluates are computed by compiled programs, not by eager
+operations.
 """
 
+import functools
 import math
 
 import jax
@@ -63,6 +66,14 @@ def _images(lg, seed):
   return np.asarray(lg.sample(jax.random.key(seed), N_IMAGES), np.float32)
 
 
+@pytest.fixture(scope="module")
+def exact_lg():
+  """The default linear-Gaussian model (as the lg_model fixture's) and its params with
+  the exact encoder, built once for the tests that evaluate it."""
+  lg = linear_gaussian.make()
+  return lg, jax.jit(lg.params)()
+
+
 def _evaluate(lg, params, x, k, **kwargs):
   return evaluate_lib.evaluate(params, jax.random.key(0), x, model=lg.config,
                                binarization="fixed", k=k, batch_size=BATCH, **kwargs)
@@ -73,14 +84,15 @@ def _padded(values_N):
   return np.concatenate([values_N, np.repeat(values_N[-1:], BATCH - N_IMAGES % BATCH)])
 
 
-def test_exact_posterior_encoder_gives_log_marginal(lg_model):
+def test_exact_posterior_encoder_gives_log_marginal(exact_lg):
   """With q(z|x) = p(z|x) every importance weight p(x, z) / q(z|x) is p(x): test_nll is
   -mean log p(x) up to float32 rounding, whatever k. The ELBO is log p(x) in
   expectation only (its recon is a k-sample mean): within 4 sd of that mean."""
+  lg_model, params = exact_lg
   k = 4096
   x = _images(lg_model, 1)
   x64 = x.astype(np.float64)
-  results = _evaluate(lg_model, lg_model.params(), x, k, quadrature={"limit": 6.0, "points": 256})
+  results = _evaluate(lg_model, params, x, k, quadrature={"limit": 6.0, "points": 256})
   log_px = lg_model.log_marginal(x64)
   mean, var = _encoder_moments(lg_model.exact_encoder(), x64, lg_model.config.latent_dim)
   p_mean, p_var = lg_model.posterior(x64)
@@ -115,15 +127,15 @@ def test_exact_posterior_encoder_gives_log_marginal(lg_model):
 def _partly_inactive_encoder(lg, x_NxD):
   """The perturbed encoder with its 4 mean columns set so that Var_x mu_l(x), over
   x_NxD (population variance, as evaluate.active_units), is [as it was, 0, 0.005, 0.02]:
-  two units active by the 0.01 threshold."""
-  encoder = linear_gaussian.perturbed_encoder(lg)
+  two units active by the 0.01 threshold. Its arrays are float32 numpy."""
+  encoder = jax.jit(functools.partial(linear_gaussian.perturbed_encoder, lg))()
   w = np.array(encoder["layer_0"]["w"], np.float64)
   latent = lg.config.latent_dim
   w[:, 1] = 0.0
   for col, target in ((2, 0.005), (3, 0.02)):
     w[:, col] *= math.sqrt(target / np.var(x_NxD @ w[:, col]))
-  return {"layer_0": {"w": jax.numpy.asarray(w, jax.numpy.float32),
-                      "b": encoder["layer_0"]["b"]}}, latent
+  return {"layer_0": {"w": w.astype(np.float32),
+                      "b": np.asarray(encoder["layer_0"]["b"])}}, latent
 
 
 def test_imperfect_encoder_gives_closed_form_kl_recon_and_active_units():
@@ -137,7 +149,7 @@ def test_imperfect_encoder_gives_closed_form_kl_recon_and_active_units():
   x = _images(lg, 2)
   x64 = x.astype(np.float64)
   encoder, latent = _partly_inactive_encoder(lg, x64)
-  results = _evaluate(lg, lg.params(encoder), x, k)
+  results = _evaluate(lg, jax.jit(lg.params)(encoder), x, k)
   mean, var = _encoder_moments(encoder, x64, latent)
   np.testing.assert_allclose(np.var(mean, axis=0)[1:], [0.0, 0.005, 0.02], rtol=1e-4, atol=1e-9)
   assert np.var(mean, axis=0)[0] > 0.1
@@ -164,10 +176,11 @@ def test_imperfect_encoder_gives_closed_form_kl_recon_and_active_units():
   assert nll - 1e-3 < results["test_nll"] < nll + 0.05
 
 
-def test_one_image_has_no_standard_error(lg_model):
+def test_one_image_has_no_standard_error(exact_lg):
   """The sample sd of one value is undefined: test_nll_stderr is None, not 0."""
+  lg_model, params = exact_lg
   x = _images(lg_model, 3)[:1]
-  results = _evaluate(lg_model, lg_model.params(), x, 8)
+  results = _evaluate(lg_model, params, x, 8)
   assert results["num_test_images"] == 1
   assert results["test_nll_stderr"] is None
   assert abs(results["test_nll"] + lg_model.log_marginal(x.astype(np.float64))[0]) < 1e-4
@@ -179,7 +192,7 @@ def test_evaluation_and_quadrature_log_progress_between_calls(monkeypatch):
   monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
   monkeypatch.setattr(grid, "MAX_CHUNK_ENTRIES", 7 * 256)  # 16 chunks of the 64^2 grid
   model = config_lib.ModelConfig(data_dim=6, latent_dim=2, network=mlp.Config(hidden_sizes=(8,)))
-  params = build(model).init(jax.random.key(0))
+  params = jax.jit(lambda: build(model).init(jax.random.key(0)))()
   images = (np.random.default_rng(0).random((7, 6)) < 0.5).astype(np.uint8)
   lines = []
   evaluate_lib.evaluate(params, jax.random.key(1), images, model=model, binarization="fixed", k=4,
@@ -237,9 +250,15 @@ def test_an_images_dynamic_binarization_depends_on_its_index_alone():
   from vbayes.evaluation import over_images
   images = np.random.default_rng(0).integers(0, 256, size=(7, 30)).astype(np.uint8)
   key = jax.random.key(3)
-  whole = np.asarray(over_images.binarized(images, key, "dynamic"))
-  parts = [np.asarray(over_images.binarized(images[a:a + 3], key, "dynamic", first_index=a))
-           for a in range(0, 7, 3)]
+
+  @jax.jit
+  def whole_and_parts(images, key):
+    """The images binarized at once, and in batches of 3 (the last of 1)."""
+    return (over_images.binarized(images, key, "dynamic"),
+            [over_images.binarized(images[a:a + 3], key, "dynamic", first_index=a)
+             for a in range(0, 7, 3)])
+
+  whole, parts = jax.tree.map(np.asarray, whole_and_parts(images, key))
   np.testing.assert_array_equal(whole, np.concatenate(parts))
   assert set(np.unique(whole)) == {0.0, 1.0}
   for size in (2, 7, 10):
