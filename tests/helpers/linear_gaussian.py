@@ -54,16 +54,17 @@ class LinearGaussian:
     latent = self.config.latent_dim
     w = np.concatenate([a_DxL, np.zeros((len(self.b_D), latent))], axis=1)
     b = np.concatenate([-self.b_D @ a_DxL, np.log(var_L)])
-    return {"layer_0": {"w": jnp.asarray(w, jnp.float32), "b": jnp.asarray(b, jnp.float32)}}
+    return {"layer_0": {"w": w.astype(np.float32), "b": b.astype(np.float32)}}
 
   def params(self, encoder=None):
-    """vbayes params for this model, with the exact encoder unless one is given."""
+    """vbayes params for this model, with the exact encoder unless one is given (float32
+    numpy arrays: host values, which compile nothing until a program uses them)."""
     raw_scale = np.log(np.expm1(self.scale - self.config.likelihood.min_scale))  # inverse softplus
     return {
         "encoder": self.exact_encoder() if encoder is None else encoder,
-        "decoder": {"layer_0": {"w": jnp.asarray(self.w_DxL.T, jnp.float32),
-                                "b": jnp.asarray(self.b_D, jnp.float32)}},
-        "decoder_raw_scale": jnp.full((len(self.b_D),), raw_scale, jnp.float32),
+        "decoder": {"layer_0": {"w": self.w_DxL.T.astype(np.float32),
+                                "b": self.b_D.astype(np.float32)}},
+        "decoder_raw_scale": np.full((len(self.b_D),), raw_scale, np.float32),
     }
 
   def sample(self, key, n):
@@ -92,7 +93,7 @@ def perturbed_encoder(model: LinearGaussian, shift: float = 0.3, widen: float = 
   """An encoder near, but not at, the exact posterior: means scaled by 0.9 and shifted,
   variances multiplied by exp(widen) (wider than the posterior, so importance
   weights stay bounded)."""
-  enc = model.exact_encoder()["layer_0"]
+  enc = jax.tree.map(jnp.asarray, model.exact_encoder()["layer_0"])
   latent = model.config.latent_dim
   w = enc["w"].at[:, :latent].multiply(0.9)
   b = enc["b"].at[:latent].add(shift).at[latent:].add(widen)
