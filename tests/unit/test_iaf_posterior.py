@@ -2,6 +2,7 @@
 model interface (vbayes/models/flows.py)."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -24,19 +25,36 @@ IAF = config_lib.ModelConfig(data_dim=DATA, latent_dim=3,
                                                  activation="tanh"))
 
 
+@functools.cache
+def iaf_model(config=IAF):
+  return build(config)
+
+
+@functools.cache
 def iaf_posterior(config=IAF, seed=0, scale_weights=1.0):
   """q(z | x) of one image under a freshly initialized model, with the MADE weights
   multiplied by scale_weights (larger: a flow further from the identity) and each step's
-  map from the context to its outputs (zero at init) random."""
-  model = build(config)
-  params = jax.jit(model.init)(jax.random.key(seed))
-  params["encoder"]["steps"] = jax.tree.map(lambda w: w * scale_weights,
-                                            params["encoder"]["steps"])
-  for t, step in enumerate(params["encoder"]["steps"].values()):  # zero at init
-    step["context"] = 0.3 * jax.random.normal(jax.random.fold_in(jax.random.key(seed), 100 + t),
-                                              step["context"].shape)
-  x = jax.random.bernoulli(jax.random.key(seed + 1), 0.4, (DATA,)).astype(jnp.float32)
-  return model, params, jax.jit(model.proposal_distribution)(params, x)
+  map from the context to its outputs (zero at init) random. Built by one compiled
+  program per config (seed and scale_weights are its arguments), once per setting."""
+  return (iaf_model(config), *_posterior_program(config)(seed, scale_weights))
+
+
+@functools.cache
+def _posterior_program(config):
+  model = iaf_model(config)
+
+  @jax.jit
+  def posterior(seed, scale_weights):
+    params = model.init(jax.random.key(seed))
+    params["encoder"]["steps"] = jax.tree.map(lambda w: w * scale_weights,
+                                              params["encoder"]["steps"])
+    for t, step in enumerate(params["encoder"]["steps"].values()):  # zero at init
+      step["context"] = 0.3 * jax.random.normal(
+          jax.random.fold_in(jax.random.key(seed), 100 + t), step["context"].shape)
+    x = jax.random.bernoulli(jax.random.key(seed + 1), 0.4, (DATA,)).astype(jnp.float32)
+    return params, model.proposal_distribution(params, x)
+
+  return posterior
 
 
 def test_made_masks_are_autoregressive():
@@ -61,15 +79,22 @@ def test_every_coordinate_of_a_step_reads_the_context():
   order too (it depends on no coordinate of z, and before the context's own map to the
   outputs it was a constant: its bias); z's order is kept (the mask test above). With
   every MADE weight random, the Jacobian of (m, s) with respect to h has no zero row."""
-  model, params, q = iaf_posterior()
-  steps = jax.tree.map(lambda w: w + 0.3 * jax.random.normal(jax.random.key(5), w.shape),
-                       params["encoder"]["steps"])
-  z = jax.random.normal(jax.random.key(6), (3,))
-  for t in range(3):
-    masks = flows.made_masks(3, (7, 5), reverse=t % 2 == 1)
-    ms = lambda h, t=t, masks=masks: jnp.concatenate(
-        flows.made_apply(steps[f"step_{t}"], masks, z, h, "tanh"))
-    jacobian = jax.jit(jax.jacfwd(ms))(q.context)
+  _, params, q = iaf_posterior()
+
+  @jax.jit
+  def jacobians(steps, context):
+    steps = jax.tree.map(lambda w: w + 0.3 * jax.random.normal(jax.random.key(5), w.shape),
+                         steps)
+    z = jax.random.normal(jax.random.key(6), (3,))
+    out = []
+    for t in range(3):
+      masks = flows.made_masks(3, (7, 5), reverse=t % 2 == 1)
+      ms = lambda h, t=t, masks=masks: jnp.concatenate(
+          flows.made_apply(steps[f"step_{t}"], masks, z, h, "tanh"))
+      out.append(jax.jacfwd(ms)(context))
+    return out
+
+  for t, jacobian in enumerate(jacobians(params["encoder"]["steps"], q.context)):
     assert jacobian.shape == (6, 7)
     assert np.all(np.abs(np.asarray(jacobian)).sum(axis=1) > 1e-3), (t, jacobian)
 
@@ -77,24 +102,33 @@ def test_every_coordinate_of_a_step_reads_the_context():
 def test_the_log_determinant_is_slogdet_of_the_autodiff_jacobian():
   """log q(z) = log N(eps; 0, I) - log |det dz/deps|, with the determinant from
   jnp.linalg.slogdet of jax.jacfwd of the draw, for flows far from the identity."""
+  @jax.jit
+  def densities(q, seed):
+    eps = jax.random.normal(jax.random.key(10 + seed), (3,))
+    _, log_q = q.draw_and_log_prob(eps)
+    sign, log_det = jnp.linalg.slogdet(jax.jacfwd(q.draw)(eps))
+    return log_q, sign, distributions.std_normal_log_prob(eps) - log_det
+
   for seed in range(3):
     _, _, q = iaf_posterior(seed=seed, scale_weights=3.0)
-    eps = jax.random.normal(jax.random.key(10 + seed), (3,))
-    _, log_q = jax.jit(q.draw_and_log_prob)(eps)
-    sign, log_det = jnp.linalg.slogdet(jax.jit(jax.jacfwd(q.draw))(eps))
+    log_q, sign, through_slogdet = densities(q, seed)
     assert float(sign) > 0
-    np.testing.assert_allclose(log_q, distributions.std_normal_log_prob(eps) - log_det,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(log_q, through_slogdet, rtol=1e-5, atol=1e-5)
 
 
 def test_the_inverse_gives_the_density_of_the_drawn_points():
   """log_prob (each step inverted by fixed-point iteration) at z = draw(eps) equals the
   forward pass's log q, and the draw is not the base Gaussian's (the flow acts)."""
+  @jax.jit
+  def draws_and_densities(q):
+    eps = q.noise(jax.random.key(3), 50)
+    z, log_q = q.draw_and_log_prob(eps)
+    return z, log_q, q.log_prob(z), q.base.draw(eps)
+
   _, _, q = iaf_posterior(scale_weights=3.0)
-  eps = q.noise(jax.random.key(3), 50)
-  z, log_q = q.draw_and_log_prob(eps)
-  np.testing.assert_allclose(q.log_prob(z), log_q, rtol=1e-4, atol=1e-4)
-  assert float(jnp.max(jnp.abs(z - q.base.draw(eps)))) > 0.1
+  z, log_q, log_q_through_inverse, base_draw = map(np.asarray, draws_and_densities(q))
+  np.testing.assert_allclose(log_q_through_inverse, log_q, rtol=1e-4, atol=1e-4)
+  assert np.max(np.abs(z - base_draw)) > 0.1
 
 
 def test_the_density_through_the_inverse_has_the_forward_passs_gradients():
@@ -102,33 +136,46 @@ def test_the_density_through_the_inverse_has_the_forward_passs_gradients():
   fixed-point iterations per step): its gradients in eps and in q's parameters equal
   those of the log-density the forward pass carries, the same function of both."""
   model, params, _ = iaf_posterior(scale_weights=3.0)
-  x = jax.random.bernoulli(jax.random.key(7), 0.4, (DATA,)).astype(jnp.float32)
-  eps = jax.random.normal(jax.random.key(8), (4, 3))
-  through_inverse = lambda p, e: jnp.sum(
-      model.proposal_distribution(p, x).log_prob(model.proposal_distribution(p, x).draw(e)))
-  forward = lambda p, e: jnp.sum(model.proposal_distribution(p, x).draw_and_log_prob(e)[1])
-  grads = [jax.jit(jax.grad(f, argnums=(0, 1)))(params, eps) for f in (through_inverse, forward)]
+
+  @jax.jit
+  def both_gradients(params):
+    x = jax.random.bernoulli(jax.random.key(7), 0.4, (DATA,)).astype(jnp.float32)
+    eps = jax.random.normal(jax.random.key(8), (4, 3))
+    through_inverse = lambda p, e: jnp.sum(
+        model.proposal_distribution(p, x).log_prob(model.proposal_distribution(p, x).draw(e)))
+    forward = lambda p, e: jnp.sum(model.proposal_distribution(p, x).draw_and_log_prob(e)[1])
+    return [jax.grad(f, argnums=(0, 1))(params, eps) for f in (through_inverse, forward)]
+
+  grads = jax.tree.map(np.asarray, both_gradients(params))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4), *grads)
-  assert float(jnp.max(jnp.abs(grads[1][1]))) > 0.1  # the eps gradient is not trivially 0
+  assert np.max(np.abs(grads[1][1])) > 0.1  # the eps gradient is not trivially 0
 
 
 def test_the_density_integrates_to_one_on_a_grid():
   """sum_g q(z_g) * cell area over a 400^2 grid on [-8, 8]^2 is 1 within 1e-3 (the
   midpoint rule's error at this cell size, and the mass outside, which 10^4 draws say is
   none), for a 2-D flow far from the identity (its density evaluated through the inverse)."""
+  @jax.jit
+  def draws_and_mass(q):
+    z_Gx2, log_area = grid.latent_grid(8.0, 400)
+    return q.sample(jax.random.key(9), 10_000), jnp.sum(jnp.exp(q.log_prob(z_Gx2) + log_area))
+
   _, _, q = iaf_posterior(dataclasses.replace(IAF, latent_dim=2), scale_weights=3.0)
-  draws = jax.jit(q.sample, static_argnums=1)(jax.random.key(9), 10_000)
-  assert float(jnp.max(jnp.abs(draws))) < 7.0
-  z_Gx2, log_area = grid.latent_grid(8.0, 400)
-  mass = float(jnp.sum(jnp.exp(jax.jit(q.log_prob)(z_Gx2) + log_area)))
-  assert abs(mass - 1.0) < 1e-3
+  draws, mass = draws_and_mass(q)
+  assert np.max(np.abs(np.asarray(draws))) < 7.0
+  assert abs(float(mass) - 1.0) < 1e-3
 
 
 def test_iwae_with_one_sample_is_the_monte_carlo_elbo():
-  model = build(IAF)
-  params = model.init(jax.random.key(4))
-  x = jax.random.bernoulli(jax.random.key(5), 0.3, (4, DATA)).astype(jnp.float32)
-  eps = jax.random.normal(jax.random.key(6), (4, IAF.latent_dim))
+  model = iaf_model()
+
+  @jax.jit
+  def params_images_and_noise():
+    return (model.init(jax.random.key(4)),
+            jax.random.bernoulli(jax.random.key(5), 0.3, (4, DATA)).astype(jnp.float32),
+            jax.random.normal(jax.random.key(6), (4, IAF.latent_dim)))
+
+  params, x, eps = params_images_and_noise()
   model_checks.assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x, eps)
 
 
@@ -145,8 +192,8 @@ def test_every_objective_that_applies_trains_an_iaf_model(objective):
   x = jnp.asarray(np.eye(4, dtype=np.uint8)[np.arange(1000) % 4])
   state, first, second = model_checks.train_two_calls(config, x, steps=50)
   start = model_checks.initial_params(config)["encoder"]["steps"]
-  assert float(second["loss"][-10:].mean()) < float(first["loss"][:10].mean())
-  moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), start,
+  assert np.asarray(second["loss"])[-10:].mean() < np.asarray(first["loss"])[:10].mean()
+  moved = jax.tree.map(lambda a, b: np.max(np.abs(np.asarray(a) - np.asarray(b))), start,
                        state["params"]["encoder"]["steps"])
   assert min(jax.tree.leaves(moved)) > 0
 

@@ -2,6 +2,7 @@
 pseudo-inputs u_k, a new prior behind the model interface (vbayes/models/priors.py)."""
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -30,6 +31,11 @@ def vamp_model(latent_dim: int = LATENT):
                                 prior=vamp.Config(num_pseudo_inputs=PSEUDO))
 
 
+@functools.cache
+def built_vamp_model():
+  return build(vamp_model())
+
+
 @jax.jit
 def _mixture_log_prob(mean_CxL, log_var_CxL, z_xL):
   return distributions.DiagNormalMixture(mean_CxL, log_var_CxL).log_prob(z_xL)
@@ -41,7 +47,7 @@ def test_the_mixture_density_is_the_explicit_mixture():
   rng = np.random.default_rng(0)
   mean, log_var = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)) * 0.5
   z = rng.normal(size=(3, 5, 3)) * 1.5
-  got = _mixture_log_prob(*(jnp.asarray(a, jnp.float32) for a in (mean, log_var, z)))
+  got = _mixture_log_prob(*(np.asarray(a, np.float32) for a in (mean, log_var, z)))
   density = np.zeros(z.shape[:-1])
   for m, lv in zip(mean, log_var):
     v = np.exp(lv)
@@ -61,7 +67,7 @@ def test_the_mixture_density_keeps_its_precision_for_narrow_components(clusters,
       rng.normal(size=(500, 50))
   log_var = np.log(1e-4) + 0.1 * rng.normal(size=(500, 50))
   z = mean[rng.integers(0, 500, 64)] + np.exp(0.5 * log_var[:64]) * rng.normal(size=(64, 50))
-  got = _mixture_log_prob(*(jnp.asarray(a, jnp.float32) for a in (mean, log_var, z)))
+  got = _mixture_log_prob(*(np.asarray(a, np.float32) for a in (mean, log_var, z)))
   log_normal = -0.5 * (((z[:, None] - mean) ** 2 / np.exp(log_var)).sum(-1)
                        + log_var.sum(-1) + 50 * np.log(2 * np.pi))
   want = np.logaddexp.reduce(log_normal, axis=-1) - np.log(500)
@@ -69,33 +75,53 @@ def test_the_mixture_density_keeps_its_precision_for_narrow_components(clusters,
 
 
 def test_the_vamp_prior_is_the_encoders_posteriors_at_the_pseudo_inputs():
-  model = build(vamp_model())
-  params = model.init(jax.random.key(0))
-  prior = model.prior_distribution(params)
-  q = model.proposal_distribution(params, params["prior"]["pseudo_inputs"])
-  assert params["prior"]["pseudo_inputs"].shape == (PSEUDO, DATA)
+  model = built_vamp_model()
+
+  @jax.jit
+  def prior_and_posteriors():
+    params = model.init(jax.random.key(0))
+    prior = model.prior_distribution(params)
+    q = model.proposal_distribution(params, params["prior"]["pseudo_inputs"])
+    return params["prior"]["pseudo_inputs"], prior, q
+
+  pseudo_inputs, prior, q = prior_and_posteriors()
+  assert pseudo_inputs.shape == (PSEUDO, DATA)
   np.testing.assert_array_equal(prior.mean, q.mean)
   np.testing.assert_array_equal(prior.log_var, q.log_var)
 
 
 def test_the_vamp_prior_integrates_to_one_on_a_grid():
   """A midpoint sum of p(z) over a 400^2 grid covering its components' mass is 1."""
-  model = build(vamp_model())
-  params = model.init(jax.random.key(1))
-  prior = jax.jit(model.prior_distribution)(params)
-  spread = float(jnp.max(jnp.abs(prior.mean)) + 6 * jnp.max(jnp.exp(0.5 * prior.log_var)))
-  z_Gx2, log_cell = grid.latent_grid(spread, 400)
-  total = float(jnp.exp(jax.nn.logsumexp(jax.jit(model.log_prior)(params, z_Gx2)) + log_cell))
-  assert abs(total - 1.0) < 1e-3
+  model = built_vamp_model()
+
+  @jax.jit
+  def params_and_spread():
+    params = model.init(jax.random.key(1))
+    prior = model.prior_distribution(params)
+    return params, jnp.max(jnp.abs(prior.mean)) + 6 * jnp.max(jnp.exp(0.5 * prior.log_var))
+
+  params, spread = params_and_spread()
+
+  @jax.jit
+  def total_mass(params):  # the grid's extent (spread) is a constant of the program
+    z_Gx2, log_cell = grid.latent_grid(float(spread), 400)
+    return jnp.exp(jax.nn.logsumexp(model.log_prior(params, z_Gx2)) + log_cell)
+
+  assert abs(float(total_mass(params)) - 1.0) < 1e-3
 
 
 def test_prior_samples_have_the_mixtures_moments():
   """E[z] = mean_c m_c and E[z^2] = mean_c (m_c^2 + v_c), within 5 standard errors of
   40000 draws (the draws' own sd / sqrt(n))."""
-  model = build(vamp_model())
-  params = model.init(jax.random.key(2))
-  prior = model.prior_distribution(params)
-  z = np.asarray(prior.sample(jax.random.key(3), 40000), np.float64)
+  model = built_vamp_model()
+
+  @jax.jit
+  def prior_and_samples():
+    prior = model.prior_distribution(model.init(jax.random.key(2)))
+    return prior, prior.sample(jax.random.key(3), 40000)
+
+  prior, z = prior_and_samples()
+  z = np.asarray(z, np.float64)
   mean = np.mean(np.asarray(prior.mean), axis=0)
   second = np.mean(np.asarray(prior.mean) ** 2 + np.exp(np.asarray(prior.log_var)), axis=0)
   n = len(z)
@@ -104,19 +130,28 @@ def test_prior_samples_have_the_mixtures_moments():
 
 
 def test_the_prior_term_trains_the_pseudo_inputs_and_the_encoder():
-  model = build(vamp_model())
-  params = model.init(jax.random.key(4))
-  z = jax.random.normal(jax.random.key(5), (9, LATENT))
-  grads = jax.jit(jax.grad(lambda p: jnp.sum(model.log_prior(p, z))))(params)
-  assert float(jnp.max(jnp.abs(grads["prior"]["pseudo_inputs"]))) > 0
-  assert float(jnp.max(jnp.abs(grads["encoder"]["layer_0"]["w"]))) > 0
+  model = built_vamp_model()
+
+  @jax.jit
+  def prior_gradients():
+    z = jax.random.normal(jax.random.key(5), (9, LATENT))
+    return jax.grad(lambda p: jnp.sum(model.log_prior(p, z)))(model.init(jax.random.key(4)))
+
+  grads = prior_gradients()
+  assert np.max(np.abs(np.asarray(grads["prior"]["pseudo_inputs"]))) > 0
+  assert np.max(np.abs(np.asarray(grads["encoder"]["layer_0"]["w"]))) > 0
 
 
 def test_iwae_with_one_sample_is_the_monte_carlo_elbo():
-  model = build(vamp_model())
-  params = model.init(jax.random.key(6))
-  x = jax.random.bernoulli(jax.random.key(7), 0.3, (4, DATA)).astype(jnp.float32)
-  eps = jax.random.normal(jax.random.key(8), (4, LATENT))
+  model = built_vamp_model()
+
+  @jax.jit
+  def params_images_and_noise():
+    return (model.init(jax.random.key(6)),
+            jax.random.bernoulli(jax.random.key(7), 0.3, (4, DATA)).astype(jnp.float32),
+            jax.random.normal(jax.random.key(8), (4, LATENT)))
+
+  params, x, eps = params_images_and_noise()
   model_checks.assert_iwae_with_one_sample_is_the_monte_carlo_elbo(model, params, x, eps)
 
 
@@ -136,9 +171,10 @@ def test_every_objective_that_applies_trains_a_vamp_model(objective):
   x = jnp.asarray(np.eye(4, dtype=np.uint8)[np.arange(1000) % 4])
   state, first, second = model_checks.train_two_calls(config, x, steps=50)
   assert np.all(np.isfinite(first["loss"])) and np.all(np.isfinite(second["loss"]))
-  assert float(second["loss"][-10:].mean()) < float(first["loss"][:10].mean())
+  assert np.asarray(second["loss"])[-10:].mean() < np.asarray(first["loss"])[:10].mean()
   start = model_checks.initial_params(config)
-  moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), state["params"], start)
+  moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - np.asarray(b)).max(),
+                       state["params"], start)
   assert all(m > 0 for m in jax.tree.leaves(moved["encoder"]) + jax.tree.leaves(moved["decoder"]))
   assert not np.allclose(state["params"]["prior"]["pseudo_inputs"],
                          start["prior"]["pseudo_inputs"])
@@ -148,19 +184,20 @@ def test_evaluation_of_a_vamp_model_uses_the_monte_carlo_kl():
   """The test KL is the mean over the images of log q(z|x) - log p(z) over 1000 draws
   z ~ q each (no closed form): within 5 standard errors of the same estimate made here
   with other draws; and importance sampling's log p(x) is at least the ELBO."""
-  model = build(vamp_model())
-  params = model.init(jax.random.key(9))
-  x = np.asarray(jax.random.bernoulli(jax.random.key(10), 0.3, (8, DATA)), np.uint8)
-  out = evaluate.evaluate(params, jax.random.key(11), x, model=model, binarization="fixed",
-                          k=64, batch_size=8)
+  model = built_vamp_model()
 
   @jax.jit
-  def log_ratio_fn(x_BxD):
-    q = model.proposal_distribution(params, x_BxD)
+  def params_images_and_log_ratio():
+    params = model.init(jax.random.key(9))
+    x_BxD = jax.random.bernoulli(jax.random.key(10), 0.3, (8, DATA))
+    q = model.proposal_distribution(params, x_BxD.astype(jnp.float32))
     z = q.sample(jax.random.key(12), 1000)
-    return q.log_prob(z) - model.log_prior(params, z)
+    return params, x_BxD, q.log_prob(z) - model.log_prior(params, z)
 
-  log_ratio = np.asarray(log_ratio_fn(jnp.asarray(x, jnp.float32)))  # [8, 1000]
+  params, x, log_ratio = params_images_and_log_ratio()
+  x, log_ratio = np.asarray(x, np.uint8), np.asarray(log_ratio)  # log_ratio [8, 1000]
+  out = evaluate.evaluate(params, jax.random.key(11), x, model=model, binarization="fixed",
+                          k=64, batch_size=8)
   stderr = float(np.sqrt(np.mean(np.var(log_ratio, axis=1)) / log_ratio.size))
   assert abs(out["test_kl"] - float(log_ratio.mean())) < 5 * math.sqrt(2) * stderr
   assert -out["test_nll"] >= out["test_elbo"] - 3 * out["test_nll_stderr"]
