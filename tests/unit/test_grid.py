@@ -2,7 +2,6 @@
 linear-Gaussian model (full and half-observed images)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from vbayes.evaluation import grid
@@ -11,7 +10,7 @@ from vbayes.evaluation import grid
 def _observed_half(lg_model):
   """Mask of the first D/2 coordinates and the closed-form p(z | x_obs) pieces."""
   d = len(lg_model.b_D)
-  mask = (jnp.arange(d) < d // 2).astype(jnp.float32)
+  mask = (np.arange(d) < d // 2).astype(np.float32)
   w_o, b_o, s2 = lg_model.w_DxL[: d // 2], lg_model.b_D[: d // 2], lg_model.scale**2
   cov = np.linalg.inv(np.eye(2) + w_o.T @ w_o / s2)
   return mask, w_o, b_o, s2, cov
@@ -26,9 +25,13 @@ def _gaussian_kl(m1, c1, m2, c2):
 
 
 def test_quadrature_matches_log_marginal(lg_model):
-  x = lg_model.sample(jax.random.key(4), 6)
-  got = grid.quadrature_log_likelihood(lg_model.params(), x, model=lg_model.config,
-                                       limit=6.0, points=256)
+  @jax.jit
+  def draws_and_quadrature():
+    x = lg_model.sample(jax.random.key(4), 6)
+    return x, grid.quadrature_log_likelihood(lg_model.params(), x, model=lg_model.config,
+                                             limit=6.0, points=256)
+
+  x, got = draws_and_quadrature()
   np.testing.assert_allclose(got, lg_model.log_marginal(x), atol=1e-3)
 
 
@@ -37,9 +40,8 @@ def test_quadrature_in_image_blocks_matches_log_marginal(lg_model, monkeypatch):
   bound small enough for blocks of 5 images, 12 images take 3 blocks, same answer."""
   d = lg_model.config.data_dim
   monkeypatch.setattr(grid, "MAX_CHUNK_ENTRIES", 5 * d * grid.MIN_CHUNK_POINTS)
-  x = lg_model.sample(jax.random.key(4), 12)
-  got = grid.quadrature_log_likelihood(lg_model.params(), x, model=lg_model.config,
-                                       limit=6.0, points=128)
+  params, x = jax.jit(lambda: (lg_model.params(), lg_model.sample(jax.random.key(4), 12)))()
+  got = grid.quadrature_log_likelihood(params, x, model=lg_model.config, limit=6.0, points=128)
   assert got.shape == (12,)
   np.testing.assert_allclose(got, lg_model.log_marginal(x), atol=2e-3)
 
@@ -47,23 +49,34 @@ def test_quadrature_in_image_blocks_matches_log_marginal(lg_model, monkeypatch):
 def test_masked_quadrature_is_the_marginal_of_the_observed_pixels(lg_model):
   """log p(x_obs) = log N(x_obs; b_o, W_o W_o^T + s^2 I)."""
   mask, w_o, b_o, s2, _ = _observed_half(lg_model)
-  x = lg_model.sample(jax.random.key(6), 5)
-  got = grid.quadrature_log_likelihood(lg_model.params(), x, model=lg_model.config,
-                                       limit=6.0, points=256, pixel_mask_D=mask)
   half = len(b_o)
-  want = jax.scipy.stats.multivariate_normal.logpdf(
-      np.asarray(x)[:, :half], b_o, w_o @ w_o.T + s2 * np.eye(half))
+
+  @jax.jit
+  def quadrature_and_closed_form():
+    x = lg_model.sample(jax.random.key(6), 5)
+    got = grid.quadrature_log_likelihood(lg_model.params(), x, model=lg_model.config,
+                                         limit=6.0, points=256, pixel_mask_D=mask)
+    want = jax.scipy.stats.multivariate_normal.logpdf(
+        x[:, :half], b_o, w_o @ w_o.T + s2 * np.eye(half))
+    return got, want
+
+  got, want = quadrature_and_closed_form()
   np.testing.assert_allclose(got, want, atol=1e-3)
 
 
 def test_grid_posterior_normalizes_to_the_exact_posterior(lg_model):
-  x = lg_model.sample(jax.random.key(5), 2)
-  log_p, z, _ = grid.posterior_on_grid(lg_model.params(), x, model=lg_model.config,
-                                       limit=5.0, points=200)
-  p = np.exp(np.asarray(log_p))
+  @jax.jit
+  def draws_and_posterior():
+    x = lg_model.sample(jax.random.key(5), 2)
+    log_p, z, _ = grid.posterior_on_grid(lg_model.params(), x, model=lg_model.config,
+                                         limit=5.0, points=200)
+    return x, log_p, z
+
+  x, log_p, z = jax.device_get(draws_and_posterior())
+  p = np.exp(log_p)
   np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
-  p_mean, _ = lg_model.posterior(np.asarray(x))
-  np.testing.assert_allclose(p @ np.asarray(z), p_mean, atol=1e-3)
+  p_mean, _ = lg_model.posterior(x)
+  np.testing.assert_allclose(p @ z, p_mean, atol=1e-3)
 
 
 def test_grid_posterior_of_the_top_half_has_the_closed_form_moments(lg_model):
@@ -72,10 +85,14 @@ def test_grid_posterior_of_the_top_half_has_the_closed_form_moments(lg_model):
   mask, w_o, b_o, s2, cov = _observed_half(lg_model)
   x = np.asarray(lg_model.sample(jax.random.key(8), 1))
   mean = (x[0, : len(b_o)] - b_o) @ w_o / s2 @ cov
-  log_p, z, _ = grid.posterior_on_grid(lg_model.params(), jnp.asarray(x), model=lg_model.config,
-                                       limit=5.0, points=256, center_2=mean + 0.3,
-                                       pixel_mask_D=mask)
-  p, z = np.exp(np.asarray(log_p[0])), np.asarray(z)
+
+  @jax.jit
+  def posterior_on_a_grid_off_its_mean():
+    return grid.posterior_on_grid(lg_model.params(), x, model=lg_model.config, limit=5.0,
+                                  points=256, center_2=mean + 0.3, pixel_mask_D=mask)
+
+  log_p, z, _ = jax.device_get(posterior_on_a_grid_off_its_mean())
+  p = np.exp(log_p[0])
   got_mean = p @ z
   got_cov = (z - got_mean).T @ (p[:, None] * (z - got_mean))
   np.testing.assert_allclose(got_mean, mean, atol=1e-3)
@@ -89,13 +106,18 @@ def test_grid_kls_match_closed_form_gaussian_kls(lg_model):
   x = np.asarray(lg_model.sample(jax.random.key(9), 1))
   mean = (x[0, : len(b_o)] - b_o) @ w_o / s2 @ cov
   q_mean, q_var = mean + np.array([0.2, -0.1]), np.array([0.5, 1.3]) * np.diag(cov)
-  log_p, z, _ = grid.posterior_on_grid(lg_model.params(), jnp.asarray(x), model=lg_model.config,
-                                       limit=4.0, points=256, center_2=mean,
-                                       pixel_mask_D=mask)
-  log_q = grid.diag_normal_on_grid(jnp.asarray(q_mean[None], jnp.float32),
-                                   jnp.asarray(np.log(q_var)[None], jnp.float32), z)
-  np.testing.assert_allclose(grid.kl_on_grid(log_q, log_p)[0],
-                             _gaussian_kl(q_mean, np.diag(q_var), mean, cov), rtol=2e-3)
-  np.testing.assert_allclose(grid.kl_on_grid(log_p, log_q)[0],
-                             _gaussian_kl(mean, cov, q_mean, np.diag(q_var)), rtol=2e-3)
-  np.testing.assert_allclose(grid.kl_on_grid(log_p, log_p)[0], 0.0, atol=1e-6)
+
+  @jax.jit
+  def grid_kls():
+    """KL(q || p), KL(p || q) and KL(p || p) on the grid, of the one image."""
+    log_p, z, _ = grid.posterior_on_grid(lg_model.params(), x, model=lg_model.config,
+                                         limit=4.0, points=256, center_2=mean,
+                                         pixel_mask_D=mask)
+    log_q = grid.diag_normal_on_grid(np.asarray(q_mean[None], np.float32),
+                                     np.asarray(np.log(q_var)[None], np.float32), z)
+    return [grid.kl_on_grid(a, b)[0] for a, b in ((log_q, log_p), (log_p, log_q), (log_p, log_p))]
+
+  q_to_p, p_to_q, p_to_p = grid_kls()
+  np.testing.assert_allclose(q_to_p, _gaussian_kl(q_mean, np.diag(q_var), mean, cov), rtol=2e-3)
+  np.testing.assert_allclose(p_to_q, _gaussian_kl(mean, cov, q_mean, np.diag(q_var)), rtol=2e-3)
+  np.testing.assert_allclose(p_to_p, 0.0, atol=1e-6)

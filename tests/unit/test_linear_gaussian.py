@@ -15,11 +15,13 @@ from vbayes.models import build
 
 
 def _elbos(model, params, x_BxD, n_keys, kl_estimator):
+  """The one-sample ELBO of every image under n_keys keys split from key(7): [n_keys, B]
+  (traced inside the calling test's jitted function)."""
   def per_key(key):
     keys = jax.random.split(key, x_BxD.shape[0])
     return jax.vmap(lambda k, x: elbo.elbo(params, k, x, model=model.config,
                                                  kl_estimator=kl_estimator)["elbo"])(keys, x_BxD)
-  return jax.jit(jax.vmap(per_key))(jax.random.split(jax.random.key(7), n_keys))  # [n_keys, B]
+  return jax.vmap(per_key)(jax.random.split(jax.random.key(7), n_keys))
 
 
 def _kl_gaussians(m1, v1, m2, v2):
@@ -28,20 +30,28 @@ def _kl_gaussians(m1, v1, m2, v2):
 
 
 def test_elbo_with_exact_posterior_equals_log_marginal_for_every_sample(lg_model):
-  x = lg_model.sample(jax.random.key(0), 5)
-  elbos = _elbos(lg_model, lg_model.params(), x, 4, "mc")
+  @jax.jit
+  def draws_and_elbos():
+    x = lg_model.sample(jax.random.key(0), 5)
+    return x, _elbos(lg_model, lg_model.params(), x, 4, "mc")
+
+  x, elbos = draws_and_elbos()
   expected = lg_model.log_marginal(x)
-  np.testing.assert_allclose(elbos, jnp.broadcast_to(expected, elbos.shape), atol=2e-4)
+  np.testing.assert_allclose(elbos, np.broadcast_to(expected, elbos.shape), atol=2e-4)
 
 
 @pytest.mark.parametrize("kl_estimator", ["analytic", "mc"])
 def test_elbo_gap_is_kl_to_the_posterior(lg_model, kl_estimator):
   """log p(x) - E_q[ELBO] = KL(q(z|x) || p(z|x)) > 0, checked within 4 standard errors."""
-  encoder = linear_gaussian.perturbed_encoder(lg_model)
-  params = lg_model.params(encoder)
-  x = lg_model.sample(jax.random.key(1), 4)
   n = 20_000
-  elbos = np.asarray(_elbos(lg_model, params, x, n, kl_estimator))
+
+  @jax.jit
+  def encoder_draws_and_elbos():
+    encoder = linear_gaussian.perturbed_encoder(lg_model)
+    x = lg_model.sample(jax.random.key(1), 4)
+    return encoder, x, _elbos(lg_model, lg_model.params(encoder), x, n, kl_estimator)
+
+  encoder, x, elbos = jax.device_get(encoder_draws_and_elbos())
   q_mean, q_log_var = np.split(np.asarray(x, np.float64) @ np.asarray(encoder["layer_0"]["w"])
                                + np.asarray(encoder["layer_0"]["b"]), 2, axis=-1)
   p_mean, p_var = lg_model.posterior(np.asarray(x))
@@ -55,30 +65,31 @@ def test_elbo_gap_is_kl_to_the_posterior(lg_model, kl_estimator):
 
 def test_importance_sampling_converges_to_log_marginal(lg_model):
   """The k-sample estimate's bias shrinks with k (Burda et al. 2016, Thm 1) and reaches log p(x)."""
-  params = lg_model.params(linear_gaussian.perturbed_encoder(lg_model))
-  x = lg_model.sample(jax.random.key(2), 8)
+  ks = (1, 10, 5000)
+
+  @jax.jit
+  def draws_and_estimates(seeds):
+    """x and, for each k, the estimates of the 20 seeds: [20, 8] each."""
+    params = lg_model.params(linear_gaussian.perturbed_encoder(lg_model))
+    x = lg_model.sample(jax.random.key(2), 8)
+    estimate = lambda seed, k: evaluate.importance_sampled_log_likelihood(
+        params, jax.random.key(seed), x, model=lg_model.config, k=k,
+        chunk=numerics.largest_divisor_at_most(k, 1000))[0]
+    return x, [jax.vmap(lambda seed, k=k: estimate(seed, k))(seeds) for k in ks]
+
+  x, estimates = jax.device_get(draws_and_estimates(np.arange(20)))
   log_px = np.asarray(lg_model.log_marginal(x))
-  errors = {}
-  for k in (1, 10, 5000):
-    est = np.stack([np.asarray(evaluate.importance_sampled_log_likelihood(
-        params, jax.random.key(s), x, model=lg_model.config, k=k,
-        chunk=numerics.largest_divisor_at_most(k, 1000))[0]) for s in range(20)])
-    errors[k] = float(np.mean(log_px - est.mean(axis=0)))
+  errors = {k: float(np.mean(log_px - est.mean(axis=0))) for k, est in zip(ks, estimates)}
   assert errors[1] > errors[10] > abs(errors[5000])
   assert abs(errors[5000]) < 0.01
 
 
 def test_chunked_running_logsumexp_equals_one_big_logmeanexp(lg_model):
   """Recomputes the same draws unchunked: log (1/k) sum_i w_i over all k at once."""
-  params = lg_model.params(linear_gaussian.perturbed_encoder(lg_model))
-  x = lg_model.sample(jax.random.key(3), 3)
-  key, k, chunk = jax.random.key(0), 120, 30
-  got, _ = evaluate.importance_sampled_log_likelihood(params, key, x, model=lg_model.config,
-                                                      k=k, chunk=chunk)
+  k, chunk = 120, 30
   model = build(lg_model.config)
 
-  @jax.jit
-  def unchunked(key, x):
+  def unchunked(params, key, x):
     mean, log_var = model.proposal_distribution(params, x)
     eps = jnp.concatenate([jax.random.normal(jax.random.fold_in(key, i),
                                               (mean.shape[0], chunk, mean.shape[1]))
@@ -90,5 +101,14 @@ def test_chunked_running_logsumexp_equals_one_big_logmeanexp(lg_model):
     log_q = distributions.diag_normal_log_prob(mean[:, None], log_var[:, None], z)
     return jax.nn.logsumexp(log_joint - log_q, axis=1) - math.log(k)
 
-  expected = unchunked(key, x)
+  @jax.jit
+  def chunked_and_unchunked():
+    params = lg_model.params(linear_gaussian.perturbed_encoder(lg_model))
+    x = lg_model.sample(jax.random.key(3), 3)
+    key = jax.random.key(0)
+    got, _ = evaluate.importance_sampled_log_likelihood(params, key, x, model=lg_model.config,
+                                                        k=k, chunk=chunk)
+    return got, unchunked(params, key, x)
+
+  got, expected = chunked_and_unchunked()
   np.testing.assert_allclose(got, expected, rtol=1e-5)
