@@ -84,7 +84,7 @@ def fit_posterior(params, key, x_BxD, mask_D, *, model: Model | ModelConfig,
     raise ValueError(f"steps must be positive, got {steps}")
   batch, latent = x_BxD.shape[0], as_model(model).latent_dim
   mean = jnp.zeros((batch, latent)) if init_mean_BxL is None else init_mean_BxL
-  q = {"mean": mean, "log_var": jnp.full((batch, latent), 2.0 * jnp.log(0.1))}
+  q = {"mean": mean, "log_var": jnp.full((batch, latent), 2.0 * jnp.log(0.1), jnp.float32)}
   opt_state = optax.adam(learning_rate).init(q)
   progress = Progress(f"stochastic VI of {batch} posteriors", total=steps, unit="steps", log=log)
   traces = []

@@ -77,15 +77,19 @@ def test_restarts_keep_the_fit_with_the_best_final_elbo(lg_model):
 
 
 def test_fit_logs_progress_between_calls_and_equals_one_long_call(lg_model, monkeypatch):
-  """Steps run STEPS_PER_CALL per jitted call with a progress line between calls; the
-  result does not depend on how the steps are split (step t always uses fold_in(key, t))."""
+  """Steps run STEPS_PER_CALL per jitted call with a progress line between calls, all
+  calls of one length one compiled program (the starting state has the types of those
+  the calls return); the result does not depend on how the steps are split (step t
+  always uses fold_in(key, t))."""
   monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
   params, x, key = _params_draws_and_key(lg_model, 0, 2, 1)
   mask = np.ones((x.shape[1],), np.float32)
   lines = []
   fit = lambda: svi.fit_posterior(params, key, x, mask, model=lg_model.config, steps=300,
                                   log=lines.append)
+  svi._fit_steps.clear_cache()  # pylint: disable=protected-access
   mean, log_var, trace = fit()
+  assert svi._fit_steps._cache_size() == 1  # pylint: disable=protected-access
   assert [l.split(": ")[1].split(" ")[0] for l in lines] == ["100/300", "200/300"]
   assert all("steps/s, ETA" in l for l in lines)
   monkeypatch.setattr(svi, "STEPS_PER_CALL", 300)
