@@ -82,9 +82,12 @@ def test_analytic_kl_equals_monte_carlo_kl(seed, prior):
 
 
 def test_kl_is_zero_at_the_prior_and_accurate_near_it():
-  at_prior, near_prior = jax.jit(lambda: (
-      distributions.kl_diag_normal_std_normal(jnp.zeros(3), jnp.zeros(3)),
-      distributions.kl_diag_normal_std_normal(jnp.zeros(1), jnp.full((1,), 1e-4))))()
+  # The inputs are arguments, so that the program computes at run time (constants would
+  # be folded by the compiler, which evaluates them by other code).
+  at_prior, near_prior = jax.jit(lambda zeros_3, log_var_1: (
+      distributions.kl_diag_normal_std_normal(zeros_3, zeros_3),
+      distributions.kl_diag_normal_std_normal(jnp.zeros(1), log_var_1)))(
+          np.zeros(3, np.float32), np.full((1,), 1e-4, np.float32))
   assert float(at_prior) == 0.0
   # v - 1 - log v = t^2 / 2 + O(t^3) for log v = t; in float32 exp(t) - 1 - t would be
   # off by ~1e-7 (all error), expm1 keeps it to float32 rounding of expm1(t) (~2e-3 relative).
