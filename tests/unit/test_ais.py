@@ -1,8 +1,8 @@
 """Annealed importance sampling and BDMC (vbayes/evaluation/ais.py) against closed forms:
 a 10-D linear-Gaussian model, grid quadrature of a trained 2-D model, importance
-sampling, and a Gaussian target for the HMC transition. Each test computes what it
-checks in one compiled program (the trained model's training aside) and compares on the
-host, in numpy."""
+sampling, and a Gaussian target for the HMC transition. Each test computes the values it
+checks in one compiled program (the trained model's training aside) and compares them on
+the host, in numpy."""
 
 import functools
 import math
