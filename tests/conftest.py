@@ -7,7 +7,12 @@ Three tiers, each a folder whose tests carry its marker (`-m unit`, or a path):
   tests/system       what needs processes of its own: several devices, several
                      processes, notebooks, benchmarks, a run killed by SIGKILL.
 `-m "not slow"` is the edit loop's subset. Helpers live in tests/helpers; no test
-module imports another."""
+module imports another.
+
+On the CPU backend a unit test's time is the programs it compiles, ~25 ms each before
+the first operation in it (an eager operation outside `jit` is a program of its own): a
+test computes what it checks in one jitted function, keys and seeds inside it or as its
+arguments, and compares the fetched results with numpy. The summary counts the programs."""
 
 import atexit
 import os
@@ -31,9 +36,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 #   layers compiled in 43 ms instead of 72 on one core; the unit tier's backend compile
 #   96 s -> 81 s);
 # - one compilation cache for the session lets a process reuse what another compiled:
-#   the programs that took over 0.1 s to compile (writing each of the thousands of
-#   single-operation programs that eager code compiles cost more than it saved: three unit
-#   test files 35-37 s with every program cached, 31.5-32 s at this threshold or uncached).
+#   the programs that took over 0.1 s to compile (writing each of the many small programs
+#   cost more than it saved: three unit test files 35-37 s with every program cached,
+#   31.5-32 s at this threshold or uncached).
 # VBAYES_TEST_XLA_DEFAULTS=1 tests at XLA's defaults, without the cache.
 _FAST_COMPILE_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false",
                        "--xla_cpu_parallel_codegen_split_count=1")
