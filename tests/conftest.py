@@ -9,8 +9,8 @@ Three tiers, each a folder whose tests carry its marker (`-m unit`, or a path):
 `-m "not slow"` is the edit loop's subset. Helpers live in tests/helpers; no test
 module imports another.
 
-On the CPU backend a unit test's time is the programs it compiles, ~25 ms each before
-the first operation in it (an eager operation outside `jit` is a program of its own): a
+On the CPU backend a unit test's time is the programs it compiles, each a fixed ~25 ms
+and more for its operations (an eager operation outside `jit` is a program of its own): a
 test computes what it checks in one jitted function, keys and seeds inside it or as its
 arguments, and compares the fetched results with numpy. The summary counts the programs."""
 
