@@ -246,7 +246,8 @@ def test_the_largest_array_of_a_decoder_row_is_found_in_its_program(network, lar
 
 def test_an_images_dynamic_binarization_depends_on_its_index_alone():
   """over_images.binarized draws image j from its own key: the same in any batch, at
-  any batch size, and map_over_images hands the estimator those images."""
+  any batch size, and map_over_images hands the estimator those images, binarized by one
+  compiled program per batch shape."""
   from vbayes.evaluation import over_images
   images = np.random.default_rng(0).integers(0, 256, size=(7, 30)).astype(np.uint8)
   key = jax.random.key(3)
@@ -261,7 +262,10 @@ def test_an_images_dynamic_binarization_depends_on_its_index_alone():
   whole, parts = jax.tree.map(np.asarray, whole_and_parts(images, key))
   np.testing.assert_array_equal(whole, np.concatenate(parts))
   assert set(np.unique(whole)) == {0.0, 1.0}
+  over_images.binarized.clear_cache()
   for size in (2, 7, 10):
     seen = over_images.map_over_images(lambda i, x: {"x": x}, images, key=key,
                                        binarization="dynamic", batch_size=size)["x"]
     np.testing.assert_array_equal(seen, whole)
+  # One compiled binarization per batch shape (4 batches of 2, 1 of 7, 1 of 10 padded).
+  assert over_images.binarized._cache_size() == 3  # pylint: disable=protected-access

@@ -13,6 +13,7 @@ last image; under several processes each takes every P-th batch
 padding dropped. Keys of an estimator's own draws come from the batch index i.
 """
 
+import functools
 from typing import Callable
 
 import jax
@@ -24,9 +25,11 @@ from vbayes import distributed, keys
 from vbayes.progress import Progress
 
 
+@functools.partial(jax.jit, static_argnames="binarization")
 def binarized(images_NxD, key: jax.Array, binarization: str, first_index: int = 0) -> jax.Array:
   """The images as the model reads them (vbayes.data.to_float), image j (counted from
-  first_index) binarized with keys.item(keys.stream(key, BINARIZE), j): float32 [N, D]."""
+  first_index) binarized with keys.item(keys.stream(key, BINARIZE), j): float32 [N, D].
+  One compiled program per shape of the images, whatever first_index."""
   images = jnp.asarray(images_NxD)
   if binarization != "dynamic":
     return data_lib.to_float(key, images, binarization)
